@@ -1,0 +1,1 @@
+"""The AgentX protocol (RFC 2741): sans-IO codec, served store, and the session driver."""

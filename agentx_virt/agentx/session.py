@@ -1,0 +1,399 @@
+"""The AgentX session driver: the only code that touches the master's socket.
+
+Theory of operation
+-------------------
+One thread runs ``AgentXSession.run``.  It loops over connections::
+
+    DISCONNECTED --connect ok--> OPENING --Open ok--> REGISTERING --all ok--> SERVING
+         ^                          |                      |                     |
+         +---- lost (EOF, reset, Close from master, Ping or response timeout) --+
+    SERVING --stop()--> CLOSING (Close sent, Response awaited ≤ 1 s) --> done
+
+What is legal where:
+
+* OPENING: we send Open and accept only its Response; nothing is registered,
+  so the master cannot send requests yet.
+* REGISTERING: we send one Register per subtree and wait for each Response;
+  requests for subtrees already registered may arrive and are served.
+* SERVING: Get/GetNext/GetBulk are answered from the table read once per
+  request; TestSet is refused notWritable (read-only agent); CleanupSet gets
+  no answer; Notify and Ping go out and their Responses are matched by
+  packetID; a Close from the master ends the connection.
+
+A refusal of Open or Register (e.g. duplicateRegistration) is fatal:
+``SessionFatal`` leaves ``run`` and the process must exit non-zero.  Losing the
+connection is not: the driver reconnects with capped exponential backoff
+(first retry after ``backoff_first`` seconds) and a reconnect resets the
+session ID, packet IDs, decoder and pending requests; traps that were sent but
+not acknowledged go back to the front of the queue (at-least-once delivery).
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple
+
+from agentx_virt.agentx import pdu as p
+from agentx_virt.agentx.address import MasterAddress
+from agentx_virt.agentx.codec import Decoder, encode
+from agentx_virt.agentx.constants import CloseReason, ErrorCode, error_name
+from agentx_virt.agentx.errors import (
+    ConnectionLost,
+    EncodeError,
+    FramingError,
+    MalformedPDU,
+    SessionFatal,
+)
+from agentx_virt.agentx.responder import answer, reply
+from agentx_virt.agentx.store import ServedStore
+from agentx_virt.agentx.traps import Trap, TrapQueue
+from agentx_virt.oid import OID, format_oid
+
+log = logging.getLogger(__name__)
+
+# agentx-virt's AgentX identity: the LIBVIRT-EXT-MIB module root (libvirt enterprise 36957, arc 3).
+AGENT_OID: OID = (1, 3, 6, 1, 4, 1, 36957, 3)
+STILL_DOWN_LOG_INTERVAL = 60.0
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """How to reach the master and what to register there."""
+
+    address: MasterAddress
+    subtrees: Tuple[OID, ...]
+    ident: OID = AGENT_OID
+    description: str = "agentx-virt"
+    priority: int = 127
+    open_timeout: int = 5          # o.timeout in seconds (snmpd uses its own agentXTimeout)
+    connect_timeout: float = 2.0
+    response_timeout: float = 5.0  # for the master's answers to Open/Register/Ping/Notify/Close
+    ping_interval: float = 15.0    # idle time before a Ping checks that the master is alive
+    backoff_first: float = 0.1
+    backoff_max: float = 1.0
+    notify_window: int = 32        # Notify PDUs in flight at once
+
+
+@dataclass
+class _Pending:
+    kind: str
+    deadline: float
+    trap: Optional[Trap] = None
+
+
+class AgentXSession:
+    """Connects, registers and serves ``store`` to the master until ``stop()``."""
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        store: ServedStore,
+        traps: Optional[TrapQueue] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not config.subtrees:
+            raise ValueError("an AgentX session needs at least one subtree to register")
+        self.config = config
+        self.store = store
+        self.traps = traps if traps is not None else TrapQueue()
+        self._clock = clock
+        self._started = clock()
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.traps.set_waker(self.wake)
+        self.serving = threading.Event()   # set while registered and answering
+        self.session_id = 0
+        self.connections = 0               # sessions opened since start
+        self.requests_answered = 0
+        self._packet_id = 0
+        self._pending: Dict[int, _Pending] = {}
+        self._last_rx = 0.0
+
+    # ------------------------------------------------------------ other threads
+
+    def wake(self) -> None:
+        """Make the session thread look at its queue and stop flag now (any thread)."""
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # a wake-up is already pending, or we are shutting down
+
+    def stop(self) -> None:
+        """Ask ``run`` to send Close and return (any thread)."""
+        self._stop.set()
+        self.wake()
+
+    def notify(self, trap: Trap) -> bool:
+        """Queue a trap for the session thread; False when it was dropped (queue full)."""
+        return self.traps.put(trap)
+
+    def sys_uptime(self) -> int:
+        """Hundredths of a second since this session object was made, as TimeTicks."""
+        return int((self._clock() - self._started) * 100) & 0xFFFFFFFF
+
+    # ------------------------------------------------------------ the thread
+
+    def run(self) -> None:
+        """Serve until ``stop()``.
+
+        Raises:
+            SessionFatal: the master refused Open or a registration.
+        """
+        delay = self.config.backoff_first
+        failures = 0
+        last_down_log = float("-inf")
+        try:
+            while not self._stop.is_set():
+                try:
+                    sock = self.config.address.connect(self.config.connect_timeout)
+                except OSError as exc:
+                    failures += 1
+                    now = self._clock()
+                    if failures == 1 or now - last_down_log >= STILL_DOWN_LOG_INTERVAL:
+                        log.warning("cannot reach the AgentX master at %s (%s); retrying "
+                                    "(attempt %d)", self.config.address, exc, failures)
+                        last_down_log = now
+                    self._sleep(delay)
+                    delay = min(delay * 2, self.config.backoff_max)
+                    continue
+                if failures:
+                    log.info("reached the AgentX master at %s after %d failed attempt(s)",
+                             self.config.address, failures)
+                failures = 0
+                delay = self.config.backoff_first
+                try:
+                    self._conversation(sock)
+                except (ConnectionLost, OSError) as exc:
+                    log.warning("AgentX session with %s lost: %s; reconnecting",
+                                self.config.address, exc)
+                    self._sleep(delay)
+                finally:
+                    self.serving.clear()
+                    self._requeue_unacknowledged()
+                    sock.close()
+        finally:
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def _sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
+    def _next_packet_id(self) -> int:
+        self._packet_id = (self._packet_id + 1) & 0xFFFFFFFF
+        return self._packet_id
+
+    def _requeue_unacknowledged(self) -> None:
+        unacked = [item.trap for _, item in sorted(self._pending.items())
+                   if item.trap is not None]
+        self._pending.clear()
+        if unacked:
+            log.info("requeued %d trap(s) the master had not acknowledged", len(unacked))
+            self.traps.requeue(unacked)
+
+    # ------------------------------------------------------------ one connection
+
+    def _conversation(self, sock: socket.socket) -> None:
+        cfg = self.config
+        sock.settimeout(cfg.response_timeout)
+        decoder = Decoder()
+        self._packet_id = 0
+        self._pending.clear()
+        self._last_rx = self._clock()
+
+        opened = self._transact(sock, decoder, p.Open(
+            timeout=cfg.open_timeout, id=cfg.ident, description=cfg.description.encode(),
+            packet_id=self._next_packet_id()), "Open")
+        if opened.error:
+            raise SessionFatal(f"the AgentX master at {cfg.address} refused Open: "
+                               f"{error_name(opened.error)}")
+        self.session_id = opened.session_id
+        for subtree in cfg.subtrees:
+            registered = self._transact(sock, decoder, p.Register(
+                session_id=self.session_id, packet_id=self._next_packet_id(),
+                timeout=0, priority=cfg.priority, subtree=subtree), "Register")
+            if registered.error:
+                hint = (" (another subagent already serves it at this priority)"
+                        if registered.error == ErrorCode.DUPLICATE_REGISTRATION else "")
+                raise SessionFatal(f"the AgentX master at {cfg.address} refused to register "
+                                   f"{format_oid(subtree)}: {error_name(registered.error)}{hint}")
+        self.connections += 1
+        log.info("AgentX session %d open at %s; serving %s", self.session_id, cfg.address,
+                 ", ".join(format_oid(s) for s in cfg.subtrees))
+        self.serving.set()
+        self._serve(sock, decoder)
+
+    def _transact(self, sock: socket.socket, decoder: Decoder, request: p.PDU,
+                  what: str) -> p.Response:
+        """Send a request and wait for its Response, serving what arrives meanwhile."""
+        sock.sendall(encode(request))
+        deadline = self._clock() + self.config.response_timeout
+        while True:
+            for pdu in self._receive(sock, decoder, deadline - self._clock(), what):
+                if isinstance(pdu, p.Response) and pdu.packet_id == request.packet_id:
+                    return pdu
+                self._dispatch(sock, pdu)
+            if self._clock() >= deadline:
+                raise ConnectionLost(f"no answer to {what} within "
+                                     f"{self.config.response_timeout:g} s")
+
+    def _receive(self, sock: socket.socket, decoder: Decoder, timeout: float,
+                 what: str) -> List[p.PDU]:
+        """Wait up to ``timeout`` for data; return the whole PDUs it completes."""
+        readable, _, _ = select.select([sock, self._wake_r], [], [], max(0.0, timeout))
+        if self._wake_r in readable:
+            try:
+                self._wake_r.recv(4096)
+            except BlockingIOError:
+                pass
+        if sock not in readable:
+            return []
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionLost(f"the master closed the connection (while {what})")
+        self._last_rx = self._clock()
+        decoder.feed(data)
+        pdus: List[p.PDU] = []
+        while True:
+            try:
+                pdu = decoder.next_pdu()
+            except MalformedPDU as exc:
+                log.warning("parse error in a PDU from the master: %s", exc)
+                sock.sendall(encode(p.Response(
+                    session_id=exc.session_id, transaction_id=exc.transaction_id,
+                    packet_id=exc.packet_id, big_endian=exc.big_endian,
+                    sys_uptime=self.sys_uptime(), error=ErrorCode.PARSE_ERROR)))
+                continue
+            except FramingError as exc:
+                self._send_close(sock, CloseReason.PARSE_ERROR)
+                raise ConnectionLost(f"unparseable stream from the master: {exc}") from None
+            if pdu is None:
+                return pdus
+            pdus.append(pdu)
+
+    def _serve(self, sock: socket.socket, decoder: Decoder) -> None:
+        cfg = self.config
+        ping_due = self._last_rx + cfg.ping_interval
+        while True:
+            if self._stop.is_set():
+                self._close(sock, decoder)
+                return
+            self._send_traps(sock)
+            now = self._clock()
+            self._check_deadlines(now)
+            ping_due = self._last_rx + cfg.ping_interval
+            if now >= ping_due and not any(i.kind == "Ping" for i in self._pending.values()):
+                self._send_request(sock, p.Ping(session_id=self.session_id,
+                                                packet_id=self._next_packet_id()), "Ping")
+            wait = ping_due - now if now < ping_due else cfg.response_timeout
+            if self._pending:
+                wait = min(wait, min(i.deadline for i in self._pending.values()) - now)
+            for pdu in self._receive(sock, decoder, max(wait, 0.0), "serving"):
+                self._dispatch(sock, pdu)
+            self.traps.report_drops()
+
+    def _check_deadlines(self, now: float) -> None:
+        for item in self._pending.values():
+            if now >= item.deadline:
+                raise ConnectionLost(f"the master did not answer a {item.kind} within "
+                                     f"{self.config.response_timeout:g} s")
+
+    def _send_request(self, sock: socket.socket, request: p.PDU, kind: str,
+                      trap: Optional[Trap] = None) -> None:
+        self._pending[request.packet_id] = _Pending(
+            kind, self._clock() + self.config.response_timeout, trap)
+        sock.sendall(encode(request))
+
+    def _send_traps(self, sock: socket.socket) -> None:
+        while len(self._pending) < self.config.notify_window:
+            trap = self.traps.pop()
+            if trap is None:
+                return
+            notify = p.Notify(session_id=self.session_id, packet_id=self._next_packet_id(),
+                              varbinds=trap.notify_varbinds())
+            try:
+                data = encode(notify)
+            except EncodeError as exc:
+                log.error("trap %s cannot be encoded and is refused: %s",
+                          format_oid(trap.trap_oid), exc)
+                self.traps.mark_refused()
+                continue
+            self._pending[notify.packet_id] = _Pending(
+                "Notify", self._clock() + self.config.response_timeout, trap)
+            sock.sendall(data)
+
+    def _dispatch(self, sock: socket.socket, pdu: p.PDU) -> None:
+        if isinstance(pdu, p.Response):
+            self._on_response(pdu)
+            return
+        if isinstance(pdu, p.Close):
+            raise ConnectionLost(f"the master closed session {self.session_id} "
+                                 f"(reason {pdu.reason})")
+        sock.sendall(self._answer(pdu))
+
+    def _answer(self, request: p.PDU) -> bytes:
+        """Encode the answer to one request; any failure becomes genErr for that request only."""
+        uptime = self.sys_uptime()
+        try:
+            response = answer(request, self.store.table, uptime)
+            if response is None:
+                return b""
+            data = encode(response)
+        except EncodeError as exc:
+            log.error("cannot encode the answer to %s packet %d: %s; answering genErr",
+                      type(request).__name__, request.packet_id, exc)
+            data = encode(reply(request, uptime, ErrorCode.GEN_ERR, exc.varbind_index or 0))
+        except Exception:  # noqa: BLE001 - one bad request must not end the session
+            log.exception("failed to answer %s packet %d; answering genErr",
+                          type(request).__name__, request.packet_id)
+            data = encode(reply(request, uptime, ErrorCode.GEN_ERR))
+        self.requests_answered += 1
+        return data
+
+    def _on_response(self, response: p.Response) -> None:
+        item = self._pending.pop(response.packet_id, None)
+        if item is None:
+            log.warning("Response for unknown packetID %d from the master ignored",
+                        response.packet_id)
+            return
+        if item.kind == "Notify" and item.trap is not None:
+            if response.error:
+                self.traps.mark_refused()
+                log.error("the master refused trap %s: %s", format_oid(item.trap.trap_oid),
+                          error_name(response.error))
+            else:
+                self.traps.mark_sent()
+        elif response.error:
+            log.warning("the master answered our %s with %s", item.kind,
+                        error_name(response.error))
+
+    # ------------------------------------------------------------ shutdown
+
+    def _send_close(self, sock: socket.socket, reason: CloseReason) -> None:
+        try:
+            sock.sendall(encode(p.Close(session_id=self.session_id,
+                                        packet_id=self._next_packet_id(), reason=reason)))
+        except OSError:
+            pass
+
+    def _close(self, sock: socket.socket, decoder: Decoder) -> None:
+        close = p.Close(session_id=self.session_id, packet_id=self._next_packet_id(),
+                        reason=CloseReason.SHUTDOWN)
+        try:
+            sock.sendall(encode(close))
+            deadline = self._clock() + min(1.0, self.config.response_timeout)
+            while self._clock() < deadline:
+                for pdu in self._receive(sock, decoder, deadline - self._clock(), "closing"):
+                    if isinstance(pdu, p.Response) and pdu.packet_id == close.packet_id:
+                        log.info("AgentX session %d closed", self.session_id)
+                        return
+                    if isinstance(pdu, p.Response):
+                        self._on_response(pdu)
+        except (OSError, ConnectionLost) as exc:
+            log.info("AgentX session %d ended while closing: %s", self.session_id, exc)

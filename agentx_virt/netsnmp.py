@@ -1,0 +1,230 @@
+"""Private net-snmp peers for the demo, the benchmarks and the tests.
+
+``PrivateSnmpd`` runs an ``snmpd`` as AgentX master on a loopback UDP port with
+its AgentX socket in its own directory, ignoring the system configuration;
+``PrivateSnmptrapd`` runs a ``snmptrapd`` that logs every trap it receives as
+one line.  Both are stopped by pid.  ``snmp_tool`` runs the net-snmp CLI
+(``snmpget``, ``snmpwalk``, …) against such an agent with numeric output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+COMMUNITY = "public"
+_QUIET_MIBS = {"MIBS": "", "MIBDIRS": "/nonexistent"}
+
+
+class PeerError(RuntimeError):
+    """A net-snmp program is missing or did not start (an environment problem, not ours)."""
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _require(program: str) -> str:
+    path = shutil.which(program) or shutil.which(program, path="/usr/sbin:/usr/bin:/sbin")
+    if path is None:
+        raise PeerError(f"{program} is not installed (Debian packages: snmpd snmp snmptrapd)")
+    return path
+
+
+def _tool_env() -> Dict[str, str]:
+    env = dict(os.environ)
+    env.update(_QUIET_MIBS)
+    return env
+
+
+def _stop_process(process: Optional["subprocess.Popen[bytes]"], timeout: float = 5.0) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+
+
+@dataclass
+class ToolResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def snmp_tool(tool: str, agent: str, *oids: str, options: Sequence[str] = (),
+              timeout: float = 120.0, retries: int = 0,
+              request_timeout: float = 2.0) -> ToolResult:
+    """Run a net-snmp client (snmpget, snmpgetnext, snmpwalk, snmpbulkwalk, snmptable…).
+
+    Output is numeric (``-On``), enums and timeticks as numbers (``-Oe -Ot``);
+    ``options`` go before the agent (e.g. ``-Cr50`` for snmpbulkwalk).
+    """
+    command = [_require(tool), "-v2c", "-c", COMMUNITY, "-On", "-Oe", "-Ot",
+               "-r", str(retries), "-t", str(request_timeout), *options, agent, *oids]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                               env=_tool_env(), stdin=subprocess.DEVNULL)
+    return ToolResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+class PrivateSnmpd:
+    """An snmpd acting as AgentX master, private to one test, demo or benchmark run."""
+
+    def __init__(self, workdir: Path, *, agentx_tcp: bool = False,
+                 trap_port: Optional[int] = None, extra_config: Sequence[str] = ()) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.agentx_tcp_port = free_port(socket.SOCK_STREAM) if agentx_tcp else None
+        self.socket_path = self.workdir / "agentx.sock"
+        self.trap_port = trap_port
+        self.extra_config = list(extra_config)
+        self.log_path = self.workdir / "snmpd.log"
+        self.process: Optional["subprocess.Popen[bytes]"] = None
+
+    @property
+    def agent(self) -> str:
+        """Where SNMP clients send requests."""
+        return f"udp:127.0.0.1:{self.port}"
+
+    @property
+    def agentx_address(self) -> str:
+        """Where subagents connect, in net-snmp notation."""
+        if self.agentx_tcp_port is not None:
+            return f"tcp:127.0.0.1:{self.agentx_tcp_port}"
+        return f"unix:{self.socket_path}"
+
+    def _config(self) -> str:
+        listen = (f"tcp:127.0.0.1:{self.agentx_tcp_port}" if self.agentx_tcp_port is not None
+                  else str(self.socket_path))
+        lines = [
+            f"agentAddress udp:127.0.0.1:{self.port}",
+            f"rocommunity {COMMUNITY} 127.0.0.1",
+            "master agentx",
+            f"agentXSocket {listen}",
+            "agentXPerms 0660 0770",
+            "agentXTimeout 1",
+            "agentXRetries 1",
+            "dontLogTCPWrappersConnects yes",
+        ]
+        if self.trap_port is not None:
+            lines.append(f"trap2sink 127.0.0.1:{self.trap_port} {COMMUNITY}")
+        return "\n".join(lines + self.extra_config) + "\n"
+
+    def start(self, timeout: float = 15.0) -> "PrivateSnmpd":
+        if self.process is not None and self.process.poll() is None:
+            return self
+        config = self.workdir / "snmpd.conf"
+        config.write_text(self._config())
+        persist = self.workdir / "persist"
+        persist.mkdir(exist_ok=True)
+        env = _tool_env()
+        env["SNMP_PERSISTENT_DIR"] = str(persist)
+        with open(self.log_path, "ab") as log_file:
+            self.process = subprocess.Popen(
+                [_require("snmpd"), "-f", "-Lf", str(self.log_path), "-C", "-c", str(config),
+                 "-p", str(self.workdir / "snmpd.pid")],
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise PeerError(f"snmpd exited with {self.process.returncode}:\n{self.log_tail()}")
+            if self._agentx_ready():
+                probe = snmp_tool("snmpget", self.agent, "1.3.6.1.2.1.1.3.0",
+                                  request_timeout=0.5)
+                if probe.returncode == 0:
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise PeerError(f"snmpd did not become ready within {timeout} s:\n{self.log_tail()}")
+
+    def _agentx_ready(self) -> bool:
+        if self.agentx_tcp_port is None:
+            return self.socket_path.exists()
+        try:
+            with socket.create_connection(("127.0.0.1", self.agentx_tcp_port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        _stop_process(self.process)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no snmpd log)"
+
+    def __enter__(self) -> "PrivateSnmpd":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class PrivateSnmptrapd:
+    """A snmptrapd on a loopback port writing one line per received trap."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.log_path = self.workdir / "snmptrapd.log"
+        self.process: Optional["subprocess.Popen[bytes]"] = None
+
+    def start(self, timeout: float = 10.0) -> "PrivateSnmptrapd":
+        config = self.workdir / "snmptrapd.conf"
+        config.write_text("disableAuthorization yes\ndoNotLogTraps no\n")
+        env = _tool_env()
+        env["SNMP_PERSISTENT_DIR"] = str(self.workdir / "persist")
+        self.log_path.write_text("")
+        self.process = subprocess.Popen(
+            [_require("snmptrapd"), "-f", "-C", "-c", str(config), "-On", "-Lf",
+             str(self.log_path), "-F", "TRAP %v\n", f"udp:127.0.0.1:{self.port}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise PeerError(f"snmptrapd exited with {self.process.returncode}")
+            if "NET-SNMP version" in self.log_path.read_text(errors="replace"):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise PeerError(f"snmptrapd did not start within {timeout} s")
+
+    def traps(self) -> List[str]:
+        """The lines logged for received traps, oldest first."""
+        return [line[5:] for line in self.log_path.read_text(errors="replace").splitlines()
+                if line.startswith("TRAP ")]
+
+    def stop(self) -> None:
+        _stop_process(self.process)
+        self.process = None
+
+    def __enter__(self) -> "PrivateSnmptrapd":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
