@@ -15,9 +15,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Optional
 
 COMMUNITY = "public"
 _QUIET_MIBS = {"MIBS": "", "MIBDIRS": "/nonexistent"}
@@ -42,13 +43,13 @@ def _require(program: str) -> str:
     return path
 
 
-def _tool_env() -> Dict[str, str]:
+def _tool_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(_QUIET_MIBS)
     return env
 
 
-def _stop_process(process: Optional["subprocess.Popen[bytes]"], timeout: float = 5.0) -> None:
+def _stop_process(process: Optional[subprocess.Popen[bytes]], timeout: float = 5.0) -> None:
     if process is None or process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -67,14 +68,14 @@ class ToolResult:
 
 
 def snmp_tool(tool: str, agent: str, *oids: str, options: Sequence[str] = (),
-              timeout: float = 120.0, retries: int = 0,
-              request_timeout: float = 2.0) -> ToolResult:
+              timeout: float = 120.0, retries: int = 0, request_timeout: float = 2.0,
+              community: str = COMMUNITY) -> ToolResult:
     """Run a net-snmp client (snmpget, snmpgetnext, snmpwalk, snmpbulkwalk, snmptable…).
 
     Output is numeric (``-On``), enums and timeticks as numbers (``-Oe -Ot``);
     ``options`` go before the agent (e.g. ``-Cr50`` for snmpbulkwalk).
     """
-    command = [_require(tool), "-v2c", "-c", COMMUNITY, "-On", "-Oe", "-Ot",
+    command = [_require(tool), "-v2c", "-c", community, "-On", "-Oe", "-Ot",
                "-r", str(retries), "-t", str(request_timeout), *options, agent, *oids]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                                env=_tool_env(), stdin=subprocess.DEVNULL)
@@ -94,7 +95,7 @@ class PrivateSnmpd:
         self.trap_port = trap_port
         self.extra_config = list(extra_config)
         self.log_path = self.workdir / "snmpd.log"
-        self.process: Optional["subprocess.Popen[bytes]"] = None
+        self.process: Optional[subprocess.Popen[bytes]] = None
 
     @property
     def agent(self) -> str:
@@ -125,7 +126,7 @@ class PrivateSnmpd:
             lines.append(f"trap2sink 127.0.0.1:{self.trap_port} {COMMUNITY}")
         return "\n".join(lines + self.extra_config) + "\n"
 
-    def start(self, timeout: float = 15.0) -> "PrivateSnmpd":
+    def start(self, timeout: float = 15.0) -> PrivateSnmpd:
         if self.process is not None and self.process.poll() is None:
             return self
         config = self.workdir / "snmpd.conf"
@@ -176,7 +177,7 @@ class PrivateSnmpd:
         except OSError:
             return "(no snmpd log)"
 
-    def __enter__(self) -> "PrivateSnmpd":
+    def __enter__(self) -> PrivateSnmpd:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -191,9 +192,9 @@ class PrivateSnmptrapd:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.log_path = self.workdir / "snmptrapd.log"
-        self.process: Optional["subprocess.Popen[bytes]"] = None
+        self.process: Optional[subprocess.Popen[bytes]] = None
 
-    def start(self, timeout: float = 10.0) -> "PrivateSnmptrapd":
+    def start(self, timeout: float = 10.0) -> PrivateSnmptrapd:
         config = self.workdir / "snmptrapd.conf"
         config.write_text("disableAuthorization yes\ndoNotLogTraps no\n")
         env = _tool_env()
@@ -214,7 +215,7 @@ class PrivateSnmptrapd:
         self.stop()
         raise PeerError(f"snmptrapd did not start within {timeout} s")
 
-    def traps(self) -> List[str]:
+    def traps(self) -> list[str]:
         """The lines logged for received traps, oldest first."""
         return [line[5:] for line in self.log_path.read_text(errors="replace").splitlines()
                 if line.startswith("TRAP ")]
@@ -223,7 +224,7 @@ class PrivateSnmptrapd:
         _stop_process(self.process)
         self.process = None
 
-    def __enter__(self) -> "PrivateSnmptrapd":
+    def __enter__(self) -> PrivateSnmptrapd:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Tuple
-
-OID = Tuple[int, ...]
+OID = tuple[int, ...]
 
 MAX_SUBID = 0xFFFFFFFF
 MAX_OID_LENGTH = 128  # RFC 2578 §3.5: at most 128 sub-identifiers

@@ -19,7 +19,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import List, Tuple
 
 from agentx_virt.agentx.address import parse_address
 from agentx_virt.agentx.constants import ValueType
@@ -36,7 +35,7 @@ REFERENCE_SUBTREE = ".1.3.6.1.2.1"  # mib-2 served by snmpd itself
 
 def synthetic_table(rows: int, columns: int) -> OidTable:
     """ROWS x COLUMNS values cycling through the types a real table uses."""
-    kinds: List[Tuple[ValueType, object]] = [
+    kinds: list[tuple[ValueType, object]] = [
         (ValueType.INTEGER, -5),
         (ValueType.OCTET_STRING, b"domain-name-0001"),
         (ValueType.COUNTER64, 2**40),
@@ -44,7 +43,7 @@ def synthetic_table(rows: int, columns: int) -> OidTable:
         (ValueType.COUNTER32, 4000000000),
         (ValueType.TIME_TICKS, 360000),
     ]
-    entries: List[Tuple[OID, ValueType, Value]] = []
+    entries: list[tuple[OID, ValueType, Value]] = []
     for column in range(1, columns + 1):
         kind, base = kinds[(column - 1) % len(kinds)]
         for row in range(1, rows + 1):
@@ -53,7 +52,7 @@ def synthetic_table(rows: int, columns: int) -> OidTable:
     return OidTable(entries, objects=[ENTRY + (c,) for c in range(1, columns + 1)])
 
 
-def timed_walk(agent: str, subtree: str, repetitions: int) -> Tuple[int, float]:
+def timed_walk(agent: str, subtree: str, repetitions: int) -> tuple[int, float]:
     started = time.perf_counter()
     result = snmp_tool("snmpbulkwalk", agent, subtree, options=[f"-Cr{repetitions}"],
                        timeout=3600, request_timeout=5)
@@ -64,7 +63,7 @@ def timed_walk(agent: str, subtree: str, repetitions: int) -> Tuple[int, float]:
     return values, elapsed
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10000)
     parser.add_argument("--columns", type=int, default=10)

@@ -15,7 +15,7 @@ asked to send something that has no encoding.
 from __future__ import annotations
 
 import struct
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Optional, TypedDict
 
 from agentx_virt.agentx import pdu as p
 from agentx_virt.agentx.constants import (
@@ -47,7 +47,7 @@ class _Order:
         self.vb_head = struct.Struct(mark + "HH")
         self.response_head = struct.Struct(mark + "IHH")
         self.mark = mark
-        self._subids: Dict[int, struct.Struct] = {}
+        self._subids: dict[int, struct.Struct] = {}
 
     def subids(self, count: int) -> struct.Struct:
         cached = self._subids.get(count)
@@ -85,7 +85,7 @@ def encode_oid(order: _Order, oid: OID, include: bool = False) -> bytes:
         raise EncodeError(f"OID sub-identifier outside 0..4294967295 in {oid!r}") from None
 
 
-def encode_octets(order: _Order, data: bytes) -> bytes:
+def encode_octets(order: _Order, data: bytes | bytearray) -> bytes:
     """Encode an octet string: 4-byte length, the octets, zero padding to a multiple of 4."""
     if not isinstance(data, (bytes, bytearray)):
         raise EncodeError(f"octet string must be bytes, got {type(data).__name__}")
@@ -133,7 +133,7 @@ def encode_varbind(order: _Order, vb: p.VarBind) -> bytes:
     )
 
 
-def encode_varbinds(order: _Order, varbinds: Tuple[p.VarBind, ...]) -> bytes:
+def encode_varbinds(order: _Order, varbinds: tuple[p.VarBind, ...]) -> bytes:
     parts = []
     for position, vb in enumerate(varbinds, 1):
         try:
@@ -141,11 +141,12 @@ def encode_varbinds(order: _Order, varbinds: Tuple[p.VarBind, ...]) -> bytes:
         except EncodeError as exc:
             raise EncodeError(f"VarBind {position} ({vb.name!r}): {exc}", position) from None
         except ValueError:
-            raise EncodeError(f"VarBind {position} has unknown type {vb.type!r}", position) from None
+            raise EncodeError(f"VarBind {position} has unknown type {vb.type!r}",
+                              position) from None
     return b"".join(parts)
 
 
-def _encode_ranges(order: _Order, ranges: Tuple[p.SearchRange, ...]) -> bytes:
+def _encode_ranges(order: _Order, ranges: tuple[p.SearchRange, ...]) -> bytes:
     return b"".join(
         encode_oid(order, r.start, r.include) + encode_oid(order, r.end) for r in ranges
     )
@@ -248,7 +249,7 @@ class _Malformed(Exception):
 class _Reader:
     """Reads a payload from the front, checking every bound."""
 
-    __slots__ = ("data", "pos", "order")
+    __slots__ = ("data", "order", "pos")
 
     def __init__(self, data: bytes, order: _Order) -> None:
         self.data = data
@@ -263,7 +264,7 @@ class _Reader:
         self.pos = end
         return chunk
 
-    def u8x4(self) -> Tuple[int, int, int, int]:
+    def u8x4(self) -> tuple[int, int, int, int]:
         a, b, c, d = self.take(4)
         return a, b, c, d
 
@@ -271,11 +272,11 @@ class _Reader:
         value: int = self.order.u32.unpack(self.take(4))[0]
         return value
 
-    def u16x2(self) -> Tuple[int, int]:
+    def u16x2(self) -> tuple[int, int]:
         a, b = self.order.u16x2.unpack(self.take(4))
         return a, b
 
-    def oid(self) -> Tuple[OID, bool]:
+    def oid(self) -> tuple[OID, bool]:
         count, prefix, include, _ = self.u8x4()
         if count > MAX_OID_LENGTH:
             raise _Malformed(f"OID claims {count} sub-identifiers, more than {MAX_OID_LENGTH}")
@@ -311,8 +312,8 @@ class _Reader:
             return self.oid()[0]
         return None
 
-    def varbinds(self) -> Tuple[p.VarBind, ...]:
-        result: List[p.VarBind] = []
+    def varbinds(self) -> tuple[p.VarBind, ...]:
+        result: list[p.VarBind] = []
         while self.pos < len(self.data):
             raw_type, _ = self.order.vb_head.unpack(self.take(4))
             try:
@@ -323,8 +324,8 @@ class _Reader:
             result.append(p.VarBind(name, kind, self.value(kind)))
         return tuple(result)
 
-    def ranges(self) -> Tuple[p.SearchRange, ...]:
-        result: List[p.SearchRange] = []
+    def ranges(self) -> tuple[p.SearchRange, ...]:
+        result: list[p.SearchRange] = []
         while self.pos < len(self.data):
             start, include = self.oid()
             end, _ = self.oid()
@@ -335,99 +336,111 @@ class _Reader:
         return self.u32() if range_subid else None
 
 
-_Common = Dict[str, object]
+class _Ids(TypedDict):
+    """The header fields every decoded PDU carries."""
+
+    session_id: int
+    transaction_id: int
+    packet_id: int
+    big_endian: bool
 
 
-def _read_open(r: _Reader, c: _Common, flags: int) -> p.PDU:
+_Read = Callable[[_Reader, _Ids, Optional[bytes], int], p.PDU]
+
+
+def _read_open(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
     timeout = r.u8x4()[0]
     ident, _ = r.oid()
-    return p.Open(timeout=timeout, id=ident, description=r.octets(), **c)  # type: ignore[arg-type]
+    return p.Open(timeout=timeout, id=ident, description=r.octets(), **ids)
 
 
-def _read_close(r: _Reader, c: _Common, flags: int) -> p.PDU:
-    return p.Close(reason=r.u8x4()[0], **c)  # type: ignore[arg-type]
+def _read_close(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
+    return p.Close(reason=r.u8x4()[0], **ids)
 
 
-def _read_register(r: _Reader, c: _Common, flags: int) -> p.PDU:
+def _read_register(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
     timeout, priority, range_subid, _ = r.u8x4()
     subtree, _ = r.oid()
-    return p.Register(  # type: ignore[arg-type]
+    return p.Register(
         timeout=timeout, priority=priority, subtree=subtree, range_subid=range_subid,
         upper_bound=r.upper_bound(range_subid),
-        instance_registration=bool(flags & Flag.INSTANCE_REGISTRATION), **c,
+        instance_registration=bool(flags & Flag.INSTANCE_REGISTRATION), context=context, **ids,
     )
 
 
-def _read_unregister(r: _Reader, c: _Common, flags: int) -> p.PDU:
+def _read_unregister(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
     _, priority, range_subid, _ = r.u8x4()
     subtree, _ = r.oid()
-    return p.Unregister(  # type: ignore[arg-type]
+    return p.Unregister(
         priority=priority, subtree=subtree, range_subid=range_subid,
-        upper_bound=r.upper_bound(range_subid), **c,
+        upper_bound=r.upper_bound(range_subid), context=context, **ids,
     )
 
 
-def _read_get(r: _Reader, c: _Common, flags: int) -> p.PDU:
-    return p.Get(ranges=r.ranges(), **c)  # type: ignore[arg-type]
+def _read_get(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
+    return p.Get(ranges=r.ranges(), context=context, **ids)
 
 
-def _read_get_next(r: _Reader, c: _Common, flags: int) -> p.PDU:
-    return p.GetNext(ranges=r.ranges(), **c)  # type: ignore[arg-type]
+def _read_get_next(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
+    return p.GetNext(ranges=r.ranges(), context=context, **ids)
 
 
-def _read_get_bulk(r: _Reader, c: _Common, flags: int) -> p.PDU:
+def _read_get_bulk(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
     non_repeaters, max_repetitions = r.u16x2()
-    return p.GetBulk(  # type: ignore[arg-type]
-        non_repeaters=non_repeaters, max_repetitions=max_repetitions, ranges=r.ranges(), **c
-    )
+    return p.GetBulk(non_repeaters=non_repeaters, max_repetitions=max_repetitions,
+                     ranges=r.ranges(), context=context, **ids)
 
 
-def _read_varbind_pdu(cls: type) -> Callable[[_Reader, _Common, int], p.PDU]:
-    def read(r: _Reader, c: _Common, flags: int) -> p.PDU:
-        pdu: p.PDU = cls(varbinds=r.varbinds(), **c)
-        return pdu
-
-    return read
+def _read_test_set(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
+    return p.TestSet(varbinds=r.varbinds(), context=context, **ids)
 
 
-def _read_index_pdu(cls: type) -> Callable[[_Reader, _Common, int], p.PDU]:
-    def read(r: _Reader, c: _Common, flags: int) -> p.PDU:
-        pdu: p.PDU = cls(
-            varbinds=r.varbinds(),
-            new_index=bool(flags & Flag.NEW_INDEX),
-            any_index=bool(flags & Flag.ANY_INDEX),
-            **c,
-        )
-        return pdu
-
-    return read
+def _read_notify(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
+    return p.Notify(varbinds=r.varbinds(), context=context, **ids)
 
 
-def _read_empty(cls: type) -> Callable[[_Reader, _Common, int], p.PDU]:
-    def read(r: _Reader, c: _Common, flags: int) -> p.PDU:
-        pdu: p.PDU = cls(**c)
-        return pdu
-
-    return read
+def _read_index_allocate(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
+    return p.IndexAllocate(varbinds=r.varbinds(), new_index=bool(flags & Flag.NEW_INDEX),
+                           any_index=bool(flags & Flag.ANY_INDEX), context=context, **ids)
 
 
-def _read_add_caps(r: _Reader, c: _Common, flags: int) -> p.PDU:
+def _read_index_deallocate(r: _Reader, ids: _Ids, context: Optional[bytes],
+                           flags: int) -> p.PDU:
+    return p.IndexDeallocate(varbinds=r.varbinds(), new_index=bool(flags & Flag.NEW_INDEX),
+                             any_index=bool(flags & Flag.ANY_INDEX), context=context, **ids)
+
+
+def _read_commit_set(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
+    return p.CommitSet(**ids)
+
+
+def _read_undo_set(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
+    return p.UndoSet(**ids)
+
+
+def _read_cleanup_set(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
+    return p.CleanupSet(**ids)
+
+
+def _read_ping(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
+    return p.Ping(context=context, **ids)
+
+
+def _read_add_caps(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
     ident, _ = r.oid()
-    return p.AddAgentCaps(id=ident, description=r.octets(), **c)  # type: ignore[arg-type]
+    return p.AddAgentCaps(id=ident, description=r.octets(), context=context, **ids)
 
 
-def _read_remove_caps(r: _Reader, c: _Common, flags: int) -> p.PDU:
-    return p.RemoveAgentCaps(id=r.oid()[0], **c)  # type: ignore[arg-type]
+def _read_remove_caps(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
+    return p.RemoveAgentCaps(id=r.oid()[0], context=context, **ids)
 
 
-def _read_response(r: _Reader, c: _Common, flags: int) -> p.PDU:
+def _read_response(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
     uptime, error, index = r.order.response_head.unpack(r.take(8))
-    return p.Response(  # type: ignore[arg-type]
-        sys_uptime=uptime, error=error, index=index, varbinds=r.varbinds(), **c
-    )
+    return p.Response(sys_uptime=uptime, error=error, index=index, varbinds=r.varbinds(), **ids)
 
 
-_READERS: Dict[int, Callable[[_Reader, _Common, int], p.PDU]] = {
+_READERS: dict[int, _Read] = {
     PDUType.OPEN: _read_open,
     PDUType.CLOSE: _read_close,
     PDUType.REGISTER: _read_register,
@@ -435,21 +448,21 @@ _READERS: Dict[int, Callable[[_Reader, _Common, int], p.PDU]] = {
     PDUType.GET: _read_get,
     PDUType.GET_NEXT: _read_get_next,
     PDUType.GET_BULK: _read_get_bulk,
-    PDUType.TEST_SET: _read_varbind_pdu(p.TestSet),
-    PDUType.COMMIT_SET: _read_empty(p.CommitSet),
-    PDUType.UNDO_SET: _read_empty(p.UndoSet),
-    PDUType.CLEANUP_SET: _read_empty(p.CleanupSet),
-    PDUType.NOTIFY: _read_varbind_pdu(p.Notify),
-    PDUType.PING: _read_empty(p.Ping),
-    PDUType.INDEX_ALLOCATE: _read_index_pdu(p.IndexAllocate),
-    PDUType.INDEX_DEALLOCATE: _read_index_pdu(p.IndexDeallocate),
+    PDUType.TEST_SET: _read_test_set,
+    PDUType.COMMIT_SET: _read_commit_set,
+    PDUType.UNDO_SET: _read_undo_set,
+    PDUType.CLEANUP_SET: _read_cleanup_set,
+    PDUType.NOTIFY: _read_notify,
+    PDUType.PING: _read_ping,
+    PDUType.INDEX_ALLOCATE: _read_index_allocate,
+    PDUType.INDEX_DEALLOCATE: _read_index_deallocate,
     PDUType.ADD_AGENT_CAPS: _read_add_caps,
     PDUType.REMOVE_AGENT_CAPS: _read_remove_caps,
     PDUType.RESPONSE: _read_response,
 }
 
 
-def _read_header(data: bytes) -> Tuple[_Order, int, int, int, int, int, int]:
+def _read_header(data: bytes) -> tuple[_Order, int, int, int, int, int, int]:
     """Validate a 20-byte header; returns (order, type, flags, sid, tid, pid, payload length)."""
     order = _order(bool(data[2] & Flag.NETWORK_BYTE_ORDER))
     version, kind, flags, _, sid, tid, pid, length = order.header.unpack_from(data, 0)
@@ -487,17 +500,15 @@ def decode(frame: bytes) -> p.PDU:
     read = _READERS.get(kind)
     if read is None:
         raise malformed(f"unknown PDU type {kind}")
-    common: _Common = {
-        "session_id": sid, "transaction_id": tid, "packet_id": pid, "big_endian": big,
-    }
+    ids: _Ids = {"session_id": sid, "transaction_id": tid, "packet_id": pid, "big_endian": big}
     reader = _Reader(frame[HEADER_SIZE:], order)
+    context: Optional[bytes] = None
     try:
-        if kind in CONTEXT_PDU_TYPES:
-            if flags & Flag.NON_DEFAULT_CONTEXT:
-                common["context"] = reader.octets()
-        elif flags & Flag.NON_DEFAULT_CONTEXT:
-            raise _Malformed("non-default context flag on a PDU type that has no context")
-        pdu = read(reader, common, flags)
+        if flags & Flag.NON_DEFAULT_CONTEXT:
+            if kind not in CONTEXT_PDU_TYPES:
+                raise _Malformed("non-default context flag on a PDU type that has no context")
+            context = reader.octets()
+        pdu = read(reader, ids, context, flags)
     except _Malformed as exc:
         raise malformed(str(exc)) from None
     if reader.pos != length:

@@ -9,7 +9,7 @@ PDUs they belong to, so a PDU object cannot disagree with its own header.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple, Optional, Tuple, Union
+from typing import ClassVar, NamedTuple, Optional, Union
 
 from agentx_virt.agentx.constants import CloseReason, PDUType, ValueType
 from agentx_virt.oid import OID
@@ -31,7 +31,7 @@ class VarBind(NamedTuple):
 
 
 class SearchRange(NamedTuple):
-    """A start OID (with its include flag) and an exclusive end; ``()`` is no end (RFC 2741 §5.2)."""
+    """A start OID with its include flag, and an exclusive end (``()``: none); RFC 2741 §5.2."""
 
     start: OID
     end: OID = ()
@@ -93,13 +93,13 @@ class Unregister(ContextPDU):
 @dataclass(frozen=True)
 class Get(ContextPDU):
     type: ClassVar[PDUType] = PDUType.GET
-    ranges: Tuple[SearchRange, ...] = ()
+    ranges: tuple[SearchRange, ...] = ()
 
 
 @dataclass(frozen=True)
 class GetNext(ContextPDU):
     type: ClassVar[PDUType] = PDUType.GET_NEXT
-    ranges: Tuple[SearchRange, ...] = ()
+    ranges: tuple[SearchRange, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,13 +107,13 @@ class GetBulk(ContextPDU):
     type: ClassVar[PDUType] = PDUType.GET_BULK
     non_repeaters: int = 0
     max_repetitions: int = 0
-    ranges: Tuple[SearchRange, ...] = ()
+    ranges: tuple[SearchRange, ...] = ()
 
 
 @dataclass(frozen=True)
 class TestSet(ContextPDU):
     type: ClassVar[PDUType] = PDUType.TEST_SET
-    varbinds: Tuple[VarBind, ...] = ()
+    varbinds: tuple[VarBind, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ class CleanupSet(PDU):
 @dataclass(frozen=True)
 class Notify(ContextPDU):
     type: ClassVar[PDUType] = PDUType.NOTIFY
-    varbinds: Tuple[VarBind, ...] = ()
+    varbinds: tuple[VarBind, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class Ping(ContextPDU):
 @dataclass(frozen=True)
 class IndexAllocate(ContextPDU):
     type: ClassVar[PDUType] = PDUType.INDEX_ALLOCATE
-    varbinds: Tuple[VarBind, ...] = ()
+    varbinds: tuple[VarBind, ...] = ()
     new_index: bool = False
     any_index: bool = False
 
@@ -153,7 +153,7 @@ class IndexAllocate(ContextPDU):
 @dataclass(frozen=True)
 class IndexDeallocate(ContextPDU):
     type: ClassVar[PDUType] = PDUType.INDEX_DEALLOCATE
-    varbinds: Tuple[VarBind, ...] = ()
+    varbinds: tuple[VarBind, ...] = ()
     new_index: bool = False
     any_index: bool = False
 
@@ -177,7 +177,7 @@ class Response(PDU):
     sys_uptime: int = 0
     error: int = 0
     index: int = 0
-    varbinds: Tuple[VarBind, ...] = ()
+    varbinds: tuple[VarBind, ...] = ()
 
 
 PDU_CLASSES = {

@@ -6,7 +6,7 @@ once for this request and the sysUpTime to report.
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Optional
 
 from agentx_virt.agentx import pdu as p
 from agentx_virt.agentx.constants import ErrorCode, ValueType
@@ -17,7 +17,7 @@ MAX_BULK_VARBINDS = 1000
 
 
 def reply(request: p.PDU, sys_uptime: int, error: int = 0, index: int = 0,
-          varbinds: Tuple[p.VarBind, ...] = ()) -> p.Response:
+          varbinds: tuple[p.VarBind, ...] = ()) -> p.Response:
     """A Response carrying the request's IDs and byte order (RFC 2741 §6.1, §7.2.2)."""
     return p.Response(
         session_id=request.session_id,
@@ -31,10 +31,10 @@ def reply(request: p.PDU, sys_uptime: int, error: int = 0, index: int = 0,
     )
 
 
-def _bulk(table: OidTable, request: p.GetBulk) -> Tuple[p.VarBind, ...]:
+def _bulk(table: OidTable, request: p.GetBulk) -> tuple[p.VarBind, ...]:
     ranges = request.ranges
     non_repeaters = min(request.non_repeaters, len(ranges))
-    result: List[p.VarBind] = [
+    result: list[p.VarBind] = [
         table.next(r.start, r.include, r.end) for r in ranges[:non_repeaters]
     ]
     repeaters = ranges[non_repeaters:]
@@ -42,7 +42,7 @@ def _bulk(table: OidTable, request: p.GetBulk) -> Tuple[p.VarBind, ...]:
         return tuple(result)
     repetitions = min(request.max_repetitions,
                       max(1, (MAX_BULK_VARBINDS - len(result)) // len(repeaters)))
-    last: List[Optional[p.VarBind]] = [None] * len(repeaters)
+    last: list[Optional[p.VarBind]] = [None] * len(repeaters)
     for _ in range(repetitions):
         all_ended = True
         for k, r in enumerate(repeaters):

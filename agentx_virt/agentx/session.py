@@ -36,7 +36,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Optional
 
 from agentx_virt.agentx import pdu as p
 from agentx_virt.agentx.address import MasterAddress
@@ -66,7 +66,7 @@ class SessionConfig:
     """How to reach the master and what to register there."""
 
     address: MasterAddress
-    subtrees: Tuple[OID, ...]
+    subtrees: tuple[OID, ...]
     ident: OID = AGENT_OID
     description: str = "agentx-virt"
     priority: int = 127
@@ -113,7 +113,7 @@ class AgentXSession:
         self.connections = 0               # sessions opened since start
         self.requests_answered = 0
         self._packet_id = 0
-        self._pending: Dict[int, _Pending] = {}
+        self._pending: dict[int, _Pending] = {}
         self._last_rx = 0.0
 
     # ------------------------------------------------------------ other threads
@@ -235,16 +235,21 @@ class AgentXSession:
         sock.sendall(encode(request))
         deadline = self._clock() + self.config.response_timeout
         while True:
+            awaited: Optional[p.Response] = None
+            # Requests that arrive in the same read as the awaited Response are served too.
             for pdu in self._receive(sock, decoder, deadline - self._clock(), what):
                 if isinstance(pdu, p.Response) and pdu.packet_id == request.packet_id:
-                    return pdu
-                self._dispatch(sock, pdu)
+                    awaited = pdu
+                else:
+                    self._dispatch(sock, pdu)
+            if awaited is not None:
+                return awaited
             if self._clock() >= deadline:
                 raise ConnectionLost(f"no answer to {what} within "
                                      f"{self.config.response_timeout:g} s")
 
     def _receive(self, sock: socket.socket, decoder: Decoder, timeout: float,
-                 what: str) -> List[p.PDU]:
+                 what: str) -> list[p.PDU]:
         """Wait up to ``timeout`` for data; return the whole PDUs it completes."""
         readable, _, _ = select.select([sock, self._wake_r], [], [], max(0.0, timeout))
         if self._wake_r in readable:
@@ -259,7 +264,7 @@ class AgentXSession:
             raise ConnectionLost(f"the master closed the connection (while {what})")
         self._last_rx = self._clock()
         decoder.feed(data)
-        pdus: List[p.PDU] = []
+        pdus: list[p.PDU] = []
         while True:
             try:
                 pdu = decoder.next_pdu()
@@ -349,7 +354,7 @@ class AgentXSession:
             log.error("cannot encode the answer to %s packet %d: %s; answering genErr",
                       type(request).__name__, request.packet_id, exc)
             data = encode(reply(request, uptime, ErrorCode.GEN_ERR, exc.varbind_index or 0))
-        except Exception:  # noqa: BLE001 - one bad request must not end the session
+        except Exception:
             log.exception("failed to answer %s packet %d; answering genErr",
                           type(request).__name__, request.packet_id)
             data = encode(reply(request, uptime, ErrorCode.GEN_ERR))

@@ -8,7 +8,7 @@ walk never sees half of an update.  Lookups bisect a sorted list: O(log n).
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from typing import Iterable, List, Sequence, Tuple
+from collections.abc import Iterable, Sequence
 
 from agentx_virt.agentx.constants import ValueType
 from agentx_virt.agentx.pdu import Value, VarBind
@@ -23,11 +23,11 @@ class OidTable:
     object type exists, the instance does not) from noSuchObject.
     """
 
-    __slots__ = ("_names", "_varbinds", "_objects")
+    __slots__ = ("_names", "_objects", "_varbinds")
 
     def __init__(
         self,
-        entries: Iterable[Tuple[OID, ValueType, Value]] = (),
+        entries: Iterable[tuple[OID, ValueType, Value]] = (),
         objects: Iterable[OID] = (),
     ) -> None:
         varbinds = sorted((VarBind(name, kind, value) for name, kind, value in entries),
@@ -36,9 +36,9 @@ class OidTable:
         for earlier, later in zip(names, names[1:]):
             if earlier == later:
                 raise ValueError(f"OID {format_oid(earlier)} appears twice in the table")
-        self._names: List[OID] = names
-        self._varbinds: List[VarBind] = varbinds
-        self._objects: List[OID] = sorted(set(objects))
+        self._names: list[OID] = names
+        self._varbinds: list[VarBind] = varbinds
+        self._objects: list[OID] = sorted(set(objects))
 
     def __len__(self) -> int:
         return len(self._names)

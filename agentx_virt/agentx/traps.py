@@ -10,8 +10,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Callable, Deque, Iterable, Optional, Tuple
+from typing import Callable, Optional
 
 from agentx_virt.agentx.constants import ValueType
 from agentx_virt.agentx.pdu import VarBind
@@ -28,9 +29,9 @@ class Trap:
     """One notification: its OID (sent as snmpTrapOID.0) and the objects that follow."""
 
     trap_oid: OID
-    varbinds: Tuple[VarBind, ...] = ()
+    varbinds: tuple[VarBind, ...] = ()
 
-    def notify_varbinds(self) -> Tuple[VarBind, ...]:
+    def notify_varbinds(self) -> tuple[VarBind, ...]:
         """snmpTrapOID.0 first, then the objects (RFC 2741 §6.2.10)."""
         head = VarBind(SNMP_TRAP_OID_0, ValueType.OBJECT_IDENTIFIER, self.trap_oid)
         return (head,) + self.varbinds
@@ -62,7 +63,7 @@ class TrapQueue:
         self.capacity = capacity
         self._clock = clock
         self._lock = threading.Lock()
-        self._items: Deque[Trap] = deque()
+        self._items: deque[Trap] = deque()
         self._queued = self._sent = self._refused = self._dropped = 0
         self._unlogged_drops = 0
         self._last_drop_log = float("-inf")

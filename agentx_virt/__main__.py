@@ -1,0 +1,7 @@
+"""``python -m agentx_virt`` runs the command line."""
+
+import sys
+
+from agentx_virt.cli import main
+
+sys.exit(main())

@@ -1,0 +1,160 @@
+"""Fixtures: private net-snmp peers, a subagent running in a thread, and a scripted master."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Callable, Optional
+
+import pytest
+
+from agentx_virt.agentx import pdu as p
+from agentx_virt.agentx.address import parse_address
+from agentx_virt.agentx.codec import Decoder, encode
+from agentx_virt.agentx.session import AgentXSession, SessionConfig
+from agentx_virt.agentx.store import OidTable, ServedStore
+from agentx_virt.agentx.traps import TrapQueue
+from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd
+from agentx_virt.oid import OID
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A temp dir with a short path (unix socket paths are limited to 107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="axv-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def trapd(short_tmp: Path) -> Iterator[PrivateSnmptrapd]:
+    with PrivateSnmptrapd(short_tmp / "snmptrapd") as daemon:
+        yield daemon
+
+
+@pytest.fixture
+def snmpd(short_tmp: Path) -> Iterator[PrivateSnmpd]:
+    with PrivateSnmpd(short_tmp / "snmpd") as daemon:
+        yield daemon
+
+
+class RunningAgent:
+    """An AgentXSession on its own thread; remembers how ``run`` ended."""
+
+    def __init__(self, session: AgentXSession) -> None:
+        self.session = session
+        self.error: Optional[BaseException] = None
+        self.thread = threading.Thread(target=self._run, name="agentx-session", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.session.run()
+        except BaseException as exc:  # noqa: BLE001 - kept for the test to inspect
+            self.error = exc
+
+    def stop(self) -> None:
+        self.session.stop()
+        self.thread.join(10)
+        assert not self.thread.is_alive(), "the session thread did not stop"
+
+
+AgentFactory = Callable[..., RunningAgent]
+
+
+@pytest.fixture
+def start_agent() -> Iterator[AgentFactory]:
+    """Start subagents against an address; every one is stopped at teardown."""
+    running: list[RunningAgent] = []
+
+    def start(address: str, table: OidTable, subtrees: tuple[OID, ...],
+              traps: Optional[TrapQueue] = None, **config: object) -> RunningAgent:
+        session = AgentXSession(
+            SessionConfig(parse_address(address), subtrees, **config),  # type: ignore[arg-type]
+            ServedStore(table), traps)
+        agent = RunningAgent(session)
+        running.append(agent)
+        return agent
+
+    yield start
+    for agent in running:
+        agent.stop()
+
+
+class MasterConnection:
+    """One accepted subagent connection, spoken to PDU by PDU."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.decoder = Decoder()
+
+    def receive(self, timeout: float = 5.0) -> p.PDU:
+        self.sock.settimeout(timeout)
+        while True:
+            pdu = self.decoder.next_pdu()
+            if pdu is not None:
+                return pdu
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("the subagent closed the connection")
+            self.decoder.feed(data)
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def handshake(self, session_id: int = 42, registers: int = 1) -> list[p.PDU]:
+        """Accept Open and ``registers`` Register PDUs; returns them."""
+        seen: list[p.PDU] = []
+        opened = self.receive()
+        assert isinstance(opened, p.Open)
+        seen.append(opened)
+        self.send(encode(p.Response(session_id=session_id, packet_id=opened.packet_id)))
+        while True:
+            registered = self.receive()
+            assert isinstance(registered, p.Register)
+            seen.append(registered)
+            self.send(encode(p.Response(session_id=session_id,
+                                        packet_id=registered.packet_id)))
+            if len(seen) > registers:
+                return seen
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class ScriptedMaster:
+    """A unix-socket listener that plays the master's side by hand."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen(4)
+        self.connections: list[MasterConnection] = []
+
+    @property
+    def address(self) -> str:
+        return f"unix:{self.path}"
+
+    def accept(self, timeout: float = 5.0) -> MasterConnection:
+        self.server.settimeout(timeout)
+        sock, _ = self.server.accept()
+        conn = MasterConnection(sock)
+        self.connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        for conn in self.connections:
+            conn.close()
+        self.server.close()
+
+
+@pytest.fixture
+def master(short_tmp: Path) -> Iterator[ScriptedMaster]:
+    scripted = ScriptedMaster(short_tmp / "master.sock")
+    yield scripted
+    scripted.close()

@@ -1,0 +1,109 @@
+"""Address parsing, the trap queue's accounting, OIDs, and the command line."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from agentx_virt.agentx.address import MasterAddress, parse_address
+from agentx_virt.agentx.errors import AddressError
+from agentx_virt.agentx.traps import Trap, TrapQueue
+from agentx_virt.netsnmp import PrivateSnmpd
+from agentx_virt.oid import format_oid, parse_oid
+
+
+@pytest.mark.parametrize("text, parsed", [
+    ("/var/agentx/master", MasterAddress(path="/var/agentx/master")),
+    ("unix:/run/agentx.sock", MasterAddress(path="/run/agentx.sock")),
+    ("tcp:127.0.0.1:705", MasterAddress(host="127.0.0.1", port=705)),
+    ("TCP:localhost:1705", MasterAddress(host="localhost", port=1705)),
+    ("tcp6:[::1]:705", MasterAddress(host="::1", port=705)),
+    ("127.0.0.1:705", MasterAddress(host="127.0.0.1", port=705)),
+])
+def test_addresses_in_net_snmp_notation(text: str, parsed: MasterAddress) -> None:
+    assert parse_address(text) == parsed
+
+
+@pytest.mark.parametrize("text, why", [
+    ("", "empty"),
+    ("udp:127.0.0.1:705", "not UDP"),
+    ("unix:relative.sock", "absolute path"),
+    ("tcp:127.0.0.1:http", "not a number"),
+    ("tcp:127.0.0.1:70000", "outside 1..65535"),
+    ("master", "expected /path"),
+])
+def test_bad_addresses_say_what_is_wrong(text: str, why: str) -> None:
+    with pytest.raises(AddressError, match=why):
+        parse_address(text)
+
+
+def test_address_text_round_trips() -> None:
+    for text in ("unix:/x/y", "tcp:127.0.0.1:705", "tcp:[::1]:705"):
+        assert str(parse_address(text)) == text
+
+
+def test_oid_text() -> None:
+    assert parse_oid(".1.3.6.1") == (1, 3, 6, 1) == parse_oid("1.3.6.1")
+    assert format_oid((1, 3, 6, 1)) == ".1.3.6.1"
+    for bad in ("1.x.3", "1.3.4294967296", "1..2"):
+        with pytest.raises(ValueError):
+            parse_oid(bad)
+
+
+def test_trap_queue_counts_and_logs_overflow(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    queue = TrapQueue(capacity=2, clock=lambda: now[0])
+    woken = []
+    queue.set_waker(lambda: woken.append(1))
+    with caplog.at_level(logging.WARNING, logger="agentx_virt.agentx.traps"):
+        assert queue.put(Trap((1, 1))) and queue.put(Trap((1, 2)))
+        assert not queue.put(Trap((1, 3)))
+        assert not queue.put(Trap((1, 4)))
+    assert len(woken) == 2
+    stats = queue.stats()
+    assert (stats.queued, stats.dropped, stats.waiting) == (2, 2, 2)
+    assert len(caplog.records) == 1 and "dropped 1 trap(s), latest .1.3" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="agentx_virt.agentx.traps"):
+        queue.report_drops()           # within the interval: held back
+        assert not caplog.records
+        now[0] = 11.0
+        queue.report_drops()           # the later drop is reported, never lost
+    assert "dropped 1 more trap(s); 2 dropped since start" in caplog.text
+    first = queue.pop()
+    assert first is not None and first.trap_oid == (1, 1)
+    queue.requeue([first])
+    assert [queue.pop(), queue.pop(), queue.pop()] == [first, Trap((1, 2)), None]
+
+
+def test_trap_queue_needs_room() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        TrapQueue(capacity=0)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agentx_virt", *args], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_cli_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.startswith("agentx-virt ")
+
+
+@pytest.mark.peers
+def test_cli_probe_against_snmpd(snmpd: PrivateSnmpd) -> None:
+    result = run_cli("probe", "--agentx", snmpd.agentx_address)
+    assert result.returncode == 0, result.stderr
+    assert f"AgentX master at {snmpd.agentx_address} answered: session" in result.stdout
+
+
+def test_cli_probe_reports_a_missing_master_and_a_bad_address() -> None:
+    missing = run_cli("probe", "--agentx", "/nonexistent/agentx")
+    assert missing.returncode == 1
+    assert "cannot reach the AgentX master at unix:/nonexistent/agentx" in missing.stderr
+    bad = run_cli("probe", "--agentx", "udp:127.0.0.1:705")
+    assert bad.returncode == 2 and "not UDP" in bad.stderr
