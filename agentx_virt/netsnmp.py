@@ -96,6 +96,7 @@ class PrivateSnmpd:
         self.extra_config = list(extra_config)
         self.log_path = self.workdir / "snmpd.log"
         self.process: Optional[subprocess.Popen[bytes]] = None
+        self.spawned_at = 0.0  # time.perf_counter() when the snmpd process was last started
 
     @property
     def agent(self) -> str:
@@ -136,6 +137,7 @@ class PrivateSnmpd:
         env = _tool_env()
         env["SNMP_PERSISTENT_DIR"] = str(persist)
         with open(self.log_path, "ab") as log_file:
+            self.spawned_at = time.perf_counter()
             self.process = subprocess.Popen(
                 [_require("snmpd"), "-f", "-Lf", str(self.log_path), "-C", "-c", str(config),
                  "-p", str(self.workdir / "snmpd.pid")],

@@ -56,6 +56,13 @@ class _Order:
         return cached
 
 
+# Plain ints: IntFlag arithmetic costs microseconds per PDU on the hot path.
+_NETWORK_BYTE_ORDER = int(Flag.NETWORK_BYTE_ORDER)
+_NON_DEFAULT_CONTEXT = int(Flag.NON_DEFAULT_CONTEXT)
+_INSTANCE_REGISTRATION = int(Flag.INSTANCE_REGISTRATION)
+_NEW_INDEX = int(Flag.NEW_INDEX)
+_ANY_INDEX = int(Flag.ANY_INDEX)
+
 _BIG = _Order(">")
 _LITTLE = _Order("<")
 _OID_HEAD = struct.Struct("BBBB")
@@ -203,17 +210,17 @@ def _payload(order: _Order, pdu: p.PDU) -> bytes:
 
 
 def _flags(pdu: p.PDU) -> int:
-    flags = Flag.NETWORK_BYTE_ORDER if pdu.big_endian else 0
+    flags = _NETWORK_BYTE_ORDER if pdu.big_endian else 0
     if isinstance(pdu, p.ContextPDU) and pdu.context is not None:
-        flags |= Flag.NON_DEFAULT_CONTEXT
+        flags |= _NON_DEFAULT_CONTEXT
     if isinstance(pdu, p.Register) and pdu.instance_registration:
-        flags |= Flag.INSTANCE_REGISTRATION
+        flags |= _INSTANCE_REGISTRATION
     if isinstance(pdu, (p.IndexAllocate, p.IndexDeallocate)):
         if pdu.new_index:
-            flags |= Flag.NEW_INDEX
+            flags |= _NEW_INDEX
         if pdu.any_index:
-            flags |= Flag.ANY_INDEX
-    return int(flags)
+            flags |= _ANY_INDEX
+    return flags
 
 
 def encode(pdu: p.PDU) -> bytes:
@@ -364,7 +371,7 @@ def _read_register(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) 
     return p.Register(
         timeout=timeout, priority=priority, subtree=subtree, range_subid=range_subid,
         upper_bound=r.upper_bound(range_subid),
-        instance_registration=bool(flags & Flag.INSTANCE_REGISTRATION), context=context, **ids,
+        instance_registration=bool(flags & _INSTANCE_REGISTRATION), context=context, **ids,
     )
 
 
@@ -400,14 +407,14 @@ def _read_notify(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) ->
 
 
 def _read_index_allocate(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
-    return p.IndexAllocate(varbinds=r.varbinds(), new_index=bool(flags & Flag.NEW_INDEX),
-                           any_index=bool(flags & Flag.ANY_INDEX), context=context, **ids)
+    return p.IndexAllocate(varbinds=r.varbinds(), new_index=bool(flags & _NEW_INDEX),
+                           any_index=bool(flags & _ANY_INDEX), context=context, **ids)
 
 
 def _read_index_deallocate(r: _Reader, ids: _Ids, context: Optional[bytes],
                            flags: int) -> p.PDU:
-    return p.IndexDeallocate(varbinds=r.varbinds(), new_index=bool(flags & Flag.NEW_INDEX),
-                             any_index=bool(flags & Flag.ANY_INDEX), context=context, **ids)
+    return p.IndexDeallocate(varbinds=r.varbinds(), new_index=bool(flags & _NEW_INDEX),
+                             any_index=bool(flags & _ANY_INDEX), context=context, **ids)
 
 
 def _read_commit_set(r: _Reader, ids: _Ids, context: Optional[bytes], flags: int) -> p.PDU:
@@ -462,9 +469,9 @@ _READERS: dict[int, _Read] = {
 }
 
 
-def _read_header(data: bytes) -> tuple[_Order, int, int, int, int, int, int]:
+def _read_header(data: bytes | bytearray) -> tuple[_Order, int, int, int, int, int, int]:
     """Validate a 20-byte header; returns (order, type, flags, sid, tid, pid, payload length)."""
-    order = _order(bool(data[2] & Flag.NETWORK_BYTE_ORDER))
+    order = _BIG if data[2] & _NETWORK_BYTE_ORDER else _LITTLE
     version, kind, flags, _, sid, tid, pid, length = order.header.unpack_from(data, 0)
     if version != AGENTX_VERSION:
         raise FramingError(f"AgentX version {version} in header, only version 1 exists")
@@ -484,11 +491,16 @@ def decode(frame: bytes) -> p.PDU:
     """
     if len(frame) < HEADER_SIZE:
         raise FramingError(f"{len(frame)} bytes are too few for a 20-byte header")
-    order, kind, flags, sid, tid, pid, length = _read_header(frame)
-    if len(frame) != HEADER_SIZE + length:
+    header = _read_header(frame)
+    if len(frame) != HEADER_SIZE + header[6]:
         raise FramingError(
-            f"frame has {len(frame) - HEADER_SIZE} payload bytes, header says {length}"
+            f"frame has {len(frame) - HEADER_SIZE} payload bytes, header says {header[6]}"
         )
+    return _decode_framed(frame, header)
+
+
+def _decode_framed(frame: bytes, header: tuple[_Order, int, int, int, int, int, int]) -> p.PDU:
+    order, kind, flags, sid, tid, pid, length = header
     big = order is _BIG
 
     def malformed(why: str) -> MalformedPDU:
@@ -504,7 +516,7 @@ def decode(frame: bytes) -> p.PDU:
     reader = _Reader(frame[HEADER_SIZE:], order)
     context: Optional[bytes] = None
     try:
-        if flags & Flag.NON_DEFAULT_CONTEXT:
+        if flags & _NON_DEFAULT_CONTEXT:
             if kind not in CONTEXT_PDU_TYPES:
                 raise _Malformed("non-default context flag on a PDU type that has no context")
             context = reader.octets()
@@ -540,10 +552,10 @@ class Decoder:
         buffer = self._buffer
         if len(buffer) < HEADER_SIZE:
             return None
-        _, _, _, _, _, _, length = _read_header(bytes(buffer[:HEADER_SIZE]))
-        total = HEADER_SIZE + length
+        header = _read_header(buffer)
+        total = HEADER_SIZE + header[6]
         if len(buffer) < total:
             return None
         frame = bytes(buffer[:total])
         del buffer[:total]
-        return decode(frame)
+        return _decode_framed(frame, header)

@@ -107,6 +107,8 @@ class AgentXSession:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
+        self._wake_fd = self._wake_r.fileno()
+        self._poller = select.poll()  # replaced per connection in _conversation
         self.traps.set_waker(self.wake)
         self.serving = threading.Event()   # set while registered and answering
         self.session_id = 0
@@ -202,6 +204,10 @@ class AgentXSession:
     def _conversation(self, sock: socket.socket) -> None:
         cfg = self.config
         sock.settimeout(cfg.response_timeout)
+        # Registered once per connection: cheaper per request than select.select().
+        self._poller = select.poll()
+        self._poller.register(sock, select.POLLIN)
+        self._poller.register(self._wake_fd, select.POLLIN)
         decoder = Decoder()
         self._packet_id = 0
         self._pending.clear()
@@ -251,13 +257,16 @@ class AgentXSession:
     def _receive(self, sock: socket.socket, decoder: Decoder, timeout: float,
                  what: str) -> list[p.PDU]:
         """Wait up to ``timeout`` for data; return the whole PDUs it completes."""
-        readable, _, _ = select.select([sock, self._wake_r], [], [], max(0.0, timeout))
-        if self._wake_r in readable:
-            try:
-                self._wake_r.recv(4096)
-            except BlockingIOError:
-                pass
-        if sock not in readable:
+        data_ready = False
+        for fd, _ in self._poller.poll(max(0.0, timeout) * 1000):
+            if fd == self._wake_fd:
+                try:
+                    self._wake_r.recv(4096)
+                except BlockingIOError:
+                    pass
+            else:
+                data_ready = True
+        if not data_ready:
             return []
         data = sock.recv(65536)
         if not data:
@@ -284,24 +293,26 @@ class AgentXSession:
 
     def _serve(self, sock: socket.socket, decoder: Decoder) -> None:
         cfg = self.config
-        ping_due = self._last_rx + cfg.ping_interval
+        traps = self.traps
         while True:
             if self._stop.is_set():
                 self._close(sock, decoder)
                 return
-            self._send_traps(sock)
+            if traps.waiting:
+                self._send_traps(sock)
             now = self._clock()
-            self._check_deadlines(now)
             ping_due = self._last_rx + cfg.ping_interval
+            if self._pending:
+                self._check_deadlines(now)
             if now >= ping_due and not any(i.kind == "Ping" for i in self._pending.values()):
                 self._send_request(sock, p.Ping(session_id=self.session_id,
                                                 packet_id=self._next_packet_id()), "Ping")
             wait = ping_due - now if now < ping_due else cfg.response_timeout
             if self._pending:
                 wait = min(wait, min(i.deadline for i in self._pending.values()) - now)
-            for pdu in self._receive(sock, decoder, max(wait, 0.0), "serving"):
+            for pdu in self._receive(sock, decoder, wait, "serving"):
                 self._dispatch(sock, pdu)
-            self.traps.report_drops()
+            traps.report_drops()
 
     def _check_deadlines(self, now: float) -> None:
         for item in self._pending.values():

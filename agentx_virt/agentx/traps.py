@@ -125,6 +125,11 @@ class TrapQueue:
         with self._lock:
             self._refused += 1
 
+    @property
+    def waiting(self) -> bool:
+        """Whether any trap waits; lock-free (a deque's length is read atomically)."""
+        return bool(self._items)
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._items)
