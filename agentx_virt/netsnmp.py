@@ -43,7 +43,7 @@ def _require(program: str) -> str:
     return path
 
 
-def _tool_env() -> dict[str, str]:
+def tool_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(_QUIET_MIBS)
     return env
@@ -67,18 +67,23 @@ class ToolResult:
     stderr: str
 
 
+def snmp_command(tool: str, agent: str, *oids: str, options: Sequence[str] = (),
+                 retries: int = 0, request_timeout: float = 2.0,
+                 community: str = COMMUNITY) -> list[str]:
+    """The argv of a net-snmp client with numeric output (``-On``), enums and timeticks
+    as numbers (``-Oe -Ot``); ``options`` go before the agent (e.g. ``-Cr50``)."""
+    return [_require(tool), "-v2c", "-c", community, "-On", "-Oe", "-Ot",
+            "-r", str(retries), "-t", str(request_timeout), *options, agent, *oids]
+
+
 def snmp_tool(tool: str, agent: str, *oids: str, options: Sequence[str] = (),
               timeout: float = 120.0, retries: int = 0, request_timeout: float = 2.0,
               community: str = COMMUNITY) -> ToolResult:
-    """Run a net-snmp client (snmpget, snmpgetnext, snmpwalk, snmpbulkwalk, snmptable…).
-
-    Output is numeric (``-On``), enums and timeticks as numbers (``-Oe -Ot``);
-    ``options`` go before the agent (e.g. ``-Cr50`` for snmpbulkwalk).
-    """
-    command = [_require(tool), "-v2c", "-c", community, "-On", "-Oe", "-Ot",
-               "-r", str(retries), "-t", str(request_timeout), *options, agent, *oids]
+    """Run a net-snmp client (snmpget, snmpgetnext, snmpwalk, snmpbulkwalk, snmpset…)."""
+    command = snmp_command(tool, agent, *oids, options=options, retries=retries,
+                           request_timeout=request_timeout, community=community)
     completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                               env=_tool_env(), stdin=subprocess.DEVNULL)
+                               env=tool_env(), stdin=subprocess.DEVNULL)
     return ToolResult(completed.returncode, completed.stdout, completed.stderr)
 
 
@@ -134,7 +139,7 @@ class PrivateSnmpd:
         config.write_text(self._config())
         persist = self.workdir / "persist"
         persist.mkdir(exist_ok=True)
-        env = _tool_env()
+        env = tool_env()
         env["SNMP_PERSISTENT_DIR"] = str(persist)
         with open(self.log_path, "ab") as log_file:
             self.spawned_at = time.perf_counter()
@@ -199,7 +204,7 @@ class PrivateSnmptrapd:
     def start(self, timeout: float = 10.0) -> PrivateSnmptrapd:
         config = self.workdir / "snmptrapd.conf"
         config.write_text("disableAuthorization yes\ndoNotLogTraps no\n")
-        env = _tool_env()
+        env = tool_env()
         env["SNMP_PERSISTENT_DIR"] = str(self.workdir / "persist")
         self.log_path.write_text("")
         self.process = subprocess.Popen(

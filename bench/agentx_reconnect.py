@@ -17,13 +17,12 @@ import logging
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from agentx_virt.agentx.address import parse_address
 from agentx_virt.agentx.constants import ValueType
-from agentx_virt.agentx.session import AgentXSession, SessionConfig
+from agentx_virt.agentx.session import AgentXSession, SessionConfig, SessionThread
 from agentx_virt.agentx.store import OidTable, ServedStore
 from agentx_virt.netsnmp import PrivateSnmpd, snmp_tool
 from agentx_virt.oid import OID, format_oid
@@ -49,8 +48,7 @@ def main(argv: list[str]) -> int:
         table = OidTable([(PROBE, ValueType.INTEGER, 1)])
         session = AgentXSession(SessionConfig(parse_address(snmpd.agentx_address), (ROOT,)),
                                 ServedStore(table))
-        thread = threading.Thread(target=session.run, name="agentx-session", daemon=True)
-        thread.start()
+        running = SessionThread(session).start()
         if not session.serving.wait(10):
             raise SystemExit("the subagent did not register within 10 s")
         for outage in args.outages:
@@ -67,8 +65,7 @@ def main(argv: list[str]) -> int:
             results.append(took)
             print(f"outage {outage:.1f} s: snmpd answered {ready:.2f} s after spawn; "
                   f"subagent values served {took:.2f} s after spawn")
-        session.stop()
-        thread.join(10)
+        running.stop()
     print(f"reconnect_s_max={max(results):.2f} "
           f"reconnect_s_median={statistics.median(results):.2f}")
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable, Optional
@@ -15,7 +14,7 @@ import pytest
 from agentx_virt.agentx import pdu as p
 from agentx_virt.agentx.address import parse_address
 from agentx_virt.agentx.codec import Decoder, encode
-from agentx_virt.agentx.session import AgentXSession, SessionConfig
+from agentx_virt.agentx.session import AgentXSession, SessionConfig, SessionThread
 from agentx_virt.agentx.store import OidTable, ServedStore
 from agentx_virt.agentx.traps import TrapQueue
 from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd
@@ -42,41 +41,20 @@ def snmpd(short_tmp: Path) -> Iterator[PrivateSnmpd]:
         yield daemon
 
 
-class RunningAgent:
-    """An AgentXSession on its own thread; remembers how ``run`` ended."""
-
-    def __init__(self, session: AgentXSession) -> None:
-        self.session = session
-        self.error: Optional[BaseException] = None
-        self.thread = threading.Thread(target=self._run, name="agentx-session", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.session.run()
-        except BaseException as exc:  # noqa: BLE001 - kept for the test to inspect
-            self.error = exc
-
-    def stop(self) -> None:
-        self.session.stop()
-        self.thread.join(10)
-        assert not self.thread.is_alive(), "the session thread did not stop"
-
-
-AgentFactory = Callable[..., RunningAgent]
+AgentFactory = Callable[..., SessionThread]
 
 
 @pytest.fixture
 def start_agent() -> Iterator[AgentFactory]:
     """Start subagents against an address; every one is stopped at teardown."""
-    running: list[RunningAgent] = []
+    running: list[SessionThread] = []
 
     def start(address: str, table: OidTable, subtrees: tuple[OID, ...],
-              traps: Optional[TrapQueue] = None, **config: object) -> RunningAgent:
+              traps: Optional[TrapQueue] = None, **config: object) -> SessionThread:
         session = AgentXSession(
             SessionConfig(parse_address(address), subtrees, **config),  # type: ignore[arg-type]
             ServedStore(table), traps)
-        agent = RunningAgent(session)
+        agent = SessionThread(session).start()
         running.append(agent)
         return agent
 

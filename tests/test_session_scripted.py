@@ -11,10 +11,11 @@ from agentx_virt.agentx.codec import encode
 from agentx_virt.agentx.constants import CloseReason, ErrorCode
 from agentx_virt.agentx.constants import ValueType as T
 from agentx_virt.agentx.errors import SessionFatal
+from agentx_virt.agentx.session import SessionThread
 from agentx_virt.agentx.store import OidTable
 from agentx_virt.agentx.traps import SNMP_TRAP_OID_0, Trap, TrapQueue
 
-from .conftest import AgentFactory, RunningAgent, ScriptedMaster
+from .conftest import AgentFactory, ScriptedMaster
 
 ROOT = (1, 3, 6, 1, 4, 1, 36957, 3)
 GOOD = ROOT + (1, 1)
@@ -187,7 +188,7 @@ def test_unacknowledged_traps_are_resent_after_reconnect(
 
 
 def test_stop_sends_close_shutdown(master: ScriptedMaster, start_agent: AgentFactory) -> None:
-    agent: RunningAgent = start_agent(master.address, TABLE, (ROOT,), **FAST)
+    agent: SessionThread = start_agent(master.address, TABLE, (ROOT,), **FAST)
     conn = master.accept()
     conn.handshake()
     agent.session.stop()

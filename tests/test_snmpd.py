@@ -11,12 +11,13 @@ import pytest
 from agentx_virt.agentx.constants import ValueType as T
 from agentx_virt.agentx.errors import SessionFatal
 from agentx_virt.agentx.pdu import Value, VarBind
+from agentx_virt.agentx.session import SessionThread
 from agentx_virt.agentx.store import OidTable
 from agentx_virt.agentx.traps import Trap, TrapQueue
 from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd, ToolResult, snmp_tool
 from agentx_virt.oid import OID, format_oid
 
-from .conftest import AgentFactory, RunningAgent
+from .conftest import AgentFactory
 
 pytestmark = pytest.mark.peers
 
@@ -90,7 +91,7 @@ def expected_line(vb: VarBind) -> str:
 
 
 def serve(snmpd: PrivateSnmpd, start_agent: AgentFactory, table: OidTable = TABLE,
-          **kwargs: object) -> RunningAgent:
+          **kwargs: object) -> SessionThread:
     agent = start_agent(snmpd.agentx_address, table, (ROOT,), **kwargs)
     assert agent.session.serving.wait(10), "the subagent did not register with snmpd"
     return agent
@@ -182,7 +183,7 @@ def test_duplicate_registration_fails_loudly(snmpd: PrivateSnmpd,
                                              start_agent: AgentFactory) -> None:
     serve(snmpd, start_agent)
     second = start_agent(snmpd.agentx_address, TABLE, (ROOT,))
-    second.thread.join(10)
+    assert second.ended.wait(10), "a refused registration must end the session thread"
     assert isinstance(second.error, SessionFatal)
     assert "duplicate_registration" in str(second.error)
 

@@ -413,3 +413,41 @@ class AgentXSession:
                         self._on_response(pdu)
         except (OSError, ConnectionLost) as exc:
             log.info("AgentX session %d ended while closing: %s", self.session_id, exc)
+
+
+class SessionThread:
+    """Runs an ``AgentXSession`` on a named thread and reports how it ended.
+
+    The owner waits on ``ended``; when it is set and ``error`` is not None the
+    session died (a refusal such as duplicateRegistration, or a bug) and the
+    process should exit non-zero rather than live on without serving.
+    """
+
+    def __init__(self, session: AgentXSession, name: str = "agentx-session") -> None:
+        self.session = session
+        self.error: Optional[BaseException] = None
+        self.ended = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> SessionThread:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self.session.run()
+        except SessionFatal as exc:
+            self.error = exc
+            log.critical("%s", exc)
+        except BaseException as exc:
+            self.error = exc
+            log.critical("the AgentX session thread failed", exc_info=True)
+        finally:
+            self.ended.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Send Close, end the thread and wait for it."""
+        self.session.stop()
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise RuntimeError(f"the AgentX session thread did not stop within {timeout:g} s")
