@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable, Optional
@@ -19,6 +20,16 @@ from agentx_virt.agentx.store import OidTable, ServedStore
 from agentx_virt.agentx.traps import TrapQueue
 from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd
 from agentx_virt.oid import OID
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Poll ``check`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"condition not met within {timeout:g} s")
 
 
 @pytest.fixture

@@ -15,22 +15,13 @@ from agentx_virt.agentx.session import SessionThread
 from agentx_virt.agentx.store import OidTable
 from agentx_virt.agentx.traps import SNMP_TRAP_OID_0, Trap, TrapQueue
 
-from .conftest import AgentFactory, ScriptedMaster
+from .conftest import AgentFactory, ScriptedMaster, wait_for
 
 ROOT = (1, 3, 6, 1, 4, 1, 36957, 3)
 GOOD = ROOT + (1, 1)
 BAD = ROOT + (1, 2)
 TABLE = OidTable([(GOOD, T.INTEGER, 1), (BAD, T.INTEGER, 2**40)], objects=[ROOT + (1,)])
 FAST = {"response_timeout": 1.0, "backoff_first": 0.05, "backoff_max": 0.2}
-
-
-def wait_until(condition: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 def getnext(packet_id: int, start: tuple, big_endian: bool = True) -> bytes:  # type: ignore[type-arg]
@@ -136,7 +127,7 @@ def test_close_from_master_reconnects(master: ScriptedMaster,
     conn.handshake()
     conn.send(encode(p.Close(session_id=42, reason=CloseReason.BY_MANAGER)))
     master.accept().handshake(session_id=43)
-    wait_until(lambda: agent.session.session_id == 43 and agent.session.serving.is_set())
+    wait_for(lambda: agent.session.session_id == 43 and agent.session.serving.is_set())
 
 
 def test_silent_master_is_detected_by_ping(master: ScriptedMaster,
@@ -148,7 +139,7 @@ def test_silent_master_is_detected_by_ping(master: ScriptedMaster,
     assert isinstance(ping, p.Ping) and ping.session_id == 42
     # No answer: the subagent gives the master up and comes back on a new connection.
     master.accept().handshake()
-    wait_until(lambda: agent.session.connections == 2)
+    wait_for(lambda: agent.session.connections == 2)
 
 
 def test_notify_is_matched_by_packet_id_and_refusals_are_counted(
@@ -166,7 +157,7 @@ def test_notify_is_matched_by_packet_id_and_refusals_are_counted(
     conn.send(encode(p.Response(session_id=42, packet_id=second.packet_id,
                                 error=ErrorCode.PROCESSING_ERROR)))
     conn.send(encode(p.Response(session_id=42, packet_id=first.packet_id)))
-    wait_until(lambda: queue.stats().sent == 1 and queue.stats().refused == 1)
+    wait_for(lambda: queue.stats().sent == 1 and queue.stats().refused == 1)
 
 
 def test_unacknowledged_traps_are_resent_after_reconnect(
@@ -184,7 +175,7 @@ def test_unacknowledged_traps_are_resent_after_reconnect(
     resent = again.receive()
     assert isinstance(resent, p.Notify) and resent.varbinds == lost.varbinds
     again.send(encode(p.Response(session_id=42, packet_id=resent.packet_id)))
-    wait_until(lambda: queue.stats().sent == 1)
+    wait_for(lambda: queue.stats().sent == 1)
 
 
 def test_stop_sends_close_shutdown(master: ScriptedMaster, start_agent: AgentFactory) -> None:
@@ -206,3 +197,20 @@ def test_needs_a_subtree() -> None:
 
     with pytest.raises(ValueError, match="at least one subtree"):
         AgentXSession(SessionConfig(parse_address("/x"), ()), ServedStore())
+
+
+def test_a_master_that_drops_every_connection_gets_backoff_not_a_busy_loop(
+        master: ScriptedMaster, start_agent: AgentFactory) -> None:
+    # backoff 0.05 s doubling to 0.4 s: without backoff there would be ~30 attempts.
+    start_agent(master.address, TABLE, (ROOT,), response_timeout=1.0, backoff_first=0.05,
+                backoff_max=0.4)
+    attempts = 0
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        try:
+            conn = master.accept(timeout=max(0.01, deadline - time.monotonic()))
+        except OSError:
+            break
+        attempts += 1
+        conn.close()                       # hang up before answering Open
+    assert 2 <= attempts <= 8

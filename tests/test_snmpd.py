@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -17,7 +15,7 @@ from agentx_virt.agentx.traps import Trap, TrapQueue
 from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd, ToolResult, snmp_tool
 from agentx_virt.oid import OID, format_oid
 
-from .conftest import AgentFactory
+from .conftest import AgentFactory, wait_for
 
 pytestmark = pytest.mark.peers
 
@@ -95,15 +93,6 @@ def serve(snmpd: PrivateSnmpd, start_agent: AgentFactory, table: OidTable = TABL
     agent = start_agent(snmpd.agentx_address, table, (ROOT,), **kwargs)
     assert agent.session.serving.wait(10), "the subagent did not register with snmpd"
     return agent
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_snmpget_many_varbinds_of_every_type(snmpd: PrivateSnmpd,

@@ -150,36 +150,43 @@ class AgentXSession:
         """
         delay = self.config.backoff_first
         failures = 0
-        last_down_log = float("-inf")
+        last_failure_log = float("-inf")
         try:
             while not self._stop.is_set():
+                served_before = self.connections
                 try:
                     sock = self.config.address.connect(self.config.connect_timeout)
                 except OSError as exc:
+                    problem: Optional[str] = (
+                        f"cannot reach the AgentX master at {self.config.address} ({exc})")
+                else:
+                    try:
+                        self._conversation(sock)
+                        problem = None
+                    except (ConnectionLost, OSError) as exc:
+                        problem = f"AgentX session with {self.config.address} lost: {exc}"
+                    finally:
+                        self.serving.clear()
+                        self._requeue_unacknowledged()
+                        sock.close()
+                if problem is None:
+                    continue                   # stopped cleanly; the loop condition ends it
+                if self.connections > served_before:
+                    # It was serving: come back quickly, and say so every time.
+                    log.warning("%s; reconnecting", problem)
+                    failures = 0
+                    delay = self.config.backoff_first
+                else:
+                    # It never got to serve: back off, and log the first failure and then
+                    # one line a minute, not one per attempt.
                     failures += 1
                     now = self._clock()
-                    if failures == 1 or now - last_down_log >= STILL_DOWN_LOG_INTERVAL:
-                        log.warning("cannot reach the AgentX master at %s (%s); retrying "
-                                    "(attempt %d)", self.config.address, exc, failures)
-                        last_down_log = now
-                    self._sleep(delay)
-                    delay = min(delay * 2, self.config.backoff_max)
-                    continue
+                    if failures == 1 or now - last_failure_log >= STILL_DOWN_LOG_INTERVAL:
+                        log.warning("%s; retrying (attempt %d)", problem, failures)
+                        last_failure_log = now
+                self._sleep(delay)
                 if failures:
-                    log.info("reached the AgentX master at %s after %d failed attempt(s)",
-                             self.config.address, failures)
-                failures = 0
-                delay = self.config.backoff_first
-                try:
-                    self._conversation(sock)
-                except (ConnectionLost, OSError) as exc:
-                    log.warning("AgentX session with %s lost: %s; reconnecting",
-                                self.config.address, exc)
-                    self._sleep(delay)
-                finally:
-                    self.serving.clear()
-                    self._requeue_unacknowledged()
-                    sock.close()
+                    delay = min(delay * 2, self.config.backoff_max)
         finally:
             self._wake_r.close()
             self._wake_w.close()
