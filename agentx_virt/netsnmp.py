@@ -69,19 +69,24 @@ class ToolResult:
 
 def snmp_command(tool: str, agent: str, *oids: str, options: Sequence[str] = (),
                  retries: int = 0, request_timeout: float = 2.0,
-                 community: str = COMMUNITY) -> list[str]:
-    """The argv of a net-snmp client with numeric output (``-On``), enums and timeticks
-    as numbers (``-Oe -Ot``); ``options`` go before the agent (e.g. ``-Cr50``)."""
-    return [_require(tool), "-v2c", "-c", community, "-On", "-Oe", "-Ot",
+                 community: str = COMMUNITY, numeric: bool = True) -> list[str]:
+    """The argv of a net-snmp client; ``options`` go before the agent (e.g. ``-Cr50``).
+
+    ``numeric`` asks for numeric OIDs, enums and timeticks (``-On -Oe -Ot``); turn it
+    off to see MIB names (snmptable needs that: it cannot find tables with ``-On``).
+    """
+    output = ["-On", "-Oe", "-Ot"] if numeric else []
+    return [_require(tool), "-v2c", "-c", community, *output,
             "-r", str(retries), "-t", str(request_timeout), *options, agent, *oids]
 
 
 def snmp_tool(tool: str, agent: str, *oids: str, options: Sequence[str] = (),
               timeout: float = 120.0, retries: int = 0, request_timeout: float = 2.0,
-              community: str = COMMUNITY) -> ToolResult:
+              community: str = COMMUNITY, numeric: bool = True) -> ToolResult:
     """Run a net-snmp client (snmpget, snmpgetnext, snmpwalk, snmpbulkwalk, snmpset…)."""
     command = snmp_command(tool, agent, *oids, options=options, retries=retries,
-                           request_timeout=request_timeout, community=community)
+                           request_timeout=request_timeout, community=community,
+                           numeric=numeric)
     completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                                env=tool_env(), stdin=subprocess.DEVNULL)
     return ToolResult(completed.returncode, completed.stdout, completed.stderr)

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install what the test suite needs, then run all of it: lint, types, tests.
-#   - Debian packages (as root, only those missing): snmpd snmp snmptrapd python3-venv
+#   - Debian packages (as root, only those missing): snmpd snmp snmptrapd smitools
+#     python3-venv
 #   - a virtualenv in .venv (override with AGENTX_VIRT_VENV) holding the package
 #     and its test extras, rebuilt when pyproject.toml changes
 # Extra arguments go to pytest, e.g. `bash tests/run.sh -k codec`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(snmpd snmp snmptrapd python3 python3-venv)
+packages=(snmpd snmp snmptrapd smitools python3 python3-venv)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -30,7 +30,7 @@ def getnext(packet_id: int, start: tuple, big_endian: bool = True) -> bytes:  # 
 
 
 def test_registration_and_identity(master: ScriptedMaster, start_agent: AgentFactory) -> None:
-    start_agent(master.address, TABLE, (ROOT,), **FAST)
+    start_agent(master.address, TABLE, (ROOT,), ident=ROOT, **FAST)
     opened, registered = master.accept().handshake()
     assert isinstance(opened, p.Open) and opened.id == ROOT
     assert opened.description == b"agentx-virt"

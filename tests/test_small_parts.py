@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,11 @@ def test_cli_probe_reports_a_missing_master_and_a_bad_address() -> None:
     assert "cannot reach the AgentX master at unix:/nonexistent/agentx" in missing.stderr
     bad = run_cli("probe", "--agentx", "udp:127.0.0.1:705")
     assert bad.returncode == 2 and "not UDP" in bad.stderr
+
+
+def test_cli_compile_mib_refuses_a_directory_without_the_ietf_modules(tmp_path: Path) -> None:
+    result = run_cli("compile-mib", "--ietf-dir", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert result.returncode == 1
+    assert "pysmi did not compile" in result.stderr and "SNMPv2-TC" in result.stderr
+    missing = run_cli("compile-mib", "--ietf-dir", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "is not a directory" in missing.stderr

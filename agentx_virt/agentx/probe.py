@@ -11,7 +11,7 @@ from agentx_virt.agentx.address import MasterAddress
 from agentx_virt.agentx.codec import Decoder, encode
 from agentx_virt.agentx.constants import CloseReason, error_name
 from agentx_virt.agentx.errors import AgentXError, ProtocolError
-from agentx_virt.agentx.session import AGENT_OID
+from agentx_virt.oid import OID
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ def _exchange(sock: socket.socket, decoder: Decoder, request: p.PDU, timeout: fl
         decoder.feed(data)
 
 
-def probe(address: MasterAddress, timeout: float = 5.0) -> ProbeResult:
-    """Open a session, time one Ping, close it.
+def probe(address: MasterAddress, timeout: float = 5.0, ident: OID = ()) -> ProbeResult:
+    """Open a session (identified by ``ident``), time one Ping, close it.
 
     Raises:
         OSError: the address cannot be reached (missing socket, refused, permissions).
@@ -50,7 +50,7 @@ def probe(address: MasterAddress, timeout: float = 5.0) -> ProbeResult:
         decoder = Decoder()
         try:
             opened = _exchange(sock, decoder, p.Open(
-                packet_id=1, timeout=int(timeout), id=AGENT_OID,
+                packet_id=1, timeout=int(timeout), id=ident,
                 description=b"agentx-virt probe"), timeout)
             if opened.error:
                 raise AgentXError(f"the master refused Open: {error_name(opened.error)}")

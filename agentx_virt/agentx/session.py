@@ -56,8 +56,6 @@ from agentx_virt.oid import OID, format_oid
 
 log = logging.getLogger(__name__)
 
-# agentx-virt's AgentX identity: the LIBVIRT-EXT-MIB module root (libvirt enterprise 36957, arc 3).
-AGENT_OID: OID = (1, 3, 6, 1, 4, 1, 36957, 3)
 STILL_DOWN_LOG_INTERVAL = 60.0
 
 
@@ -67,7 +65,7 @@ class SessionConfig:
 
     address: MasterAddress
     subtrees: tuple[OID, ...]
-    ident: OID = AGENT_OID
+    ident: OID = ()                # o.id of Open: the agent's MIB module; () is the null OID
     description: str = "agentx-virt"
     priority: int = 127
     open_timeout: int = 5          # o.timeout in seconds (snmpd uses its own agentXTimeout)

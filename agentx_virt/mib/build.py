@@ -1,0 +1,352 @@
+"""Snapshot → OID table: a pure function.
+
+Each table is a ``TableSpec``: which rows a domain has, the row's index values,
+and one getter per MIB column, by object name.  OIDs, wire types, enumeration
+numbers, ranges and sizes all come from the compiled MIB; Python holds names
+only.  A getter returning ``None`` leaves the object absent.  A value the MIB's
+syntax does not allow is left out and reported in ``BuiltTable.rejected``, so
+one odd domain never costs the others their rows.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
+
+from agentx_virt.agentx.constants import ValueType
+from agentx_virt.agentx.pdu import Value
+from agentx_virt.agentx.store import OidTable
+from agentx_virt.libvirt_names import reason_name, severity
+from agentx_virt.mib.model import Mib, MibObject, shipped_mib
+from agentx_virt.oid import OID, format_oid
+from agentx_virt.snapshot import DomainStats, GuestFilesystem, Snapshot
+
+Getter = Callable[[Any], object]
+
+# What the wire types can carry at all (the MIB may narrow it further).
+_BASE_RANGES = {
+    ValueType.INTEGER: (-(2**31), 2**31 - 1),
+    ValueType.COUNTER32: (0, 2**32 - 1),
+    ValueType.GAUGE32: (0, 2**32 - 1),
+    ValueType.TIME_TICKS: (0, 2**32 - 1),
+    ValueType.COUNTER64: (0, 2**64 - 1),
+}
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How one MIB table is filled from a domain."""
+
+    entry: str                                            # the row object, e.g. lvxDiskEntry
+    rows: Callable[[DomainStats], Iterable[Any]]
+    index: Callable[[DomainStats, Any], tuple[object, ...]]
+    columns: Mapping[str, Getter]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A value left out of the table, and why (bad input from libvirt or a bug)."""
+
+    object: str
+    instance: str
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.object}{self.instance} = {self.value}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class BuiltTable:
+    table: OidTable
+    rejected: tuple[Rejected, ...]
+
+
+class _Reject(Exception):
+    pass
+
+
+def _both(a: Optional[int], b: Optional[int], f: Callable[[int, int], object]) -> object:
+    return None if a is None or b is None else f(a, b)
+
+
+SCALARS: Mapping[str, Getter] = {
+    "lvxLibvirtConnected": lambda s: s.host.libvirt_connected,
+    "lvxLibvirtUri": lambda s: s.host.uri,
+    "lvxHypervisorType": lambda s: s.host.hypervisor_type,
+    "lvxHypervisorVersion": lambda s: s.host.hypervisor_version,
+    "lvxLibvirtVersion": lambda s: s.host.libvirt_version,
+    "lvxHostCpus": lambda s: s.host.host_cpus,
+    "lvxDomainCount": lambda s: len(s.domains),
+    "lvxPollIntervalSeconds": lambda s: s.poll.interval_s,
+    "lvxLastPollStart": lambda s: s.poll.last_poll_start,
+    "lvxLastPollDurationMs": lambda s: s.poll.last_poll_duration_ms,
+    "lvxLastPollTimedOut": lambda s: s.poll.timed_out_domains,
+    "lvxTablesLastChange": lambda s: s.poll.tables_last_change,
+    "lvxTrapsSent": lambda s: s.traps_sent,
+    "lvxTrapsDropped": lambda s: s.traps_dropped,
+}
+
+
+def _one(domain: DomainStats) -> Iterable[DomainStats]:
+    return (domain,)
+
+
+def _pins(domain: DomainStats) -> Iterable[tuple[int, int, bool]]:
+    return ((vcpu, cpu, flag) for vcpu, cpus in enumerate(domain.pinning)
+            for cpu, flag in enumerate(cpus))
+
+
+def _filesystems(domain: DomainStats) -> Iterable[tuple[int, GuestFilesystem]]:
+    return enumerate(sorted(domain.filesystems, key=lambda fs: fs.mount_point), 1)
+
+
+def _perf_event(name: str) -> str:
+    """libvirt's perf event name to the MIB's enumeration label: cpu_cycles → cpuCycles."""
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+TABLES: tuple[TableSpec, ...] = (
+    TableSpec("lvxDomainEntry", _one, lambda d, _: (d.index,), {
+        "lvxDomainUuid": lambda d: d.uuid,
+        "lvxDomainName": lambda d: d.name,
+        "lvxDomainState": lambda d: d.state,
+        "lvxDomainStateReason": lambda d: d.state_reason,
+        "lvxDomainStateReasonText": lambda d: _both(d.state, d.state_reason, reason_name),
+        "lvxDomainSeverity": lambda d: None if d.state is None else severity(d.state),
+        "lvxDomainVcpusCurrent": lambda d: d.vcpus_current,
+        "lvxDomainVcpusMaximum": lambda d: d.vcpus_maximum,
+        "lvxDomainMemoryCurrentKiB": lambda d: d.memory_current_kib,
+        "lvxDomainMemoryMaximumKiB": lambda d: d.memory_maximum_kib,
+        "lvxDomainCpuTimeTotalNs": lambda d: d.cpu_time_total_ns,
+        "lvxDomainCpuTimeUserNs": lambda d: d.cpu_time_user_ns,
+        "lvxDomainCpuTimeSystemNs": lambda d: d.cpu_time_system_ns,
+        "lvxDomainCpuUtilVcpus": lambda d: d.cpu_util_vcpus,
+        "lvxDomainCpuUtilHost": lambda d: d.cpu_util_host,
+        "lvxDomainBalloonActualKiB": lambda d: d.balloon_actual_kib,
+        "lvxDomainMemUnusedKiB": lambda d: d.mem_unused_kib,
+        "lvxDomainMemUsableKiB": lambda d: d.mem_usable_kib,
+        "lvxDomainMemAvailableKiB": lambda d: d.mem_available_kib,
+        "lvxDomainMemRssKiB": lambda d: d.mem_rss_kib,
+        "lvxDomainSwapInKiB": lambda d: d.swap_in_kib,
+        "lvxDomainSwapOutKiB": lambda d: d.swap_out_kib,
+        "lvxDomainMajorFaults": lambda d: d.major_faults,
+        "lvxDomainMinorFaults": lambda d: d.minor_faults,
+        "lvxDomainReader": lambda d: d.reader,
+        "lvxDomainPartitionTag": lambda d: d.partition_tag,
+        "lvxDomainPollStatus": lambda d: d.poll_status,
+        "lvxDomainDataAgeSeconds": lambda d: d.data_age_s,
+        "lvxDomainDiscontinuityTime": lambda d: d.discontinuity_time,
+    }),
+    TableSpec("lvxVcpuEntry", lambda d: d.vcpus, lambda d, v: (d.index, v.number), {
+        "lvxVcpuState": lambda v: v.state,
+        "lvxVcpuTimeNs": lambda v: v.time_ns,
+        "lvxVcpuWaitNs": lambda v: v.wait_ns,
+        "lvxVcpuPhysicalCpu": lambda v: v.physical_cpu,
+    }),
+    TableSpec("lvxVcpuPinEntry", _pins, lambda d, p: (d.index, p[0], p[1]), {
+        "lvxPinAffinity": lambda p: p[2],
+    }),
+    TableSpec("lvxDiskEntry", lambda d: d.disks, lambda d, k: (d.index, k.target), {
+        "lvxDiskSource": lambda k: k.source,
+        "lvxDiskBus": lambda k: k.bus,
+        "lvxDiskReadRequests": lambda k: k.read_requests,
+        "lvxDiskReadBytes": lambda k: k.read_bytes,
+        "lvxDiskReadTimeNs": lambda k: k.read_time_ns,
+        "lvxDiskWriteRequests": lambda k: k.write_requests,
+        "lvxDiskWriteBytes": lambda k: k.write_bytes,
+        "lvxDiskWriteTimeNs": lambda k: k.write_time_ns,
+        "lvxDiskFlushRequests": lambda k: k.flush_requests,
+        "lvxDiskFlushTimeNs": lambda k: k.flush_time_ns,
+        "lvxDiskCapacityBytes": lambda k: k.capacity_bytes,
+        "lvxDiskAllocationBytes": lambda k: k.allocation_bytes,
+        "lvxDiskPhysicalBytes": lambda k: k.physical_bytes,
+    }),
+    TableSpec("lvxDiskErrorEntry", lambda d: d.disk_errors, lambda d, e: (d.index, e.target), {
+        "lvxDiskErrorCode": lambda e: e.code,
+    }),
+    TableSpec("lvxInterfaceEntry", lambda d: d.interfaces, lambda d, i: (d.index, i.target), {
+        "lvxIfMac": lambda i: i.mac,
+        "lvxIfSource": lambda i: i.source,
+        "lvxIfRxBytes": lambda i: i.rx_bytes,
+        "lvxIfRxPackets": lambda i: i.rx_packets,
+        "lvxIfRxErrors": lambda i: i.rx_errors,
+        "lvxIfRxDrops": lambda i: i.rx_drops,
+        "lvxIfTxBytes": lambda i: i.tx_bytes,
+        "lvxIfTxPackets": lambda i: i.tx_packets,
+        "lvxIfTxErrors": lambda i: i.tx_errors,
+        "lvxIfTxDrops": lambda i: i.tx_drops,
+    }),
+    TableSpec("lvxJobEntry", lambda d: d.jobs, lambda d, j: (d.index, j.slot), {
+        "lvxJobType": lambda j: j.type,
+        "lvxJobOperation": lambda j: j.operation,
+        "lvxJobTimeElapsedMs": lambda j: j.time_elapsed_ms,
+        "lvxJobTimeRemainingMs": lambda j: j.time_remaining_ms,
+        "lvxJobDowntimeMs": lambda j: j.downtime_ms,
+        "lvxJobSetupTimeMs": lambda j: j.setup_time_ms,
+        "lvxJobDataTotalBytes": lambda j: j.data_total,
+        "lvxJobDataProcessedBytes": lambda j: j.data_processed,
+        "lvxJobDataRemainingBytes": lambda j: j.data_remaining,
+        "lvxJobMemoryTotalBytes": lambda j: j.memory_total,
+        "lvxJobMemoryProcessedBytes": lambda j: j.memory_processed,
+        "lvxJobMemoryRemainingBytes": lambda j: j.memory_remaining,
+        "lvxJobMemoryBytesPerSecond": lambda j: j.memory_bps,
+        "lvxJobMemoryDirtyRatePages": lambda j: j.memory_dirty_rate,
+        "lvxJobMemoryIteration": lambda j: j.memory_iteration,
+        "lvxJobDiskTotalBytes": lambda j: j.disk_total,
+        "lvxJobDiskProcessedBytes": lambda j: j.disk_processed,
+        "lvxJobDiskRemainingBytes": lambda j: j.disk_remaining,
+        "lvxJobDiskBytesPerSecond": lambda j: j.disk_bps,
+        "lvxJobCompressionBytes": lambda j: j.compression_bytes,
+        "lvxJobCompressionPages": lambda j: j.compression_pages,
+        "lvxJobCompressionCacheMisses": lambda j: j.compression_cache_misses,
+        "lvxJobCompressionOverflow": lambda j: j.compression_overflow,
+        "lvxJobAutoConvergeThrottle": lambda j: j.auto_converge_throttle,
+        "lvxJobErrorMessage": lambda j: j.error_message,
+    }),
+    TableSpec("lvxPerfEntry", lambda d: d.perf, lambda d, e: (d.index, _perf_event(e.name)), {
+        "lvxPerfEventName": lambda e: e.name,
+        "lvxPerfEnabled": lambda e: e.enabled,
+        "lvxPerfValue": lambda e: e.value,
+    }),
+    TableSpec("lvxFsEntry", _filesystems, lambda d, f: (d.index, f[0]), {
+        "lvxFsMountPoint": lambda f: f[1].mount_point,
+        "lvxFsDevice": lambda f: f[1].device,
+        "lvxFsType": lambda f: f[1].fs_type,
+        "lvxFsDiskTargets": lambda f: ",".join(f[1].disk_targets) if f[1].disk_targets else None,
+    }),
+)
+
+
+def date_and_time(when: datetime) -> bytes:
+    """SNMPv2-TC DateAndTime in UTC (11 octets)."""
+    if when.tzinfo is None:
+        raise _Reject("a time without a time zone cannot be a DateAndTime")
+    utc = when.astimezone(timezone.utc)
+    return struct.pack(">HBBBBBBcBB", utc.year, utc.month, utc.day, utc.hour, utc.minute,
+                       utc.second, utc.microsecond // 100000, b"+", 0, 0)
+
+
+def _wire(obj: MibObject, value: object) -> Value:
+    """Convert a snapshot value to what ``obj``'s syntax puts on the wire, or reject it."""
+    syntax = obj.syntax
+    assert syntax is not None, obj.name
+    tc = syntax.tc
+    wire: Value
+    if tc == "TruthValue":
+        if not isinstance(value, bool):
+            raise _Reject("TruthValue needs a bool")
+        wire = syntax.enum["true" if value else "false"]
+    elif tc == "DateAndTime":
+        if not isinstance(value, datetime):
+            raise _Reject("DateAndTime needs a datetime")
+        wire = date_and_time(value)
+    elif tc == "MacAddress":
+        try:
+            wire = bytes.fromhex(str(value).replace(":", "").replace("-", ""))
+        except ValueError:
+            raise _Reject("not a MAC address") from None
+    elif tc == "LvxUuid":
+        try:
+            wire = uuid.UUID(str(value)).bytes
+        except ValueError:
+            raise _Reject("not a UUID") from None
+    elif syntax.base is ValueType.OCTET_STRING:
+        if isinstance(value, str):
+            wire = value.encode("utf-8")
+        elif isinstance(value, bytes):
+            wire = value
+        else:
+            raise _Reject(f"{type(value).__name__} for a string object")
+    elif syntax.base in _BASE_RANGES:
+        if isinstance(value, str) and syntax.enum:
+            if value not in syntax.enum:
+                raise _Reject(f"{value!r} is not one of {sorted(syntax.enum)}")
+            wire = syntax.enum[value]
+        elif isinstance(value, int) and not isinstance(value, bool):
+            wire = value
+        else:
+            raise _Reject(f"{type(value).__name__} for an integer object")
+        low, high = _BASE_RANGES[syntax.base]
+        if not low <= wire <= high:
+            raise _Reject(f"{wire} does not fit {syntax.base.name}")
+    else:
+        raise _Reject(f"no conversion to {syntax.base.name}")
+    problem = syntax.violation(wire)
+    if problem:
+        raise _Reject(problem)
+    return wire
+
+
+def _index_subids(obj: MibObject, value: object, implied: bool) -> OID:
+    """The sub-identifiers an index value adds to the instance (RFC 2578 §7.7)."""
+    wire = _wire(obj, value)
+    if isinstance(wire, bytes):
+        syntax = obj.syntax
+        fixed = syntax is not None and len(syntax.sizes) == 1 and \
+            syntax.sizes[0][0] == syntax.sizes[0][1]
+        return tuple(wire) if implied or fixed else (len(wire), *wire)
+    if isinstance(wire, int):
+        return (wire,)
+    raise _Reject(f"{obj.name} cannot be an index")
+
+
+class _Builder:
+    def __init__(self, mib: Mib) -> None:
+        self.mib = mib
+        self.entries: dict[OID, tuple[ValueType, Value]] = {}
+        self.rejected: list[Rejected] = []
+
+    def put(self, obj: MibObject, instance: OID, value: object) -> None:
+        if value is None:
+            return
+        name = obj.oid + instance
+        try:
+            wire = _wire(obj, value)
+        except _Reject as exc:
+            self.reject(obj.name, instance, value, str(exc))
+            return
+        if name in self.entries:
+            self.reject(obj.name, instance, value, "duplicate row; the first one is kept")
+            return
+        assert obj.syntax is not None
+        self.entries[name] = (obj.syntax.base, wire)
+
+    def reject(self, name: str, instance: OID, value: object, reason: str) -> None:
+        self.rejected.append(Rejected(name, format_oid(instance), repr(value), reason))
+
+    def table(self, spec: TableSpec, domain: DomainStats) -> None:
+        entry = self.mib.object(spec.entry)
+        index_objects = [(self.mib.object(name), implied) for name, implied in entry.indices]
+        columns = [(self.mib.object(name), getter) for name, getter in spec.columns.items()]
+        for row in spec.rows(domain):
+            values = spec.index(domain, row)
+            try:
+                instance: OID = ()
+                for (index_obj, implied), value in zip(index_objects, values):
+                    instance += _index_subids(index_obj, value, implied)
+            except _Reject as exc:
+                self.reject(spec.entry, (), values, f"bad index: {exc}")
+                continue
+            for obj, getter in columns:
+                self.put(obj, instance, getter(row))
+
+
+def build_table(snapshot: Snapshot, mib: Optional[Mib] = None) -> BuiltTable:
+    """The OID table to serve for ``snapshot``, and the values that had to be left out."""
+    mib = mib or shipped_mib()
+    builder = _Builder(mib)
+    for name, getter in SCALARS.items():
+        builder.put(mib.object(name), (0,), getter(snapshot))
+    for domain in snapshot.domains:
+        for spec in TABLES:
+            builder.table(spec, domain)
+    objects = [obj.oid for obj in mib.served()]
+    table = OidTable(((name, kind, value) for name, (kind, value) in builder.entries.items()),
+                     objects=objects)
+    return BuiltTable(table, tuple(builder.rejected))

@@ -1,0 +1,185 @@
+"""One poll's worth of what libvirt reported, as frozen dataclasses.
+
+The collector fills a ``Snapshot`` from libvirt; ``agentx_virt.mib.build``
+turns it into the served OID table.  ``None`` always means "libvirt did not
+report this", which the table shows as an absent object, never as zero.
+Numbers keep libvirt's units and codes (states, reasons, job types are
+libvirt's enum values; memory in KiB; times in nanoseconds unless named).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """The libvirt connection and the host it runs on."""
+
+    libvirt_connected: bool
+    uri: str
+    hypervisor_type: Optional[str] = None
+    hypervisor_version: Optional[str] = None   # "major.minor.release"
+    libvirt_version: Optional[str] = None
+    host_cpus: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class PollInfo:
+    """How the poller is doing."""
+
+    interval_s: int
+    last_poll_start: Optional[datetime] = None   # timezone-aware
+    last_poll_duration_ms: Optional[int] = None
+    timed_out_domains: int = 0
+    tables_last_change: Optional[datetime] = None
+
+
+@dataclass(frozen=True)
+class VcpuStats:
+    number: int
+    state: Optional[int] = None          # virVcpuState
+    time_ns: Optional[int] = None
+    wait_ns: Optional[int] = None
+    physical_cpu: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class DiskStats:
+    target: str
+    source: Optional[str] = None
+    bus: Optional[str] = None
+    read_requests: Optional[int] = None
+    read_bytes: Optional[int] = None
+    read_time_ns: Optional[int] = None
+    write_requests: Optional[int] = None
+    write_bytes: Optional[int] = None
+    write_time_ns: Optional[int] = None
+    flush_requests: Optional[int] = None
+    flush_time_ns: Optional[int] = None
+    capacity_bytes: Optional[int] = None
+    allocation_bytes: Optional[int] = None
+    physical_bytes: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class DiskError:
+    target: str
+    code: int                            # virDomainDiskErrorCode, never NONE
+
+
+@dataclass(frozen=True)
+class InterfaceStats:
+    target: str
+    mac: Optional[str] = None            # "52:54:00:12:34:56"
+    source: Optional[str] = None
+    rx_bytes: Optional[int] = None
+    rx_packets: Optional[int] = None
+    rx_errors: Optional[int] = None
+    rx_drops: Optional[int] = None
+    tx_bytes: Optional[int] = None
+    tx_packets: Optional[int] = None
+    tx_errors: Optional[int] = None
+    tx_drops: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class JobStats:
+    """What ``jobStats()`` returned, for the current job or the last completed one."""
+
+    slot: str                            # "current" or "completed"
+    type: Optional[int] = None           # virDomainJobType
+    operation: Optional[int] = None      # virDomainJobOperation
+    time_elapsed_ms: Optional[int] = None
+    time_remaining_ms: Optional[int] = None
+    downtime_ms: Optional[int] = None
+    setup_time_ms: Optional[int] = None
+    data_total: Optional[int] = None
+    data_processed: Optional[int] = None
+    data_remaining: Optional[int] = None
+    memory_total: Optional[int] = None
+    memory_processed: Optional[int] = None
+    memory_remaining: Optional[int] = None
+    memory_bps: Optional[int] = None
+    memory_dirty_rate: Optional[int] = None
+    memory_iteration: Optional[int] = None
+    disk_total: Optional[int] = None
+    disk_processed: Optional[int] = None
+    disk_remaining: Optional[int] = None
+    disk_bps: Optional[int] = None
+    compression_bytes: Optional[int] = None
+    compression_pages: Optional[int] = None
+    compression_cache_misses: Optional[int] = None
+    compression_overflow: Optional[int] = None
+    auto_converge_throttle: Optional[int] = None
+    error_message: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class PerfEvent:
+    name: str                            # libvirt's name, e.g. "cpu_cycles"
+    enabled: Optional[bool] = None
+    value: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class GuestFilesystem:
+    mount_point: str
+    device: Optional[str] = None
+    fs_type: Optional[str] = None
+    disk_targets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DomainStats:
+    """One domain: identity, state, domain-level statistics and its devices."""
+
+    index: int                           # stable row index (DomainIndexRegistry)
+    uuid: str                            # canonical text form
+    name: str
+    state: Optional[int] = None          # virDomainState
+    state_reason: Optional[int] = None   # the reason enum of that state
+    vcpus_current: Optional[int] = None
+    vcpus_maximum: Optional[int] = None
+    memory_current_kib: Optional[int] = None
+    memory_maximum_kib: Optional[int] = None
+    cpu_time_total_ns: Optional[int] = None
+    cpu_time_user_ns: Optional[int] = None
+    cpu_time_system_ns: Optional[int] = None
+    cpu_util_vcpus: Optional[int] = None     # hundredths of a percent
+    cpu_util_host: Optional[int] = None      # hundredths of a percent
+    balloon_actual_kib: Optional[int] = None
+    mem_unused_kib: Optional[int] = None
+    mem_usable_kib: Optional[int] = None
+    mem_available_kib: Optional[int] = None
+    mem_rss_kib: Optional[int] = None
+    swap_in_kib: Optional[int] = None
+    swap_out_kib: Optional[int] = None
+    major_faults: Optional[int] = None
+    minor_faults: Optional[int] = None
+    reader: Optional[int] = None
+    partition_tag: Optional[str] = None
+    poll_status: str = "notPolled"       # ok, timedOut, error, notPolled
+    data_age_s: Optional[int] = None
+    discontinuity_time: Optional[datetime] = None
+    vcpus: tuple[VcpuStats, ...] = ()
+    pinning: tuple[tuple[bool, ...], ...] = ()   # per vCPU: affinity per host CPU
+    disks: tuple[DiskStats, ...] = ()
+    disk_errors: tuple[DiskError, ...] = ()
+    interfaces: tuple[InterfaceStats, ...] = ()
+    jobs: tuple[JobStats, ...] = ()
+    perf: tuple[PerfEvent, ...] = ()
+    filesystems: tuple[GuestFilesystem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the agent serves, as of one poll."""
+
+    host: HostInfo
+    poll: PollInfo
+    domains: tuple[DomainStats, ...] = ()
+    traps_sent: Optional[int] = None
+    traps_dropped: Optional[int] = None

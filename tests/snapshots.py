@@ -1,0 +1,73 @@
+"""Snapshots built by hand for the MIB tests: one with every field set, one with the minimum."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from agentx_virt.snapshot import (
+    DiskError,
+    DiskStats,
+    DomainStats,
+    GuestFilesystem,
+    HostInfo,
+    InterfaceStats,
+    JobStats,
+    PerfEvent,
+    PollInfo,
+    Snapshot,
+    VcpuStats,
+)
+
+WHEN = datetime(2026, 11, 21, 20, 15, 30, 700000, tzinfo=timezone.utc)
+UUID_A = "6695eb01-f6a4-8304-79aa-97f2502e193f"
+UUID_B = "0e6ce3a6-9d8f-4bd4-a3b5-1c2a6d5e7f80"
+
+
+def full_domain(index: int = 7, uuid: str = UUID_A, name: str = "web-1") -> DomainStats:
+    """A running domain with a value in every field and one of every device."""
+    return DomainStats(
+        index=index, uuid=uuid, name=name, state=3, state_reason=5,
+        vcpus_current=2, vcpus_maximum=4,
+        memory_current_kib=2097152, memory_maximum_kib=4194304,
+        cpu_time_total_ns=123456789012, cpu_time_user_ns=100000000000,
+        cpu_time_system_ns=23456789012, cpu_util_vcpus=2550, cpu_util_host=1275,
+        balloon_actual_kib=2097152, mem_unused_kib=1048576, mem_usable_kib=1572864,
+        mem_available_kib=2000000, mem_rss_kib=2150000, swap_in_kib=10, swap_out_kib=20,
+        major_faults=30, minor_faults=40000, reader=1, partition_tag="virt-1",
+        poll_status="ok", data_age_s=3, discontinuity_time=WHEN,
+        vcpus=(VcpuStats(0, 1, 5000000000, 1000, 2), VcpuStats(1, 2, 4000000000, 2000, 3)),
+        pinning=((True, False, True, False), (False, True, False, True)),
+        disks=(DiskStats("vda", "/var/lib/libvirt/images/web-1.qcow2", "virtio",
+                         100, 409600, 5000000, 200, 819200, 6000000, 10, 700000,
+                         21474836480, 1073741824, 1074003968),
+               DiskStats("sdb", "", "sata", read_requests=0)),
+        disk_errors=(DiskError("vda", 2),),
+        interfaces=(InterfaceStats("tap0", "52:54:00:12:34:56", "br0",
+                                   1000, 10, 1, 2, 3000, 30, 3, 4),),
+        jobs=(JobStats("current", 2, 5, 1500, 0, 50, 10, 3000, 1000, 2000, 2500, 800,
+                       1700, 134217728, 300, 2, 500, 200, 300, 1000000, 4096, 1, 2, 3,
+                       20, None),
+              JobStats("completed", 4, 8, error_message="disk full")),
+        perf=(PerfEvent("task_clock", True, 987654321), PerfEvent("cpu_cycles", False)),
+        filesystems=(GuestFilesystem("/var", "/dev/vda2", "xfs", ("vda",)),
+                     GuestFilesystem("/", "/dev/vda1", "ext4", ("vda", "sdb"))),
+    )
+
+
+def full_snapshot() -> Snapshot:
+    return Snapshot(
+        host=HostInfo(True, "qemu:///system", "QEMU", "7.2.0", "9.0.0", 8),
+        poll=PollInfo(10, WHEN, 42, 1, WHEN),
+        domains=(full_domain(), DomainStats(index=3, uuid=UUID_B, name="db-2", state=5,
+                                            state_reason=2, poll_status="ok")),
+        traps_sent=12, traps_dropped=1,
+    )
+
+
+def bare_snapshot() -> Snapshot:
+    """libvirt unreachable, one domain known by name only."""
+    return Snapshot(
+        host=HostInfo(False, "qemu:///system"),
+        poll=PollInfo(10),
+        domains=(DomainStats(index=1, uuid=UUID_A, name="web-1"),),
+    )
