@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -12,6 +13,12 @@ from agentx_virt import __version__
 from agentx_virt.agentx.address import DEFAULT_ADDRESS, parse_address
 from agentx_virt.agentx.errors import AddressError, AgentXError
 from agentx_virt.agentx.probe import probe
+from agentx_virt.collector.poller import Poller
+from agentx_virt.config import Config, ConfigError
+from agentx_virt.config import load as load_config
+from agentx_virt.daemon import Agent
+from agentx_virt.demo import run_demo
+from agentx_virt.dump import FORMATS, render
 from agentx_virt.mib.compile import (
     COMPILED_DIR,
     PACKAGE_MIB,
@@ -27,9 +34,22 @@ def _parser() -> argparse.ArgumentParser:
         prog="agentx-virt",
         description="AgentX subagent serving libvirt domain statistics through snmpd.")
     parser.add_argument("--version", action="version", version=f"agentx-virt {__version__}")
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser("run", help="poll libvirt and serve LIBVIRT-EXT-MIB through snmpd")
+    _poll_options(run)
+    run.add_argument("--agentx", metavar="ADDRESS",
+                     help=f"AgentX master: /path, unix:/path or tcp:HOST:PORT "
+                          f"(default {DEFAULT_ADDRESS})")
+    run.add_argument("--interval", type=float, metavar="S", help="seconds between polls")
+    run.add_argument("--state-dir", type=Path, metavar="DIR",
+                     help="where the domain index state is kept")
+    dump = commands.add_parser("dump", help="poll libvirt once and print it (no snmpd needed)")
+    _poll_options(dump)
+    dump.add_argument("--format", choices=FORMATS, default="table")
+    demo = commands.add_parser(
+        "demo", help="run the agent on libvirt's test driver behind a private snmpd and walk it")
+    demo.add_argument("--domains", type=int, default=12, metavar="N")
     check = commands.add_parser(
         "probe", help="check that snmpd's AgentX master is reachable (Open, Ping, Close)")
     check.add_argument("--agentx", default=DEFAULT_ADDRESS, metavar="ADDRESS",
@@ -46,6 +66,43 @@ def _parser() -> argparse.ArgumentParser:
     mib.add_argument("--out", type=Path, default=COMPILED_DIR, metavar="DIR",
                      help=f"where to write the JSON (default: {COMPILED_DIR})")
     return parser
+
+
+log = logging.getLogger("agentx_virt")
+
+
+def _poll_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
+    parser.add_argument("--uri", help="libvirt URI (default: $LIBVIRT_DEFAULT_URI, else "
+                                      "qemu:///system)")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    overrides = {"uri": args.uri, "log_level": args.log_level}
+    for flag, field in (("agentx", "agentx"), ("interval", "interval_s"),
+                        ("state_dir", "state_dir")):
+        overrides[field] = getattr(args, flag, None)
+    return load_config(args.config, overrides)
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    agent = Agent(config)
+
+    def request_stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        agent.stop()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return agent.run()
+
+
+def _dump(args: argparse.Namespace) -> int:
+    config = _config(args)
+    snapshot = Poller(config, lambda _snapshot: None).poll_once()
+    print(render(snapshot, args.format))
+    return 0 if snapshot.host.libvirt_connected else 1
 
 
 def _probe(args: argparse.Namespace) -> int:
@@ -89,7 +146,18 @@ def _compile_mib(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level or "INFO",
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "dump":
+            return _dump(args)
+    except ConfigError as exc:
+        print(f"agentx-virt: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "demo":
+        return run_demo(args.domains)
     if args.command == "probe":
         return _probe(args)
     if args.command == "compile-mib":

@@ -1,48 +1,10 @@
 #!/usr/bin/env bash
-# Install what the test suite needs, then run all of it: lint, types, tests.
-#   - Debian packages (as root, only those missing): snmpd snmp snmptrapd smitools
-#     python3-venv
-#   - a virtualenv in .venv (override with AGENTX_VIRT_VENV) holding the package
-#     and its test extras, rebuilt when pyproject.toml changes
+# Install what the test suite needs (scripts/bootstrap.sh), then run all of it:
+# ruff, mypy (strict, Python 3.9 rules) and pytest.
 # Extra arguments go to pytest, e.g. `bash tests/run.sh -k codec`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-packages=(snmpd snmp snmptrapd smitools python3 python3-venv)
-missing=()
-for package in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
-        || missing+=("$package")
-done
-if ((${#missing[@]})); then
-    if [[ $(id -u) -ne 0 ]]; then
-        echo "tests/run.sh: missing Debian packages: ${missing[*]}" >&2
-        echo "  install them as root: apt-get install -y ${missing[*]}" >&2
-        exit 1
-    fi
-    echo "== installing Debian packages: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-python=${PYTHON:-/usr/bin/python3}
-venv=${AGENTX_VIRT_VENV:-.venv}
-stamp="$venv/.agentx-virt-installed"
-wanted="$(sha256sum pyproject.toml | cut -d' ' -f1) $("$python" -V 2>&1)"
-if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
-    echo "== creating $venv with $("$python" -V 2>&1)"
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-    log="$venv/pip-install.log"
-    if ! { "$venv/bin/python" -m pip install --upgrade pip &&
-           "$venv/bin/python" -m pip install -e '.[test]'; } >"$log" 2>&1; then
-        tail -n 40 "$log" >&2
-        echo "tests/run.sh: installing into $venv failed; full log: $log" >&2
-        exit 1
-    fi
-    echo "$wanted" > "$stamp"
-fi
+source scripts/bootstrap.sh
 
 echo "== ruff"
 "$venv/bin/ruff" check agentx_virt tests bench

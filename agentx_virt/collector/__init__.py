@@ -1,0 +1,1 @@
+"""libvirt → Snapshot: connections, readers, hang isolation, and the poller that merges them."""

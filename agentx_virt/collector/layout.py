@@ -1,0 +1,81 @@
+"""What a domain's XML says about its devices and its partition tag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from lxml import etree
+
+from agentx_virt.collector.errors import CallFailed
+
+OVIRTMAP_NS = "http://ovirt.org/ovirtmap/tag/1.0"
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+
+
+@dataclass(frozen=True)
+class Disk:
+    target: str
+    source: Optional[str]
+    bus: Optional[str]
+
+
+@dataclass(frozen=True)
+class Nic:
+    target: str
+    mac: Optional[str]
+    source: Optional[str]
+
+
+@dataclass(frozen=True)
+class Layout:
+    disks: tuple[Disk, ...] = ()
+    nics: tuple[Nic, ...] = ()
+    max_vcpus: Optional[int] = None
+    tag: Optional[str] = None
+
+
+def _source(element: etree._Element, attributes: tuple[str, ...]) -> Optional[str]:
+    source = element.find("source")
+    if source is None:
+        return None
+    for attribute in attributes:
+        value = source.get(attribute)
+        if value:
+            return str(value)
+    return None
+
+
+def parse_layout(xml: str) -> Layout:
+    """Disks (with a target), NICs (with a host-side target), vCPU maximum and ovirtmap tag.
+
+    Raises:
+        CallFailed: the XML does not parse (libvirt gave us something odd).
+    """
+    try:
+        root = etree.fromstring(xml.encode(), parser=_PARSER)
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        raise CallFailed(f"domain XML does not parse: {exc}") from None
+    disks = []
+    for disk in root.iterfind("devices/disk"):
+        target = disk.find("target")
+        if target is None or not target.get("dev"):
+            continue
+        disks.append(Disk(str(target.get("dev")),
+                          _source(disk, ("file", "dev", "name", "volume", "dir")),
+                          target.get("bus")))
+    nics = []
+    for nic in root.iterfind("devices/interface"):
+        target = nic.find("target")
+        if target is None or not target.get("dev"):
+            continue
+        mac = nic.find("mac")
+        nics.append(Nic(str(target.get("dev")), None if mac is None else mac.get("address"),
+                        _source(nic, ("bridge", "network", "dev", "path"))))
+    max_vcpus: Optional[int] = None
+    vcpu = root.find("vcpu")
+    if vcpu is not None and vcpu.text and vcpu.text.strip().isdigit():
+        max_vcpus = int(vcpu.text.strip())
+    tag_element = root.find(f"metadata/{{{OVIRTMAP_NS}}}tag")
+    tag = tag_element.text.strip() if tag_element is not None and tag_element.text else None
+    return Layout(tuple(disks), tuple(nics), max_vcpus, tag)

@@ -1,0 +1,253 @@
+"""The poller: partitions domains among readers and merges their results into Snapshots.
+
+The partitioner, on its own thread and connection, lists the domains, applies
+the include/exclude filters, reads each domain's XML (cached, refreshed every
+``LAYOUT_REFRESH_CYCLES`` polls) for its devices and ovirtmap tag, and hands
+each reader its domains: ``virt-K`` goes to reader K, untagged domains and
+unknown tags to reader 0.  Readers poll on their own timers; whenever one
+finishes a cycle the aggregator builds a new Snapshot from every reader's
+latest result and hands it on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import logging
+import re
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional
+
+from agentx_virt.collector.connection import Connection
+from agentx_virt.collector.errors import CollectorError, LibvirtUnavailable
+from agentx_virt.collector.layout import Layout, parse_layout
+from agentx_virt.collector.reader import DomainRef, Reader, ReaderResult
+from agentx_virt.config import Config
+from agentx_virt.domain_index import DomainIndexRegistry, StateFileError
+from agentx_virt.snapshot import DomainStats, HostInfo, PollInfo, Snapshot
+
+log = logging.getLogger(__name__)
+
+LAYOUT_REFRESH_CYCLES = 6
+FORGET_CHECK_S = 3600.0
+_TAG = re.compile(r"virt-(\d+)")
+
+
+def reader_for(tag: Optional[str], instances: int) -> int:
+    """Reader K for tag ``virt-K`` when K < instances; reader 0 for anything else."""
+    match = _TAG.fullmatch(tag or "")
+    if match and int(match.group(1)) < instances:
+        return int(match.group(1))
+    return 0
+
+
+def selected(name: str, uuid: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
+    """Whether the include/exclude patterns (fnmatch, on name or UUID) keep this domain."""
+    def matches(patterns: tuple[str, ...]) -> bool:
+        return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(uuid, p.lower())
+                   for p in patterns)
+    return (not include or matches(include)) and not matches(exclude)
+
+
+def _version(number: int) -> str:
+    return f"{number // 1000000}.{number // 1000 % 1000}.{number % 1000}"
+
+
+class Poller:
+    """Readers, the partitioner and the aggregator; ``on_snapshot`` gets every new Snapshot."""
+
+    def __init__(self, config: Config, on_snapshot: Callable[[Snapshot], None],
+                 registry: Optional[DomainIndexRegistry] = None,
+                 state_path: Optional[Path] = None,
+                 trap_counts: Callable[[], tuple[Optional[int], Optional[int]]] = lambda: (
+                     None, None)) -> None:
+        self.config = config
+        self._on_snapshot = on_snapshot
+        self._registry = registry or DomainIndexRegistry()
+        self._state_path = state_path
+        self._trap_counts = trap_counts
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._conn: Optional[Connection] = None
+        self._host = HostInfo(False, config.uri)
+        self._refs: dict[str, DomainRef] = {}
+        self._by_reader: dict[int, list[DomainRef]] = {}
+        self._layouts: dict[str, tuple[Layout, int]] = {}     # uuid -> (layout, cycle read)
+        self._cycle = 0
+        self._results: dict[int, ReaderResult] = {}
+        self._tables_changed: Optional[datetime] = None
+        self._last_forget = time.monotonic()
+        self.readers = [Reader(k, config, self._assignment(k), self._host_cpus, self._publish)
+                        for k in range(config.instances)]
+        self._thread = threading.Thread(target=self._run, name="partitioner", daemon=True)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Partition once (so readers start with their domains), then start every thread."""
+        self.partition_once()
+        for reader in self.readers:
+            reader.start()
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        for reader in self.readers:
+            reader.stop()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        for reader in self.readers:
+            reader.join(timeout)
+        if self._conn is not None:
+            self._conn.close()
+
+    def poll_once(self) -> Snapshot:
+        """One synchronous poll of everything (for ``agentx-virt dump``)."""
+        self.partition_once()
+        snapshot: Optional[Snapshot] = None
+        for reader in self.readers:
+            reader.poll_once()
+        snapshot = self._snapshot()
+        for reader in self.readers:
+            reader.join(1.0)
+        if self._conn is not None:
+            self._conn.close()
+        return snapshot
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.config.interval_s):
+            try:
+                self.partition_once()
+            except Exception:
+                log.exception("partitioner: cycle failed")
+
+    # ------------------------------------------------------------ partitioning
+
+    def _assignment(self, reader: int) -> Callable[[], list[DomainRef]]:
+        def domains() -> list[DomainRef]:
+            with self._lock:
+                return list(self._by_reader.get(reader, ()))
+        return domains
+
+    def _host_cpus(self) -> Optional[int]:
+        return self._host.host_cpus
+
+    def _connection(self) -> Connection:
+        if self._conn is not None and self._conn.alive:
+            return self._conn
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        conn = Connection(self.config.uri, "partitioner")
+        kind = conn.call("getType", conn.conn.getType)
+        hypervisor = conn.call("getVersion", conn.conn.getVersion)
+        library = conn.call("getLibVersion", conn.conn.getLibVersion)
+        cpus = conn.call("getInfo", conn.conn.getInfo)[2]
+        self._host = HostInfo(True, self.config.uri, str(kind), _version(int(hypervisor)),
+                              _version(int(library)), int(cpus))
+        log.info("connected to libvirt at %s (%s %s, libvirt %s, %d host CPUs)",
+                 self.config.uri, kind, self._host.hypervisor_version,
+                 self._host.libvirt_version, cpus)
+        self._conn = conn
+        return conn
+
+    def partition_once(self) -> None:
+        self._cycle += 1
+        try:
+            conn = self._connection()
+            listed = conn.call("listAllDomains", conn.conn.listAllDomains, 0)
+        except (LibvirtUnavailable, CollectorError) as exc:
+            if self._host.libvirt_connected:
+                log.warning("libvirt at %s unavailable: %s; retrying every %g s",
+                            self.config.uri, exc, self.config.interval_s)
+            self._host = dataclasses.replace(self._host, libvirt_connected=False)
+            self._publish(None)
+            return
+        refs: dict[str, DomainRef] = {}
+        for dom in listed:
+            try:
+                uuid, name = dom.UUIDString(), dom.name()
+            except Exception:  # noqa: BLE001 - libvirtError: the domain vanished meanwhile
+                continue
+            if not selected(name, uuid, self.config.include, self.config.exclude):
+                continue
+            layout = self._layout(conn, dom, uuid, name)
+            refs[uuid] = DomainRef(uuid, name, layout, reader_for(layout.tag,
+                                                                  self.config.instances))
+        by_reader: dict[int, list[DomainRef]] = {}
+        for ref in refs.values():
+            by_reader.setdefault(ref.reader, []).append(ref)
+        for uuid in set(self._layouts) - set(refs):
+            del self._layouts[uuid]
+        with self._lock:
+            if set(refs) != set(self._refs):
+                self._tables_changed = datetime.now(timezone.utc)
+            self._refs, self._by_reader = refs, by_reader
+        self._publish(None)
+
+    def _layout(self, conn: Connection, dom: object, uuid: str, name: str) -> Layout:
+        cached = self._layouts.get(uuid)
+        if cached is not None and self._cycle - cached[1] < LAYOUT_REFRESH_CYCLES:
+            return cached[0]
+        try:
+            layout = parse_layout(conn.call(f"XMLDesc of {name}", dom.XMLDesc, 0))  # type: ignore[attr-defined]
+        except CollectorError as exc:
+            if cached is None:
+                log.warning("cannot read the XML of domain %s (%s); polling it without "
+                            "devices", name, exc)
+            layout = cached[0] if cached is not None else Layout()
+        self._layouts[uuid] = (layout, self._cycle)
+        return layout
+
+    # ------------------------------------------------------------ aggregation
+
+    def _publish(self, result: Optional[ReaderResult]) -> None:
+        with self._lock:
+            if result is not None:
+                self._results[result.reader] = result
+        self._on_snapshot(self._snapshot())
+
+    def _snapshot(self) -> Snapshot:
+        with self._lock:
+            refs = dict(self._refs)
+            results = dict(self._results)
+            changed = self._tables_changed
+        now = time.time()
+        known = len(self._registry)
+        # New domains get their indexes in name order, so a fresh start reads naturally.
+        indexes = self._registry.assign(sorted(refs, key=lambda u: refs[u].name), now)
+        if time.monotonic() - self._last_forget > FORGET_CHECK_S:
+            self._last_forget = time.monotonic()
+            self._registry.forget_unseen(now)
+        if len(self._registry) != known:
+            self._save_registry()
+        domains = []
+        for uuid, ref in refs.items():
+            latest: Mapping[str, DomainStats] = results[ref.reader].domains \
+                if ref.reader in results else {}
+            stats = latest.get(uuid) or DomainStats(
+                index=0, uuid=uuid, name=ref.name, reader=ref.reader,
+                partition_tag=ref.layout.tag or "", poll_status="notPolled")
+            domains.append(dataclasses.replace(stats, index=indexes[uuid.lower()]))
+        domains.sort(key=lambda d: d.index)
+        starts = [r.started for r in results.values()]
+        sent, dropped = self._trap_counts()
+        poll = PollInfo(
+            interval_s=round(self.config.interval_s),
+            last_poll_start=max(starts) if starts else None,
+            last_poll_duration_ms=max((r.duration_ms for r in results.values()), default=None),
+            timed_out_domains=sum(1 for d in domains if d.poll_status == "timedOut"),
+            tables_last_change=changed)
+        return Snapshot(self._host, poll, tuple(domains), sent, dropped)
+
+    def _save_registry(self) -> None:
+        if self._state_path is None:
+            return
+        try:
+            self._registry.save(self._state_path)
+        except StateFileError as exc:
+            log.error("%s; domain indexes will not survive a restart", exc)

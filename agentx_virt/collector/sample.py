@@ -1,0 +1,299 @@
+"""One domain's statistics from libvirt.
+
+The bulk stats API for this one domain (``domainListGetStats([dom], groups,
+NOWAIT)``) comes first; each group it leaves empty (the test driver fills only
+``state``) is asked for with the per-call API instead.  Calls that libvirt
+does not support for this driver are remembered and not repeated; statistics
+that are simply not there (inactive domain, no guest agent) are left absent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import libvirt
+
+from agentx_virt.collector.connection import Connection
+from agentx_virt.collector.errors import CallFailed, NotAvailable
+from agentx_virt.collector.layout import Layout
+from agentx_virt.snapshot import (
+    DiskError,
+    DiskStats,
+    DomainStats,
+    GuestFilesystem,
+    InterfaceStats,
+    JobStats,
+    PerfEvent,
+    VcpuStats,
+)
+
+_ACTIVE_STATES = {1, 2, 3, 4, 7}   # running, blocked, paused, shutdown, pmsuspended
+
+_JOB_FIELDS = {
+    "time_elapsed": "time_elapsed_ms", "time_remaining": "time_remaining_ms",
+    "downtime": "downtime_ms", "setup_time": "setup_time_ms",
+    "data_total": "data_total", "data_processed": "data_processed",
+    "data_remaining": "data_remaining", "memory_total": "memory_total",
+    "memory_processed": "memory_processed", "memory_remaining": "memory_remaining",
+    "memory_bps": "memory_bps", "memory_dirty_rate": "memory_dirty_rate",
+    "memory_iteration": "memory_iteration", "disk_total": "disk_total",
+    "disk_processed": "disk_processed", "disk_remaining": "disk_remaining",
+    "disk_bps": "disk_bps", "compression_bytes": "compression_bytes",
+    "compression_pages": "compression_pages",
+    "compression_cache_misses": "compression_cache_misses",
+    "compression_overflow": "compression_overflow",
+    "auto_converge_throttle": "auto_converge_throttle", "operation": "operation",
+    "errmsg": "error_message",
+}
+_MEMORY_FIELDS = {
+    "actual": "balloon_actual_kib", "unused": "mem_unused_kib", "usable": "mem_usable_kib",
+    "available": "mem_available_kib", "rss": "mem_rss_kib", "swap_in": "swap_in_kib",
+    "swap_out": "swap_out_kib", "major_fault": "major_faults", "minor_fault": "minor_faults",
+}
+_BALLOON_FIELDS = {
+    "balloon.current": "memory_current_kib", "balloon.maximum": "memory_maximum_kib",
+    **{f"balloon.{key}": name for key, name in _MEMORY_FIELDS.items() if key != "actual"},
+}
+
+
+@dataclass
+class CallMemo:
+    """Per reader: calls this driver does not support, so they are not repeated."""
+
+    unsupported: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Sample:
+    stats: DomainStats          # index, reader, tag and poll fields are set by the reader
+    taken_ns: int               # time.monotonic_ns() when the CPU time was read
+    problems: tuple[str, ...]   # failures worth a log line
+
+
+class _Calls:
+    def __init__(self, conn: Connection, dom: libvirt.virDomain, name: str,
+                 memo: CallMemo) -> None:
+        self.conn, self.dom, self.name, self.memo = conn, dom, name, memo
+        self.problems: list[str] = []
+
+    def get(self, api: str, function: Callable[..., Any], *args: Any) -> Any:
+        """The call's result, or None when it is not available (or failed; noted)."""
+        if api in self.memo.unsupported:
+            return None
+        try:
+            return self.conn.call(f"{api} of {self.name}", function, *args)
+        except NotAvailable as exc:
+            if exc.args and "not supported by the connection driver" in str(exc.args[0]):
+                self.memo.unsupported.add(api)
+            return None
+        except CallFailed as exc:
+            self.problems.append(str(exc))
+            return None
+
+
+def _int(value: Any) -> Optional[int]:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _indexed(record: Mapping[str, Any], prefix: str) -> dict[int, dict[str, Any]]:
+    """{'net.0.name': 'tap0', 'net.0.rx.bytes': 5} -> {0: {'name': 'tap0', 'rx.bytes': 5}}."""
+    found: dict[int, dict[str, Any]] = {}
+    for key, value in record.items():
+        if not key.startswith(prefix):
+            continue
+        number, _, rest = key[len(prefix):].partition(".")
+        if number.isdigit() and rest:
+            found.setdefault(int(number), {})[rest] = value
+    return found
+
+
+def _bulk_groups(wants: Callable[[str], bool]) -> int:
+    groups = libvirt.VIR_DOMAIN_STATS_STATE
+    for selector, group in (("cpu", "VIR_DOMAIN_STATS_CPU_TOTAL"),
+                            ("memory", "VIR_DOMAIN_STATS_BALLOON"),
+                            ("vcpu", "VIR_DOMAIN_STATS_VCPU"),
+                            ("interface", "VIR_DOMAIN_STATS_INTERFACE"),
+                            ("disk", "VIR_DOMAIN_STATS_BLOCK"),
+                            ("perf", "VIR_DOMAIN_STATS_PERF")):
+        if wants(selector) or (selector == "cpu" and wants("cpu_util")):
+            groups |= getattr(libvirt, group, 0)
+    return int(groups)
+
+
+def sample_domain(conn: Connection, dom: libvirt.virDomain, name: str, layout: Layout,
+                  wants: Callable[[str], bool], memo: CallMemo) -> Sample:
+    """Everything selected about one domain, as a DomainStats without index or poll fields.
+
+    Raises:
+        DomainGone, LibvirtUnavailable: the domain or the connection went away.
+    """
+    calls = _Calls(conn, dom, name, memo)
+    values: dict[str, Any] = {}
+
+    record: Mapping[str, Any] = {}
+    flags = getattr(libvirt, "VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", 0)
+    bulk = calls.get("domainListGetStats", conn.conn.domainListGetStats, [dom],
+                     _bulk_groups(wants), flags)
+    if bulk:
+        record = bulk[0][1]
+
+    info = conn.call(f"info of {name}", dom.info)   # [state, maxMem, memory, nrVirtCpu, cpuTime]
+    taken_ns = time.monotonic_ns()
+    state = _int(record.get("state.state"))
+    values["state"] = state if state is not None else int(info[0])
+    reason = _int(record.get("state.reason"))
+    if reason is None:
+        state_reason = calls.get("state", dom.state)
+        reason = int(state_reason[1]) if state_reason else None
+    values["state_reason"] = reason
+    active = values["state"] in _ACTIVE_STATES
+
+    # CPU
+    if wants("cpu") or wants("cpu_util"):
+        if "cpu.time" in record:
+            values.update(cpu_time_total_ns=_int(record.get("cpu.time")),
+                          cpu_time_user_ns=_int(record.get("cpu.user")),
+                          cpu_time_system_ns=_int(record.get("cpu.system")))
+        elif active:
+            cpu = calls.get("getCPUStats", dom.getCPUStats, True)
+            if cpu:
+                values.update(cpu_time_total_ns=_int(cpu[0].get("cpu_time")),
+                              cpu_time_user_ns=_int(cpu[0].get("user_time")),
+                              cpu_time_system_ns=_int(cpu[0].get("system_time")))
+            else:
+                values["cpu_time_total_ns"] = _int(info[4])
+
+    # Memory
+    if wants("memory"):
+        balloon = {f: _int(record[k]) for k, f in _BALLOON_FIELDS.items() if k in record}
+        values.update(memory_maximum_kib=_int(info[1]), memory_current_kib=_int(info[2]))
+        values.update(balloon)
+        if "balloon.current" in record:
+            values["balloon_actual_kib"] = _int(record["balloon.current"])
+        elif active:
+            memory = calls.get("memoryStats", dom.memoryStats) or {}
+            values.update({f: _int(memory[k]) for k, f in _MEMORY_FIELDS.items() if k in memory})
+
+    # vCPUs
+    if wants("vcpu"):
+        values["vcpus_current"] = _int(record.get("vcpu.current")) or _int(info[3])
+        values["vcpus_maximum"] = _int(record.get("vcpu.maximum")) or layout.max_vcpus
+        per_vcpu = _indexed(record, "vcpu.")
+        if per_vcpu:
+            values["vcpus"] = tuple(
+                VcpuStats(n, _int(v.get("state")), _int(v.get("time")), _int(v.get("wait")))
+                for n, v in sorted(per_vcpu.items()))
+        elif active:
+            vcpus = calls.get("vcpus", dom.vcpus)
+            if vcpus:
+                values["vcpus"] = tuple(VcpuStats(int(n), int(st), int(t), None, int(cpu))
+                                        for n, st, t, cpu in vcpus[0])
+    if wants("vcpupin"):
+        pins = calls.get("vcpuPinInfo", dom.vcpuPinInfo, 0)
+        if pins:
+            values["pinning"] = tuple(tuple(bool(b) for b in row) for row in pins)
+
+    # Disks
+    if wants("disk"):
+        values["disks"] = _disks(calls, record, layout, active)
+    if wants("disk_err") and active:
+        errors = calls.get("diskErrors", dom.diskErrors, 0) or {}
+        values["disk_errors"] = tuple(DiskError(str(t), int(c))
+                                      for t, c in sorted(errors.items()) if int(c) != 0)
+
+    # Interfaces
+    if wants("interface"):
+        values["interfaces"] = _interfaces(calls, record, layout, active)
+
+    # Jobs
+    jobs = []
+    if active and wants("job_stats_background"):
+        jobs.append(_job(calls, "current", 0))
+    if active and wants("job_stats_completed"):
+        jobs.append(_job(calls, "completed",
+                         getattr(libvirt, "VIR_DOMAIN_JOB_STATS_COMPLETED", 1)))
+    values["jobs"] = tuple(j for j in jobs if j is not None)
+
+    # Perf
+    if wants("perf") and active:
+        enabled = calls.get("perfEvents", dom.perfEvents, 0) or {}
+        values["perf"] = tuple(
+            PerfEvent(str(event), bool(on), _int(record.get(f"perf.{event}")) if on else None)
+            for event, on in sorted(enabled.items()))
+
+    # Guest file systems (needs a guest agent and a read-write connection)
+    if wants("fs_info") and values["state"] == 1:
+        mounted = calls.get("fsInfo", dom.fsInfo, 0) or []
+        values["filesystems"] = tuple(
+            GuestFilesystem(str(mount), str(device), str(kind), tuple(str(a) for a in aliases))
+            for mount, device, kind, aliases in mounted)
+
+    stats = DomainStats(index=0, uuid=dom.UUIDString(), name=name,
+                        **{k: v for k, v in values.items() if v is not None})
+    return Sample(stats, taken_ns, tuple(calls.problems))
+
+
+def _disks(calls: _Calls, record: Mapping[str, Any], layout: Layout,
+           active: bool) -> tuple[DiskStats, ...]:
+    by_name = {str(v.get("name")): v for v in _indexed(record, "block.").values()
+               if "backingIndex" not in v}
+    disks = []
+    for disk in layout.disks:
+        bulk = by_name.get(disk.target)
+        values: dict[str, Optional[int]] = {}
+        if bulk is not None:
+            for key, name in (("rd.reqs", "read_requests"), ("rd.bytes", "read_bytes"),
+                              ("rd.times", "read_time_ns"), ("wr.reqs", "write_requests"),
+                              ("wr.bytes", "write_bytes"), ("wr.times", "write_time_ns"),
+                              ("fl.reqs", "flush_requests"), ("fl.times", "flush_time_ns"),
+                              ("capacity", "capacity_bytes"),
+                              ("allocation", "allocation_bytes"),
+                              ("physical", "physical_bytes")):
+                values[name] = _int(bulk.get(key))
+        elif active:
+            stats = calls.get("blockStats", calls.dom.blockStats, disk.target)
+            if stats:
+                values.update(read_requests=_int(stats[0]), read_bytes=_int(stats[1]),
+                              write_requests=_int(stats[2]), write_bytes=_int(stats[3]))
+            info = calls.get("blockInfo", calls.dom.blockInfo, disk.target)
+            if info:
+                values.update(capacity_bytes=_int(info[0]), allocation_bytes=_int(info[1]),
+                              physical_bytes=_int(info[2]))
+        disks.append(DiskStats(disk.target, disk.source, disk.bus,
+                               **{k: v for k, v in values.items() if v is not None and v >= 0}))
+    return tuple(disks)
+
+
+def _interfaces(calls: _Calls, record: Mapping[str, Any], layout: Layout,
+                active: bool) -> tuple[InterfaceStats, ...]:
+    by_name = {str(v.get("name")): v for v in _indexed(record, "net.").values()}
+    nics = []
+    keys = (("rx.bytes", "rx_bytes"), ("rx.pkts", "rx_packets"), ("rx.errs", "rx_errors"),
+            ("rx.drop", "rx_drops"), ("tx.bytes", "tx_bytes"), ("tx.pkts", "tx_packets"),
+            ("tx.errs", "tx_errors"), ("tx.drop", "tx_drops"))
+    for nic in layout.nics:
+        bulk = by_name.get(nic.target)
+        values: dict[str, Optional[int]] = {}
+        if bulk is not None:
+            values = {name: _int(bulk.get(key)) for key, name in keys}
+        elif active:
+            stats = calls.get("interfaceStats", calls.dom.interfaceStats, nic.target)
+            if stats:
+                values = {name: _int(v) for (_, name), v in zip(keys, stats)}
+        nics.append(InterfaceStats(nic.target, nic.mac, nic.source,
+                                   **{k: v for k, v in values.items()
+                                      if v is not None and v >= 0}))
+    return tuple(nics)
+
+
+def _job(calls: _Calls, slot: str, flags: int) -> Optional[JobStats]:
+    stats = calls.get("jobStats", calls.dom.jobStats, flags)
+    if not stats or not stats.get("type"):
+        return None          # no job (type none): no row
+    values = {name: stats[key] for key, name in _JOB_FIELDS.items() if key in stats}
+    if "error_message" in values:
+        values["error_message"] = str(values["error_message"])
+    return JobStats(slot, type=int(stats["type"]), **values)

@@ -1,0 +1,219 @@
+"""The agent's configuration: a TOML file, overridden by command-line flags.
+
+Example (every key optional)::
+
+    [libvirt]
+    uri = "qemu:///system"          # else $LIBVIRT_DEFAULT_URI, else qemu:///system
+
+    [agentx]
+    address = "/var/agentx/master"  # /path, unix:/path or tcp:HOST:PORT
+    trap_queue = 1000
+
+    [poll]
+    interval = 10                   # seconds between polls
+    instances = 1                   # reader instances (domains split by ovirtmap tag)
+    domain_timeout = 5              # seconds one domain may take (default: half the
+                                    # interval, at most 5)
+    workers = 4                     # worker threads per reader
+    stats = ["cpu", "memory", "vcpu", "disk", "interface", "cpu_util", ...]
+    include = ["web-*"]             # domain name or UUID patterns (fnmatch)
+    exclude = ["test-*"]
+
+    [agent]
+    state_dir = "/var/lib/agentx-virt"
+    log_level = "INFO"
+
+Every unknown key or bad value is a ``ConfigError`` naming the file, the line
+and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from agentx_virt.agentx.address import DEFAULT_ADDRESS, parse_address
+from agentx_virt.agentx.errors import AddressError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.9/3.10
+    import tomli as tomllib
+
+DEFAULT_URI = "qemu:///system"
+
+# Statistics groups, collected unless left out of [poll] stats.
+BASE_STATS = ("cpu", "memory", "vcpu", "disk", "interface")
+# collectd's ExtraStats names.
+EXTRA_STATS = ("cpu_util", "disk_err", "domain_state", "fs_info", "job_stats_background",
+               "job_stats_completed", "perf", "vcpupin")
+DEFAULT_STATS = BASE_STATS + ("cpu_util", "disk_err", "domain_state", "job_stats_background",
+                              "job_stats_completed", "perf", "vcpupin")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong; the message names where and what."""
+
+
+@dataclass(frozen=True)
+class Config:
+    uri: str = DEFAULT_URI
+    agentx: str = DEFAULT_ADDRESS
+    trap_queue: int = 1000
+    interval_s: float = 10.0
+    instances: int = 1
+    domain_timeout_s: float = 5.0
+    workers: int = 4
+    stats: tuple[str, ...] = DEFAULT_STATS
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    state_dir: Path = Path("/var/lib/agentx-virt")
+    log_level: str = "INFO"
+
+    def wants(self, group: str) -> bool:
+        return group in self.stats
+
+
+def _number(minimum: float, integer: bool = False) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        kinds = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
+            what = "an integer" if integer else "a number"
+            raise ValueError(f"must be {what} >= {minimum:g}, got {value!r}")
+        return value
+    return check
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _address(value: Any) -> str:
+    try:
+        parse_address(_text(value))
+    except AddressError as exc:
+        raise ValueError(str(exc)) from None
+    return str(value)
+
+
+def _patterns(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"must be a list of non-empty strings, got {value!r}")
+    return tuple(value)
+
+
+def _stats(value: Any) -> tuple[str, ...]:
+    names = _patterns(value)
+    known = BASE_STATS + EXTRA_STATS
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown statistics group(s) {unknown}; known: {', '.join(known)}")
+    return tuple(dict.fromkeys(names))
+
+
+def _level(value: Any) -> str:
+    level = _text(value).upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return level
+
+
+# (section, key) -> (Config field, checker)
+_KEYS: Mapping[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
+    ("libvirt", "uri"): ("uri", _text),
+    ("agentx", "address"): ("agentx", _address),
+    ("agentx", "trap_queue"): ("trap_queue", _number(1, integer=True)),
+    ("poll", "interval"): ("interval_s", _number(0.1)),
+    ("poll", "instances"): ("instances", _number(1, integer=True)),
+    ("poll", "domain_timeout"): ("domain_timeout_s", _number(0.1)),
+    ("poll", "workers"): ("workers", _number(1, integer=True)),
+    ("poll", "stats"): ("stats", _stats),
+    ("poll", "include"): ("include", _patterns),
+    ("poll", "exclude"): ("exclude", _patterns),
+    ("agent", "state_dir"): ("state_dir", lambda v: v if isinstance(v, Path) else Path(_text(v))),
+    ("agent", "log_level"): ("log_level", _level),
+}
+
+
+# Config field -> the command-line flag that sets it, for error messages.
+_FLAGS = {"uri": "--uri", "agentx": "--agentx", "interval_s": "--interval",
+          "state_dir": "--state-dir", "log_level": "--log-level"}
+
+
+def _line_of(text: str, section: str, key: Optional[str]) -> int:
+    """Best-effort line number of ``[section]`` or of ``key`` inside it (1-based, 0 unknown)."""
+    current = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        header = re.match(r"\s*\[([^\]]+)\]", line)
+        if header:
+            current = header.group(1).strip()
+            if key is None and current == section:
+                return number
+            continue
+        if key is not None and current == section and re.match(rf"\s*{re.escape(key)}\s*=", line):
+            return number
+    return 0
+
+
+def load(path: Optional[Path], overrides: Mapping[str, Any] = {},
+         environ: Mapping[str, str] = os.environ) -> Config:
+    """Read ``path`` (None: defaults only), then apply command-line ``overrides``.
+
+    Raises:
+        ConfigError: unreadable file, bad TOML, unknown key or bad value.
+    """
+    values: dict[str, Any] = {}
+    uri_from_env = environ.get("LIBVIRT_DEFAULT_URI")
+    if uri_from_env:
+        values["uri"] = uri_from_env
+    if path is not None:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        for section, table in data.items():
+            if not isinstance(table, dict) or section not in {s for s, _ in _KEYS}:
+                raise ConfigError(f"{path}:{_line_of(text, section, None)}: unknown section "
+                                  f"[{section}]; known: libvirt, agentx, poll, agent")
+            for key, value in table.items():
+                spec = _KEYS.get((section, key))
+                where = f"{path}:{_line_of(text, section, key)}: [{section}] {key}"
+                if spec is None:
+                    known = ", ".join(k for s, k in _KEYS if s == section)
+                    raise ConfigError(f"{where}: unknown key; [{section}] knows {known}")
+                field_name, check = spec
+                try:
+                    values[field_name] = check(value)
+                except ValueError as exc:
+                    raise ConfigError(f"{where}: {exc}") from None
+    by_field = {field_name: check for field_name, check in _KEYS.values()}
+    for field_name, value in overrides.items():
+        if value is None:
+            continue
+        try:
+            values[field_name] = by_field[field_name](value)
+        except ValueError as exc:
+            raise ConfigError(f"command line {_FLAGS.get(field_name, field_name)}: {exc}") \
+                from None
+    if "domain_timeout_s" not in values:
+        # Unset: half the interval, at most the default 5 s.
+        interval = values.get("interval_s", Config.interval_s)
+        values["domain_timeout_s"] = min(Config.domain_timeout_s, interval / 2)
+    config = replace(Config(), **values)
+    if config.domain_timeout_s >= config.interval_s:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}[poll] domain_timeout ({config.domain_timeout_s:g} s) must "
+                          f"be shorter than [poll] interval ({config.interval_s:g} s)")
+    return config

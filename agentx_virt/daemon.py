@@ -1,0 +1,115 @@
+"""The agent: the poller builds Snapshots, each becomes the served table, snmpd serves it.
+
+Threads: the partitioner and the readers (libvirt), the AgentX session thread
+(the only writer to snmpd's socket), libvirt's event-loop thread, and the main
+thread, which waits for a stop request or for the session to fail.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Optional
+
+from agentx_virt import __version__
+from agentx_virt.agentx.address import parse_address
+from agentx_virt.agentx.session import AgentXSession, SessionConfig, SessionThread
+from agentx_virt.agentx.store import ServedStore
+from agentx_virt.agentx.traps import TrapQueue
+from agentx_virt.collector.poller import Poller
+from agentx_virt.config import Config
+from agentx_virt.domain_index import DomainIndexRegistry, StateFileError
+from agentx_virt.mib.build import build_table
+from agentx_virt.mib.model import Mib, shipped_mib
+from agentx_virt.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "domain-index.json"
+
+
+class TablePublisher:
+    """Turns each Snapshot into the served table; remembers what it has reported."""
+
+    def __init__(self, store: ServedStore, mib: Mib) -> None:
+        self.store = store
+        self.mib = mib
+        self.snapshots = 0
+        self.latest: Optional[Snapshot] = None
+        self.all_polled = threading.Event()   # set once every domain has been polled
+        self.first_table_at: Optional[float] = None
+        self._reported: set[tuple[str, str]] = set()
+
+    def publish(self, snapshot: Snapshot) -> None:
+        built = build_table(snapshot, self.mib)
+        self.store.swap(built.table)
+        self.latest = snapshot
+        self.snapshots += 1
+        if self.first_table_at is None:
+            self.first_table_at = time.monotonic()
+        if snapshot.domains and all(d.poll_status != "notPolled" for d in snapshot.domains):
+            self.all_polled.set()
+        for rejected in built.rejected:
+            key = (rejected.object, rejected.reason)
+            if key not in self._reported:
+                self._reported.add(key)
+                log.warning("value left out of the table (reported once per object and "
+                            "reason): %s", rejected)
+
+
+class Agent:
+    """Runs until ``stop`` is set; ``run`` returns the process exit code."""
+
+    def __init__(self, config: Config, mib: Optional[Mib] = None) -> None:
+        self.config = config
+        self.mib = mib or shipped_mib()
+        self.store = ServedStore()
+        self.traps = TrapQueue(config.trap_queue)
+        self.publisher = TablePublisher(self.store, self.mib)
+        self.stop_requested = threading.Event()
+        self.session: Optional[AgentXSession] = None
+
+    def stop(self) -> None:
+        self.stop_requested.set()
+
+    def run(self) -> int:
+        config = self.config
+        state_path = config.state_dir / STATE_FILE
+        try:
+            registry = DomainIndexRegistry.load(state_path)
+        except StateFileError as exc:
+            log.critical("%s", exc)
+            return 1
+        session = AgentXSession(
+            SessionConfig(parse_address(config.agentx), (self.mib.root,), ident=self.mib.root,
+                          description=f"agentx-virt {__version__}"),
+            self.store, self.traps)
+        self.session = session
+
+        def trap_counts() -> tuple[Optional[int], Optional[int]]:
+            stats = self.traps.stats()
+            return stats.sent, stats.dropped + stats.refused
+
+        poller = Poller(config, self.publisher.publish, registry, state_path, trap_counts)
+        session_thread = SessionThread(session).start()
+        log.info("agentx-virt %s: polling %s every %g s with %d reader(s); AgentX master %s",
+                 __version__, config.uri, config.interval_s, config.instances, config.agentx)
+        try:
+            poller.start()
+            while not self.stop_requested.is_set():
+                if session_thread.ended.wait(0.2):
+                    break
+        finally:
+            poller.stop()
+            if session_thread.thread.is_alive():
+                session_thread.stop()
+            try:
+                registry.save(state_path)
+            except StateFileError as exc:
+                log.error("%s", exc)
+        if session_thread.error is not None:
+            log.critical("stopping: the AgentX session failed: %s", session_thread.error)
+            return 1
+        log.info("agentx-virt stopped")
+        return 0

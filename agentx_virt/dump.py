@@ -1,0 +1,65 @@
+"""``agentx-virt dump``: one poll, printed without snmpd, as a table, JSON or OID lines."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime
+from typing import Any
+
+from agentx_virt.agentx.pdu import VarBind
+from agentx_virt.libvirt_names import STATE_NAMES, reason_name
+from agentx_virt.mib.build import build_table
+from agentx_virt.oid import format_oid
+from agentx_virt.snapshot import Snapshot
+
+FORMATS = ("table", "json", "oids")
+
+
+def render_varbind(varbind: VarBind) -> str:
+    """``.OID TYPE value``: strings quoted when printable, else hex."""
+    value = varbind.value
+    if isinstance(value, bytes):
+        text = value.decode("utf-8", "replace")
+        shown = (f'"{text}"' if value.isascii() and text.isprintable() else "0x" + value.hex())
+    elif isinstance(value, tuple):
+        shown = format_oid(value)
+    else:
+        shown = str(value)
+    return f"{format_oid(varbind.name)} {varbind.type.name} {shown}"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _percent(hundredths: Any) -> str:
+    return "-" if hundredths is None else f"{hundredths / 100:.1f}%"
+
+
+def render(snapshot: Snapshot, form: str) -> str:
+    if form == "json":
+        return json.dumps(dataclasses.asdict(snapshot), default=_json_default, indent=1)
+    if form == "oids":
+        built = build_table(snapshot)
+        lines = [render_varbind(vb) for vb in built.table.varbinds]
+        lines += [f"# left out: {r}" for r in built.rejected]
+        return "\n".join(lines)
+    host = snapshot.host
+    lines = [f"libvirt {host.uri}: {'connected' if host.libvirt_connected else 'NOT connected'}"
+             f", {host.hypervisor_type or '?'} {host.hypervisor_version or ''},"
+             f" {len(snapshot.domains)} domain(s)",
+             f"{'index':>5}  {'name':<20} {'state':<22} {'poll':<9} {'reader':>6} "
+             f"{'vcpus':>5} {'mem KiB':>10} {'cpu%':>6} {'disks':>5} {'nics':>4}"]
+    for d in snapshot.domains:
+        state = "-" if d.state is None else STATE_NAMES.get(d.state, str(d.state))
+        if d.state is not None and d.state_reason is not None:
+            state += f" ({reason_name(d.state, d.state_reason)})"
+        lines.append(
+            f"{d.index:>5}  {d.name[:20]:<20} {state[:22]:<22} {d.poll_status:<9} "
+            f"{'-' if d.reader is None else d.reader:>6} {d.vcpus_current or '-':>5} "
+            f"{d.memory_current_kib or '-':>10} {_percent(d.cpu_util_vcpus):>6} "
+            f"{len(d.disks):>5} {len(d.interfaces):>4}")
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""The collector against libvirt's test driver, cross-checked with libvirt-python itself."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import libvirt
+import pytest
+
+from agentx_virt.collector.poller import Poller, reader_for, selected
+from agentx_virt.config import Config
+from agentx_virt.snapshot import DomainStats, Snapshot
+from agentx_virt.testdriver import domain_uuid, node_xml
+
+DOMAINS = 30
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> str:
+    path = tmp_path / "node.xml"
+    path.write_text(node_xml(DOMAINS, tags=3))
+    return f"test://{path}"
+
+
+def poll(uri: str, **settings: object) -> tuple[Snapshot, Poller]:
+    config = dataclasses.replace(Config(uri=uri, interval_s=5, domain_timeout_s=2),
+                                 **settings)  # type: ignore[arg-type]
+    poller = Poller(config, lambda _s: None)
+    return poller.poll_once(), poller
+
+
+def by_name(snapshot: Snapshot) -> dict[str, DomainStats]:
+    return {d.name: d for d in snapshot.domains}
+
+
+def test_reader_assignment_by_tag() -> None:
+    assert [reader_for(t, 3) for t in ("virt-0", "virt-1", "virt-2", "virt-3", "virt-x",
+                                       None, "", "virt-01")] == [0, 1, 2, 0, 0, 0, 0, 1]
+
+
+def test_filters_by_name_or_uuid() -> None:
+    uuid = domain_uuid(7)
+    assert selected("web-1", uuid, (), ())
+    assert selected("web-1", uuid, ("web-*",), ())
+    assert not selected("db-1", uuid, ("web-*",), ())
+    assert not selected("web-1", uuid, (), ("web-*",))
+    assert selected("db-1", uuid, (uuid.upper(),), ())
+
+
+def test_snapshot_matches_what_libvirt_python_reports(node: str) -> None:
+    snapshot, _ = poll(node)
+    assert snapshot.host.libvirt_connected and snapshot.host.hypervisor_type == "TEST"
+    domains = by_name(snapshot)
+    conn = libvirt.openReadOnly(node)
+    try:
+        listed = conn.listAllDomains(0)
+        assert sorted(domains) == sorted(d.name() for d in listed)
+        for dom in listed:
+            ours = domains[dom.name()]
+            state, max_kib, cur_kib, vcpus, _cpu = dom.info()
+            assert ours.uuid == dom.UUIDString()
+            assert (ours.state, ours.state_reason) == tuple(dom.state())
+            assert (ours.memory_maximum_kib, ours.memory_current_kib) == (max_kib, cur_kib)
+            assert ours.vcpus_current == vcpus and ours.poll_status == "ok"
+            assert ours.pinning == tuple(tuple(row) for row in dom.vcpuPinInfo(0))
+            assert [(d.target, d.bus) for d in ours.disks] == [("vda", "virtio"),
+                                                              ("sdb", "sata")]
+            assert ours.disks[0].source == f"/var/lib/images/{dom.name()}.qcow2"
+            assert [n.target for n in ours.interfaces] == [
+                f"tap{int(dom.name()[2:])}n{n}" for n in range(len(ours.interfaces))]
+            if state == libvirt.VIR_DOMAIN_SHUTOFF:
+                assert ours.disk_errors == () and ours.vcpus == ()
+                continue
+            capacity, allocation, physical = dom.blockInfo("vda")
+            assert (ours.disks[0].capacity_bytes, ours.disks[0].allocation_bytes,
+                    ours.disks[0].physical_bytes) == (capacity, allocation, physical)
+            errors = {t: c for t, c in dom.diskErrors(0).items() if c}
+            assert {e.target: e.code for e in ours.disk_errors} == errors
+            # The test driver's counters rise with the wall clock: ours were read first.
+            assert 0 < ours.disks[0].read_bytes <= dom.blockStats("vda")[1]  # type: ignore[operator]
+            nic = ours.interfaces[0]
+            assert 0 < nic.rx_bytes <= dom.interfaceStats(nic.target)[0]  # type: ignore[operator]
+            assert [v.number for v in ours.vcpus] == [v[0] for v in dom.vcpus()[0]]
+            assert {p.name for p in ours.perf} == set(dom.perfEvents(0))
+    finally:
+        conn.close()
+
+
+def test_readers_touch_only_their_own_domains(node: str) -> None:
+    snapshot, poller = poll(node, instances=3)
+    readers = {d.uuid: d.reader for d in snapshot.domains}
+    for reader in poller.readers:
+        mine = {uuid for uuid, k in readers.items() if k == reader.number}
+        assert mine and reader.touched == mine
+    for d in snapshot.domains:
+        tag_number = int(d.name[2:]) % 4
+        assert d.partition_tag == ("" if tag_number == 3 else f"virt-{tag_number}")
+        assert d.reader == (0 if tag_number == 3 else tag_number)
+
+
+def test_selectors_choose_what_is_collected(node: str) -> None:
+    snapshot, _ = poll(node, stats=("cpu",))
+    running = next(d for d in snapshot.domains if d.state == 1)
+    assert running.cpu_time_total_ns is not None
+    assert running.disks == () and running.interfaces == () and running.pinning == ()
+    assert running.memory_current_kib is None and running.perf == ()
+
+
+def test_include_and_exclude(node: str) -> None:
+    snapshot, _ = poll(node, include=("vm000*",), exclude=("vm0003", domain_uuid(5)))
+    assert sorted(d.name for d in snapshot.domains) == [
+        "vm0001", "vm0002", "vm0004", "vm0006", "vm0007", "vm0008", "vm0009"]
+
+
+def test_unreachable_libvirt_is_reported_not_raised(tmp_path: Path) -> None:
+    snapshot, _ = poll(f"test://{tmp_path}/missing.xml")
+    assert not snapshot.host.libvirt_connected and snapshot.domains == ()

@@ -1,0 +1,71 @@
+"""The TOML configuration and its command-line overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentx_virt.config import DEFAULT_STATS, Config, ConfigError, load
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "agentx-virt.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_environment() -> None:
+    assert load(None, environ={}) == Config()
+    assert load(None, environ={"LIBVIRT_DEFAULT_URI": "qemu+ssh://h/system"}).uri == \
+        "qemu+ssh://h/system"
+    assert Config().stats == DEFAULT_STATS and "fs_info" not in DEFAULT_STATS
+
+
+def test_file_then_command_line(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+[libvirt]
+uri = "test:///default"
+[poll]
+interval = 30
+instances = 3
+stats = ["cpu", "perf", "fs_info"]
+include = ["web-*"]
+[agent]
+state_dir = "/tmp/x"
+""")
+    config = load(path, {"interval_s": 5, "uri": None}, environ={})
+    assert (config.uri, config.interval_s, config.instances) == ("test:///default", 5, 3)
+    assert config.domain_timeout_s == 2.5      # unset: half the interval
+    assert config.stats == ("cpu", "perf", "fs_info") and config.include == ("web-*",)
+    assert config.state_dir == Path("/tmp/x")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[poll]\ninterval = 0\n", ":2: [poll] interval: must be a number >= 0.1, got 0"),
+    ("[poll]\n\ninstances = 1.5\n", ":3: [poll] instances: must be an integer >= 1"),
+    ("[poll]\nstats = [\"cpu\", \"cpu_utl\"]\n", "unknown statistics group(s) ['cpu_utl']"),
+    ("[poll]\ninterval = 10\ncolour = 1\n", ":3: [poll] colour: unknown key; [poll] knows"),
+    ("[pol]\ninterval = 10\n", ":1: unknown section [pol]"),
+    ("[agentx]\naddress = \"udp:1.2.3.4:5\"\n", "[agentx] address: AgentX address"),
+    ("[agent]\nlog_level = \"LOUD\"\n", "[agent] log_level: must be one of"),
+    ("[poll]\ninterval = 2\ndomain_timeout = 5\n", "must be shorter than [poll] interval"),
+    ("[poll\n", "not valid TOML"),
+])
+def test_bad_configuration_names_file_line_and_key(tmp_path: Path, text: str,
+                                                   message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load(path, environ={})
+    assert message in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_bad_command_line_value_names_the_flag() -> None:
+    with pytest.raises(ConfigError, match="command line --interval: must be a number"):
+        load(None, {"interval_s": -1}, environ={})
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load(tmp_path / "absent.toml", environ={})

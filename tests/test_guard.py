@@ -1,0 +1,77 @@
+"""Hang isolation with real threads: a task that blocks does not hold up the others."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from agentx_virt.collector.guard import Guard, Task
+
+
+def test_a_blocked_task_is_abandoned_and_replaced_and_the_rest_finish() -> None:
+    release = threading.Event()
+    abandoned: list[str] = []
+    finished_late: list[str] = []
+    guard = Guard("t", workers=2, max_threads=4, on_abandoned=lambda t: abandoned.append(t.key),
+                  on_abandoned_done=lambda t: finished_late.append(t.key))
+    stuck = Task("stuck", lambda: release.wait(30))
+    healthy = [Task(f"d{n}", lambda n=n: n * 2) for n in range(20)]  # type: ignore[misc]
+    assert guard.submit(stuck)
+    for task in healthy:
+        assert guard.submit(task)
+    guard.wait([stuck, *healthy], deadline_s=0.3, cycle_end=time.monotonic() + 5)
+    assert [t.result for t in healthy] == [n * 2 for n in range(20)]
+    assert stuck.abandoned and abandoned == ["stuck"]
+    assert guard.threads == 3                 # 2 healthy workers + the one that is stuck
+    # Its next task is refused while the first still runs: one call in flight per domain.
+    assert not guard.submit(Task("stuck", lambda: None))
+    assert guard.in_flight("stuck") is stuck
+    release.set()
+    stuck.done.wait(5)
+    deadline = time.monotonic() + 5
+    while guard.threads > 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert guard.threads == 2                 # the surplus worker left: no thread leak
+    assert finished_late == ["stuck"]
+    assert guard.submit(Task("stuck", lambda: None))
+    guard.stop()
+
+
+def test_threads_stay_bounded_while_many_domains_hang() -> None:
+    release = threading.Event()
+    guard = Guard("t", workers=2, max_threads=5)
+    tasks = [Task(f"h{n}", lambda: release.wait(30)) for n in range(10)]
+    for task in tasks:
+        guard.submit(task)
+    guard.wait(tasks, deadline_s=0.2, cycle_end=time.monotonic() + 1)
+    assert guard.threads <= 5
+    assert all(t.abandoned or t.cancelled for t in tasks)
+    release.set()
+    guard.stop()
+
+
+def test_tasks_not_started_by_the_end_of_the_cycle_are_cancelled() -> None:
+    release = threading.Event()
+    guard = Guard("t", workers=1, max_threads=1)
+    blocker = Task("b", lambda: release.wait(30))
+    waiting = Task("w", lambda: "never")
+    guard.submit(blocker)
+    guard.submit(waiting)
+    guard.wait([blocker, waiting], deadline_s=1, cycle_end=time.monotonic() + 0.2)
+    assert waiting.cancelled and waiting.result is None
+    assert guard.in_flight("w") is None
+    release.set()
+    guard.stop()
+
+
+def test_errors_come_back_with_the_task() -> None:
+    guard = Guard("t", workers=1, max_threads=1)
+
+    def fail() -> None:
+        raise RuntimeError("boom")
+
+    task = Task("e", fail)
+    guard.submit(task)
+    guard.wait([task], deadline_s=5, cycle_end=time.monotonic() + 5)
+    assert isinstance(task.error, RuntimeError)
+    guard.stop()
