@@ -22,8 +22,10 @@ log = logging.getLogger(__name__)
 class Task:
     """One domain's work in one cycle."""
 
-    def __init__(self, key: str, function: Callable[[], Any], context: object = None) -> None:
+    def __init__(self, key: str, function: Callable[[], Any], context: object = None,
+                 label: Optional[str] = None) -> None:
         self.key = key
+        self.label = label or key         # for log lines, e.g. the domain's name
         self.function = function
         self.context = context            # e.g. the connection the task uses
         self.started: Optional[float] = None
@@ -154,7 +156,7 @@ class Guard:
             self._ensure_workers()
             threads = self._threads
         log.warning("%s: %s has not answered for %.1f s; its call is abandoned until libvirt "
-                    "returns (%d worker threads)", self.name, task.key, task.running_s, threads)
+                    "returns (%d worker threads)", self.name, task.label, task.running_s, threads)
 
     def _work(self) -> None:
         while True:
@@ -183,7 +185,7 @@ class Guard:
                         self._threads -= 1
             task.done.set()
             if was_abandoned:
-                log.info("%s: %s answered again after %.1f s", self.name, task.key,
+                log.info("%s: %s answered again after %.1f s", self.name, task.label,
                          task.running_s)
                 if self._on_abandoned_done is not None:
                     self._on_abandoned_done(task)

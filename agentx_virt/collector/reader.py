@@ -184,7 +184,8 @@ class Reader:
             return self._emit(started_wall, started, refs, {}, "error")
         tasks: list[Task] = []
         for ref in refs:
-            task = Task(ref.uuid, self._sampler(control, monitor, ref), context=monitor)
+            task = Task(ref.uuid, self._sampler(control, monitor, ref), context=monitor,
+                        label=f"domain {ref.name}")
             if self.guard.submit(task):
                 tasks.append(task)
         cycle_end = started + self.config.interval_s * 0.9

@@ -212,7 +212,7 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, name: str, layout: L
     jobs = []
     if active and wants("job_stats_background"):
         jobs.append(_job(calls, "current", 0))
-    if active and wants("job_stats_completed"):
+    if wants("job_stats_completed"):   # also after a save: the domain is then shut off
         jobs.append(_job(calls, "completed",
                          getattr(libvirt, "VIR_DOMAIN_JOB_STATS_COMPLETED", 1)))
     values["jobs"] = tuple(j for j in jobs if j is not None)
@@ -238,8 +238,11 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, name: str, layout: L
 
 def _disks(calls: _Calls, record: Mapping[str, Any], layout: Layout,
            active: bool) -> tuple[DiskStats, ...]:
-    by_name = {str(v.get("name")): v for v in _indexed(record, "block.").values()
-               if "backingIndex" not in v}
+    # One entry per disk without the BACKING flag (it may still carry a backingIndex);
+    # should a chain appear, the first entry of a name is the top image.
+    by_name: dict[str, dict[str, Any]] = {}
+    for _, entry in sorted(_indexed(record, "block.").items()):
+        by_name.setdefault(str(entry.get("name")), entry)
     disks = []
     for disk in layout.disks:
         bulk = by_name.get(disk.target)

@@ -1,0 +1,151 @@
+"""A private libvirtd with small QEMU/TCG domains, for the tests and benchmarks.
+
+It runs as root inside ``unshare --mount --net``, with libvirt's directories
+bind-mounted from a work directory, so it touches nothing of the host's
+libvirt and its tap devices live in their own network namespace.  Domains are
+64 MiB, one vCPU, a blank qcow2 disk (they idle in the firmware) and an
+``ethernet`` NIC (so interface statistics exist).  Stopped by pid.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Optional
+
+import libvirt
+
+from agentx_virt.netsnmp import PeerError
+
+_DIRS = ("etc/libvirt", "run/libvirt", "var/lib/libvirt", "var/cache/libvirt",
+         "var/log/libvirt")
+
+_QEMU_CONF = 'user = "root"\ngroup = "root"\nstdio_handler = "file"\nsecurity_driver = "none"\n'
+_LIBVIRTD_CONF = ('unix_sock_group = "root"\nunix_sock_rw_perms = "0770"\n'
+                  'auth_unix_ro = "none"\nauth_unix_rw = "none"\nlog_outputs = "2:stderr"\n')
+_START = """set -e
+mount --make-rprivate /
+for d in {dirs}; do mkdir -p "/$d"; mount --bind "{root}/$d" "/$d"; done
+exec /usr/sbin/libvirtd -f /etc/libvirt/libvirtd.conf
+"""
+_DOMAIN = """<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
+      <source file='{image}'/><target dev='vda' bus='virtio'/></disk>
+    <interface type='ethernet'><mac address='{mac}'/><target dev='{tap}' managed='yes'/>
+      <model type='virtio'/></interface>
+  </devices>
+</domain>"""
+
+
+def available() -> Optional[str]:
+    """None when a private libvirtd can run here, else why not."""
+    if os.geteuid() != 0:
+        return "needs root (unshare and libvirtd's QEMU driver)"
+    for program in ("/usr/sbin/libvirtd", "/usr/bin/qemu-system-x86_64", "/usr/bin/qemu-img"):
+        if not Path(program).exists():
+            return f"{program} is missing (Debian: libvirt-daemon libvirt-daemon-driver-qemu " \
+                   "qemu-system-x86 qemu-utils)"
+    if shutil.which("unshare") is None:
+        return "unshare is missing (util-linux)"
+    return None
+
+
+class PrivateLibvirtd:
+    def __init__(self, workdir: Path) -> None:
+        self.root = Path(workdir)
+        self.process: Optional[subprocess.Popen[bytes]] = None
+        self.log_path = self.root / "libvirtd.log"
+        self.domains: list[str] = []
+
+    @property
+    def uri(self) -> str:
+        return f"qemu+unix:///system?socket={self.root}/run/libvirt/libvirt-sock"
+
+    def start(self, timeout: float = 60.0) -> PrivateLibvirtd:
+        problem = available()
+        if problem:
+            raise PeerError(f"cannot run a private libvirtd: {problem}")
+        for directory in _DIRS:
+            (self.root / directory).mkdir(parents=True, exist_ok=True)
+        (self.root / "images").mkdir(exist_ok=True)
+        (self.root / "etc/libvirt/qemu.conf").write_text(_QEMU_CONF)
+        (self.root / "etc/libvirt/libvirtd.conf").write_text(_LIBVIRTD_CONF)
+        script = self.root / "start.sh"
+        script.write_text(_START.format(dirs=" ".join(_DIRS), root=self.root))
+        with open(self.log_path, "ab") as log_file:
+            self.process = subprocess.Popen(
+                ["unshare", "--mount", "--net", "--", "bash", str(script)],
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        socket_path = self.root / "run/libvirt/libvirt-sock"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise PeerError(f"libvirtd exited with {self.process.returncode}: "
+                                f"{self.log_tail()}")
+            if socket_path.exists():
+                try:
+                    libvirt.open(self.uri).close()   # the first connection probes QEMU (~4 s)
+                    return self
+                except libvirt.libvirtError:
+                    pass
+            time.sleep(0.1)
+        self.stop()
+        raise PeerError(f"libvirtd did not answer within {timeout:g} s: {self.log_tail()}")
+
+    def start_domain(self, name: str, number: int) -> None:
+        """Define and start a small QEMU/TCG domain (MAC 52:54:00:aa:00:NN, tap tapNN)."""
+        image = self.root / "images" / f"{name}.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "64M"],
+                       check=True, stdin=subprocess.DEVNULL)
+        conn = libvirt.open(self.uri)
+        try:
+            dom = conn.defineXML(_DOMAIN.format(name=name, image=image,
+                                                mac=f"52:54:00:aa:00:{number:02x}",
+                                                tap=f"tap{number}"))
+            self.domains.append(name)
+            dom.create()
+        finally:
+            conn.close()
+
+    def qemu_pid(self, name: str) -> int:
+        return int((self.root / "run/libvirt/qemu" / f"{name}.pid").read_text().strip())
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        for name in self.domains:
+            try:
+                pid = self.qemu_pid(name)
+                os.kill(pid, signal.SIGCONT)       # a test may have left it stopped
+                os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None
+
+    def __enter__(self) -> PrivateLibvirtd:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,178 @@
+"""The collector and the agent against real QEMU/TCG domains under a private libvirtd,
+including a real hung domain (SIGSTOP on its QEMU process)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import libvirt
+import pytest
+
+from agentx_virt.collector.poller import Poller
+from agentx_virt.config import Config
+from agentx_virt.daemon import Agent
+from agentx_virt.libvirtd import PrivateLibvirtd, available
+from agentx_virt.mib.model import shipped_mib
+from agentx_virt.netsnmp import PrivateSnmpd, snmp_tool
+from agentx_virt.oid import format_oid
+from agentx_virt.snapshot import DomainStats, Snapshot
+
+from .conftest import wait_for
+
+pytestmark = pytest.mark.peers
+MIB = shipped_mib()
+
+
+@pytest.fixture(scope="module")
+def libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateLibvirtd]:
+    problem = available()
+    if problem:
+        pytest.fail(f"the QEMU tests need a private libvirtd: {problem}")
+    daemon = PrivateLibvirtd(tmp_path_factory.mktemp("libvirtd"))
+    with daemon:
+        daemon.start_domain("q1", 1)
+        daemon.start_domain("q2", 2)
+        yield daemon
+
+
+def poll(uri: str, **settings: object) -> Snapshot:
+    config = Config(uri=uri, interval_s=5, domain_timeout_s=3)
+    for key, value in settings.items():
+        config = type(config)(**{**config.__dict__, key: value})
+    return Poller(config, lambda _s: None).poll_once()
+
+
+def domain(snapshot: Snapshot, name: str) -> DomainStats:
+    return next(d for d in snapshot.domains if d.name == name)
+
+
+def test_bulk_stats_path(libvirtd: PrivateLibvirtd) -> None:
+    snapshot = poll(libvirtd.uri)
+    assert snapshot.host.hypervisor_type == "QEMU"
+    for name in ("q1", "q2"):
+        d = domain(snapshot, name)
+        assert (d.state, d.poll_status) == (1, "ok")
+        assert d.cpu_time_total_ns and d.cpu_time_user_ns is not None
+        assert d.memory_current_kib == 65536 and d.mem_rss_kib
+        # These come only from the bulk stats groups, never from the per-call APIs.
+        assert d.vcpus[0].wait_ns is not None
+        disk = d.disks[0]
+        assert disk.target == "vda" and disk.read_time_ns is not None
+        assert disk.capacity_bytes == 64 * 1024 * 1024
+        nic = d.interfaces[0]
+        assert nic.target == f"tap{name[1]}" and nic.mac == f"52:54:00:aa:00:0{name[1]}"
+        assert nic.rx_bytes is not None
+
+
+def test_job_stats_during_a_dump_and_after_a_managed_save(libvirtd: PrivateLibvirtd,
+                                                         tmp_path: Path) -> None:
+    operations = MIB.object("lvxJobOperation").syntax.enum  # type: ignore[union-attr]
+    types = MIB.object("lvxJobType").syntax.enum  # type: ignore[union-attr]
+    conn = libvirt.open(libvirtd.uri)
+    try:
+        dom = conn.lookupByName("q2")
+        done = threading.Event()
+
+        def dump() -> None:
+            try:
+                dom.coreDumpWithFormat(str(tmp_path / "q2.core"),
+                                       libvirt.VIR_DOMAIN_CORE_DUMP_FORMAT_RAW,
+                                       libvirt.VIR_DUMP_MEMORY_ONLY)
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=dump)
+        thread.start()
+        running = []
+        while not done.is_set():
+            snapshot = poll(libvirtd.uri, stats=("job_stats_background",))
+            running += [j for j in domain(snapshot, "q2").jobs if j.slot == "current"]
+        thread.join(60)
+        # libvirt keeps no completed statistics for a dump; a managed save leaves them.
+        dom.managedSave(0)
+        saved = domain(poll(libvirtd.uri), "q2")
+        dom.create()                      # restore it for the tests that follow
+    finally:
+        conn.close()
+    assert running, "a poll inside the dump sees it as the current job"
+    assert all(j.operation == operations["dump"] for j in running)
+    assert running[0].type == types["unbounded"] and running[0].memory_total
+    assert saved.state == 5               # shut off, saved
+    completed = [j for j in saved.jobs if j.slot == "completed"]
+    assert [(j.type, j.operation) for j in completed] == [(types["completed"],
+                                                           operations["save"])]
+    assert completed[0].downtime_ms is not None and completed[0].memory_bps
+
+
+def test_perf_software_events(libvirtd: PrivateLibvirtd) -> None:
+    conn = libvirt.open(libvirtd.uri)
+    try:
+        dom = conn.lookupByName("q1")
+        dom.setPerfEvents({"task_clock": True, "context_switches": True},
+                          libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        try:
+            time.sleep(0.5)
+            perf = {p.name: p for p in domain(poll(libvirtd.uri), "q1").perf}
+        finally:
+            dom.setPerfEvents({"task_clock": False, "context_switches": False},
+                              libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    finally:
+        conn.close()
+    assert perf["task_clock"].enabled and (perf["task_clock"].value or 0) > 0
+    assert perf["context_switches"].enabled and perf["context_switches"].value is not None
+    assert not perf["cpu_cycles"].enabled and perf["cpu_cycles"].value is None
+
+
+def cells(snmpd: PrivateSnmpd, name: str) -> dict[str, str]:
+    base = format_oid(MIB.object(name).oid)
+    result = snmp_tool("snmpbulkwalk", snmpd.agent, base, options=["-Oqe"])
+    return {line.split(" ", 1)[0][len(base) + 1:]: line.split(" ", 1)[1]
+            for line in result.stdout.splitlines() if " " in line}
+
+
+def test_a_hung_domain_does_not_stall_the_others(libvirtd: PrivateLibvirtd, snmpd: PrivateSnmpd,
+                                                 short_tmp: Path) -> None:
+    agent = Agent(Config(uri=libvirtd.uri, agentx=snmpd.agentx_address, interval_s=1,
+                         domain_timeout_s=0.5, state_dir=short_tmp / "state"))
+    thread = threading.Thread(target=agent.run, daemon=True)
+    thread.start()
+    pid = libvirtd.qemu_pid("q1")
+    stopped = False
+    try:
+        assert agent.publisher.all_polled.wait(30)
+        wait_for(lambda: len(cells(snmpd, "lvxDomainName")) == 2)
+        rows = {v.strip('"'): k for k, v in cells(snmpd, "lvxDomainName").items()}
+        q1, q2 = rows["q1"], rows["q2"]
+        ok, timed_out = ("1", "2")       # lvxDomainPollStatus ok(1), timedOut(2)
+        wait_for(lambda: cells(snmpd, "lvxDomainPollStatus") == {q1: ok, q2: ok})
+        memory_before = cells(snmpd, "lvxDomainMemoryCurrentKiB")[q1]
+
+        os.kill(pid, signal.SIGSTOP)
+        stopped = True
+        wait_for(lambda: cells(snmpd, "lvxDomainPollStatus").get(q1) == timed_out, 20)
+        threads_while_stuck = threading.active_count()
+        cpu_seen = {cells(snmpd, "lvxDomainCpuTimeTotalNs")[q2]}
+        for _ in range(4):                 # four more cycles with q1 stuck
+            time.sleep(1.1)
+            status = cells(snmpd, "lvxDomainPollStatus")
+            assert status == {q1: timed_out, q2: ok}
+            cpu_seen.add(cells(snmpd, "lvxDomainCpuTimeTotalNs")[q2])
+        assert len(cpu_seen) >= 3, "q2's data must keep refreshing while q1 is stuck"
+        assert int(cells(snmpd, "lvxDomainDataAgeSeconds")[q1]) >= 3
+        assert cells(snmpd, "lvxDomainMemoryCurrentKiB")[q1] == memory_before  # last good
+        assert threading.active_count() <= threads_while_stuck + 1, "no thread leak"
+
+        os.kill(pid, signal.SIGCONT)
+        stopped = False
+        wait_for(lambda: cells(snmpd, "lvxDomainPollStatus") == {q1: ok, q2: ok}, 20)
+        wait_for(lambda: cells(snmpd, "lvxDomainDataAgeSeconds")[q1] == "0", 10)
+    finally:
+        if stopped:
+            os.kill(pid, signal.SIGCONT)
+        agent.stop()
+        thread.join(20)
