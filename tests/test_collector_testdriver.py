@@ -9,7 +9,7 @@ import libvirt
 import pytest
 
 from agentx_virt.collector.poller import Poller, reader_for, selected
-from agentx_virt.config import Config
+from agentx_virt.config import DEFAULT_STATS, Config
 from agentx_virt.snapshot import DomainStats, Snapshot
 from agentx_virt.testdriver import domain_uuid, node_xml
 
@@ -49,7 +49,7 @@ def test_filters_by_name_or_uuid() -> None:
 
 
 def test_snapshot_matches_what_libvirt_python_reports(node: str) -> None:
-    snapshot, _ = poll(node)
+    snapshot, _ = poll(node, stats=DEFAULT_STATS + ("perf", "vcpupin"))
     assert snapshot.host.libvirt_connected and snapshot.host.hypervisor_type == "TEST"
     domains = by_name(snapshot)
     conn = libvirt.openReadOnly(node)
@@ -105,6 +105,9 @@ def test_selectors_choose_what_is_collected(node: str) -> None:
     assert running.cpu_time_total_ns is not None
     assert running.disks == () and running.interfaces == () and running.pinning == ()
     assert running.memory_current_kib is None and running.perf == ()
+    default, _ = poll(node)                    # perf and vcpupin are opt-in
+    running = next(d for d in default.domains if d.state == 1)
+    assert running.disks and running.perf == () and running.pinning == ()
 
 
 def test_include_and_exclude(node: str) -> None:

@@ -117,7 +117,7 @@ def test_perf_software_events(libvirtd: PrivateLibvirtd) -> None:
                           libvirt.VIR_DOMAIN_AFFECT_LIVE)
         try:
             time.sleep(0.5)
-            perf = {p.name: p for p in domain(poll(libvirtd.uri), "q1").perf}
+            perf = {p.name: p for p in domain(poll(libvirtd.uri, stats=("perf",)), "q1").perf}
         finally:
             dom.setPerfEvents({"task_clock": False, "context_switches": False},
                               libvirt.VIR_DOMAIN_AFFECT_LIVE)
@@ -137,8 +137,8 @@ def cells(snmpd: PrivateSnmpd, name: str) -> dict[str, str]:
 
 def test_a_hung_domain_does_not_stall_the_others(libvirtd: PrivateLibvirtd, snmpd: PrivateSnmpd,
                                                  short_tmp: Path) -> None:
-    agent = Agent(Config(uri=libvirtd.uri, agentx=snmpd.agentx_address, interval_s=1,
-                         domain_timeout_s=0.5, state_dir=short_tmp / "state"))
+    agent = Agent(Config(uri=libvirtd.uri, agentx=snmpd.agentx_address, interval_s=2,
+                         domain_timeout_s=1, state_dir=short_tmp / "state"))
     thread = threading.Thread(target=agent.run, daemon=True)
     thread.start()
     pid = libvirtd.qemu_pid("q1")
@@ -158,12 +158,12 @@ def test_a_hung_domain_does_not_stall_the_others(libvirtd: PrivateLibvirtd, snmp
         threads_while_stuck = threading.active_count()
         cpu_seen = {cells(snmpd, "lvxDomainCpuTimeTotalNs")[q2]}
         for _ in range(4):                 # four more cycles with q1 stuck
-            time.sleep(1.1)
+            time.sleep(2.1)
             status = cells(snmpd, "lvxDomainPollStatus")
             assert status == {q1: timed_out, q2: ok}
             cpu_seen.add(cells(snmpd, "lvxDomainCpuTimeTotalNs")[q2])
         assert len(cpu_seen) >= 3, "q2's data must keep refreshing while q1 is stuck"
-        assert int(cells(snmpd, "lvxDomainDataAgeSeconds")[q1]) >= 3
+        assert int(cells(snmpd, "lvxDomainDataAgeSeconds")[q1]) >= 6
         assert cells(snmpd, "lvxDomainMemoryCurrentKiB")[q1] == memory_before  # last good
         assert threading.active_count() <= threads_while_stuck + 1, "no thread leak"
 

@@ -59,6 +59,7 @@ class Connection:
         self.domains: dict[str, libvirt.virDomain] = {}   # UUID -> handle on this connection
         self._on_close = on_close
         self._closed = threading.Event()
+        self._closing = threading.Event()
         start_event_loop()
         try:
             conn = libvirt.openReadOnly(uri) if read_only else libvirt.open(uri)
@@ -79,6 +80,8 @@ class Connection:
 
     def _closed_by_libvirt(self, _conn: object, reason: int, _opaque: object) -> None:
         # Runs on the libvirt-events thread: only record and hand on.
+        if self._closing.is_set():
+            return
         text = _CLOSE_REASONS.get(reason, f"reason {reason}")
         self._closed.set()
         if self._on_close is not None:
@@ -112,6 +115,10 @@ class Connection:
             raise translate(exc, what) from None
 
     def close(self) -> None:
+        if self._closing.is_set():
+            return
+        self._closing.set()       # `alive` must not touch a closed handle
+        self._closed.set()
         try:
             self.conn.unregisterCloseCallback()
         except libvirt.libvirtError:

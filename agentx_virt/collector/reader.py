@@ -1,12 +1,13 @@
 """A reader instance: polls its own domains on its own timer and its own libvirt connections.
 
-Each reader has a control connection (domain lookups and ``controlInfo``, which
-answer at once even while a domain's monitor is stuck) and a monitor connection
-for the statistics calls that can block.  When a call on the monitor connection
-is abandoned, that connection is retired and a fresh one takes the healthy
-domains (libvirtd serves only 5 requests at a time per connection, so stuck
-calls must not share one with healthy calls); the retired one is closed when its
-stuck calls return.
+Each reader has a control connection (``controlInfo`` and lookups, which answer at
+once even while a domain's monitor is stuck) and, per worker thread, a monitor
+connection for the statistics calls that can block.  A stuck call must not share
+a connection with healthy ones: libvirtd serves 5 requests at a time per
+connection, and measured here, a healthy call on the same connection as a stuck
+one waited 5 s (the keepalive interval) for its reply.  So the worker whose call
+is abandoned keeps its connection to itself; that connection is retired, and
+closed by the worker when the call finally returns.
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ class Reader:
         self._publish = publish
         self._stop = threading.Event()
         self._control: Optional[Connection] = None
-        self._monitor: Optional[Connection] = None
-        self._retired: dict[int, tuple[Connection, int]] = {}   # id -> (conn, stuck tasks)
+        self._local = threading.local()          # .conn: this worker's monitor connection
+        self._monitors: set[Connection] = set()  # every open monitor connection
+        self._retired: set[Connection] = set()   # those with a stuck call
         self._lock = threading.Lock()
         self._memo = CallMemo()
         self._history: dict[str, _History] = {}
@@ -108,7 +110,10 @@ class Reader:
         if self.thread.is_alive():
             self.thread.join(timeout)
         self.guard.stop()
-        for conn in (self._control, self._monitor):
+        with self._lock:
+            monitors = list(self._monitors - self._retired)
+            self._monitors.clear()
+        for conn in [self._control, *monitors]:
             if conn is not None:
                 conn.close()
 
@@ -127,65 +132,69 @@ class Reader:
 
     # ------------------------------------------------------------ connections
 
-    def _connection(self, which: str) -> Connection:
-        current = self._control if which == "control" else self._monitor
-        if current is not None and current.alive:
-            return current
-        if current is not None:
-            log.warning("%s: libvirt %s connection lost; reopening", self.name, which)
-            current.close()
-        read_only = not (which == "monitor" and self.config.wants("fs_info"))
-        conn = Connection(self.config.uri, f"{self.name}-{which}", read_only=read_only)
-        if which == "control":
-            self._control = conn
-        else:
+    def _control_connection(self) -> Connection:
+        if self._control is not None and self._control.alive:
+            return self._control
+        if self._control is not None:
+            log.warning("%s: libvirt control connection lost; reopening", self.name)
+            self._control.close()
+        self._control = Connection(self.config.uri, f"{self.name}-control")
+        return self._control
+
+    def _monitor_connection(self) -> Connection:
+        """This worker thread's own monitor connection (runs on the worker)."""
+        conn: Optional[Connection] = getattr(self._local, "conn", None)
+        if conn is not None:
             with self._lock:
-                self._monitor = conn
+                usable = conn not in self._retired and conn in self._monitors
+            if usable and conn.alive:
+                return conn
+            if usable:
+                log.warning("%s: libvirt connection lost; reopening", self.name)
+                with self._lock:
+                    self._monitors.discard(conn)
+                conn.close()
+        # fs_info needs a read-write connection (guest agent calls are privileged).
+        conn = Connection(self.config.uri, f"{threading.current_thread().name}",
+                          read_only=not self.config.wants("fs_info"))
+        self._local.conn = conn
+        with self._lock:
+            self._monitors.add(conn)
         return conn
 
     def _retire_monitor(self, task: Task) -> None:
-        """Stop giving new calls to the task's connection: a call on it is stuck."""
+        """The task's call is stuck: no new call goes to its connection."""
         conn = task.context
-        if not isinstance(conn, Connection):
-            return
-        with self._lock:
-            if self._monitor is conn:
-                self._monitor = None   # the next cycle opens a fresh one
-            _, stuck = self._retired.get(id(conn), (conn, 0))
-            self._retired[id(conn)] = (conn, stuck + 1)
-        log.warning("%s: retiring a libvirt connection with a stuck call; healthy domains "
-                    "move to a new one", self.name)
+        if isinstance(conn, Connection):
+            with self._lock:
+                self._retired.add(conn)
 
     def _abandoned_done(self, task: Task) -> None:
+        """The stuck call returned (on its worker): close the retired connection."""
         conn = task.context
         if not isinstance(conn, Connection):
             return
         with self._lock:
-            entry = self._retired.get(id(conn))
-            if entry is None:
-                return
-            if entry[1] > 1:
-                self._retired[id(conn)] = (conn, entry[1] - 1)
-                return
-            del self._retired[id(conn)]
+            self._retired.discard(conn)
+            self._monitors.discard(conn)
         conn.close()
 
     # ------------------------------------------------------------ one cycle
 
     def poll_once(self) -> ReaderResult:
+        self._memo.cycle += 1
         started_wall = datetime.now(timezone.utc)
         started = time.monotonic()
         refs = self._assignment()
         try:
-            control = self._connection("control")
-            monitor = self._connection("monitor")
+            control = self._control_connection()
         except LibvirtUnavailable as exc:
             log.warning("%s: %s", self.name, exc)
             return self._emit(started_wall, started, refs, {}, "error")
         tasks: list[Task] = []
         for ref in refs:
-            task = Task(ref.uuid, self._sampler(control, monitor, ref), context=monitor,
-                        label=f"domain {ref.name}")
+            task = Task(ref.uuid, lambda: None, label=f"domain {ref.name}")
+            task.function = self._sampler(control, ref, task)
             if self.guard.submit(task):
                 tasks.append(task)
         cycle_end = started + self.config.interval_s * 0.9
@@ -210,8 +219,8 @@ class Reader:
                 outcomes[task.key] = task.result
         return self._emit(started_wall, started, refs, outcomes, "timedOut")
 
-    def _sampler(self, control: Connection, monitor: Connection,
-                 ref: DomainRef) -> Callable[[], Sample]:
+    def _sampler(self, control: Connection, ref: DomainRef,
+                 task: Task) -> Callable[[], Sample]:
         def sample() -> Sample:
             self.touched.add(ref.uuid)
             ctl_dom = control.domain(ref.uuid)
@@ -224,6 +233,8 @@ class Reader:
                 if state == CONTROL_OCCUPIED and \
                         state_ms >= self.config.domain_timeout_s * 1000:
                     raise _Stuck(f"{ref.name}: monitor occupied for {state_ms} ms")
+            monitor = self._monitor_connection()
+            task.context = monitor          # so an abandoned call retires this connection
             dom = monitor.domain(ref.uuid)
             return sample_domain(monitor, dom, ref.name, ref.layout, self.config.wants,
                                  self._memo)
@@ -238,7 +249,10 @@ class Reader:
             outcome = outcomes.get(ref.uuid, default)
             if outcome == "gone":
                 self._history.pop(ref.uuid, None)
-                for conn in (self._control, self._monitor):
+                self._memo.forget(ref.uuid)
+                with self._lock:
+                    connections = [self._control, *self._monitors]
+                for conn in connections:
                     if conn is not None:
                         conn.forget(ref.uuid)
                 continue

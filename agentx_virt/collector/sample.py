@@ -31,6 +31,7 @@ from agentx_virt.snapshot import (
 )
 
 _ACTIVE_STATES = {1, 2, 3, 4, 7}   # running, blocked, paused, shutdown, pmsuspended
+COMPLETED = getattr(libvirt, "VIR_DOMAIN_JOB_STATS_COMPLETED", 1)
 
 _JOB_FIELDS = {
     "time_elapsed": "time_elapsed_ms", "time_remaining": "time_remaining_ms",
@@ -59,11 +60,25 @@ _BALLOON_FIELDS = {
 }
 
 
+# Data that changes rarely is read again after this many polls (or when it must have
+# changed): disk sizes, vCPU pinning, perf event flags, completed-job statistics.
+SLOW_REFRESH_CYCLES = 6
+
+
 @dataclass
 class CallMemo:
-    """Per reader: calls this driver does not support, so they are not repeated."""
+    """Per reader: calls this driver does not support (not repeated), and results of
+    slowly changing calls with the poll cycle they were read in."""
 
     unsupported: set[str] = field(default_factory=set)
+    cycle: int = 0
+    cache: dict[tuple[str, str, object], tuple[int, Any]] = field(default_factory=dict)
+    had_job: set[str] = field(default_factory=set)     # UUIDs with a job at the last poll
+
+    def forget(self, uuid: str) -> None:
+        for key in [k for k in self.cache if k[0] == uuid]:
+            del self.cache[key]
+        self.had_job.discard(uuid)
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,18 @@ class _Calls:
                  memo: CallMemo) -> None:
         self.conn, self.dom, self.name, self.memo = conn, dom, name, memo
         self.problems: list[str] = []
+
+    def cached(self, uuid: str, api: str, function: Callable[..., Any], *args: Any,
+               fresh: bool = False) -> Any:
+        """Like ``get``, reusing a result younger than SLOW_REFRESH_CYCLES polls."""
+        key = (uuid, api, args)
+        memo = self.memo
+        found = memo.cache.get(key)
+        if not fresh and found is not None and memo.cycle - found[0] < SLOW_REFRESH_CYCLES:
+            return found[1]
+        value = self.get(api, function, *args)
+        memo.cache[key] = (memo.cycle, value)
+        return value
 
     def get(self, api: str, function: Callable[..., Any], *args: Any) -> Any:
         """The call's result, or None when it is not available (or failed; noted)."""
@@ -124,13 +151,15 @@ def _bulk_groups(wants: Callable[[str], bool]) -> int:
 
 
 def sample_domain(conn: Connection, dom: libvirt.virDomain, name: str, layout: Layout,
-                  wants: Callable[[str], bool], memo: CallMemo) -> Sample:
+                  wants: Callable[[str], bool], memo: CallMemo,
+                  ) -> Sample:
     """Everything selected about one domain, as a DomainStats without index or poll fields.
 
     Raises:
         DomainGone, LibvirtUnavailable: the domain or the connection went away.
     """
     calls = _Calls(conn, dom, name, memo)
+    uuid = dom.UUIDString()
     values: dict[str, Any] = {}
 
     record: Mapping[str, Any] = {}
@@ -140,8 +169,13 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, name: str, layout: L
     if bulk:
         record = bulk[0][1]
 
-    info = conn.call(f"info of {name}", dom.info)   # [state, maxMem, memory, nrVirtCpu, cpuTime]
     taken_ns = time.monotonic_ns()
+    # [state, maxMem KiB, memory KiB, nrVirtCpu, cpuTime ns]; not needed when the bulk
+    # stats carry all of it (QEMU), needed with drivers that fill only "state".
+    info: list[Any] = [None] * 5
+    if not all(key in record for key in ("state.state", "balloon.maximum",
+                                         "balloon.current", "vcpu.current", "cpu.time")):
+        info = conn.call(f"info of {name}", dom.info)
     state = _int(record.get("state.state"))
     values["state"] = state if state is not None else int(info[0])
     reason = _int(record.get("state.reason"))
@@ -168,9 +202,8 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, name: str, layout: L
 
     # Memory
     if wants("memory"):
-        balloon = {f: _int(record[k]) for k, f in _BALLOON_FIELDS.items() if k in record}
         values.update(memory_maximum_kib=_int(info[1]), memory_current_kib=_int(info[2]))
-        values.update(balloon)
+        values.update({f: _int(record[k]) for k, f in _BALLOON_FIELDS.items() if k in record})
         if "balloon.current" in record:
             values["balloon_actual_kib"] = _int(record["balloon.current"])
         elif active:
@@ -191,14 +224,16 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, name: str, layout: L
             if vcpus:
                 values["vcpus"] = tuple(VcpuStats(int(n), int(st), int(t), None, int(cpu))
                                         for n, st, t, cpu in vcpus[0])
-    if wants("vcpupin"):
-        pins = calls.get("vcpuPinInfo", dom.vcpuPinInfo, 0)
+                if wants("vcpupin"):       # vcpus() brings the pinning along
+                    values["pinning"] = tuple(tuple(bool(b) for b in row) for row in vcpus[1])
+    if wants("vcpupin") and "pinning" not in values:
+        pins = calls.cached(uuid, "vcpuPinInfo", dom.vcpuPinInfo, 0)
         if pins:
             values["pinning"] = tuple(tuple(bool(b) for b in row) for row in pins)
 
     # Disks
     if wants("disk"):
-        values["disks"] = _disks(calls, record, layout, active)
+        values["disks"] = _disks(calls, uuid, record, layout, active)
     if wants("disk_err") and active:
         errors = calls.get("diskErrors", dom.diskErrors, 0) or {}
         values["disk_errors"] = tuple(DiskError(str(t), int(c))
@@ -208,18 +243,30 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, name: str, layout: L
     if wants("interface"):
         values["interfaces"] = _interfaces(calls, record, layout, active)
 
-    # Jobs
+    # Jobs: the current one every poll of an active domain (controlInfo says OK during
+    # a dump, so it cannot tell); the completed one when a job was seen at the last
+    # poll and is gone now, else every SLOW_REFRESH_CYCLES polls (also for shut-off
+    # domains: a managed save leaves its statistics).
     jobs = []
-    if active and wants("job_stats_background"):
-        jobs.append(_job(calls, "current", 0))
-    if wants("job_stats_completed"):   # also after a save: the domain is then shut off
-        jobs.append(_job(calls, "completed",
-                         getattr(libvirt, "VIR_DOMAIN_JOB_STATS_COMPLETED", 1)))
+    current = None
+    if active and (wants("job_stats_background") or wants("job_stats_completed")):
+        current = _job(calls.get("jobStats", dom.jobStats, 0), "current")
+        if wants("job_stats_background"):
+            jobs.append(current)
+    if wants("job_stats_completed"):
+        just_ended = uuid in memo.had_job and current is None
+        jobs.append(_job(calls.cached(uuid, "jobStats", dom.jobStats, COMPLETED,
+                                      fresh=just_ended), "completed"))
+    if current is not None:
+        memo.had_job.add(uuid)
+    else:
+        memo.had_job.discard(uuid)
     values["jobs"] = tuple(j for j in jobs if j is not None)
 
-    # Perf
+    # Perf: with the bulk PERF group the enabled events carry "perf.<name>" values;
+    # which events are enabled is read every SLOW_REFRESH_CYCLES polls.
     if wants("perf") and active:
-        enabled = calls.get("perfEvents", dom.perfEvents, 0) or {}
+        enabled = calls.cached(uuid, "perfEvents", dom.perfEvents, 0) or {}
         values["perf"] = tuple(
             PerfEvent(str(event), bool(on), _int(record.get(f"perf.{event}")) if on else None)
             for event, on in sorted(enabled.items()))
@@ -236,7 +283,7 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, name: str, layout: L
     return Sample(stats, taken_ns, tuple(calls.problems))
 
 
-def _disks(calls: _Calls, record: Mapping[str, Any], layout: Layout,
+def _disks(calls: _Calls, uuid: str, record: Mapping[str, Any], layout: Layout,
            active: bool) -> tuple[DiskStats, ...]:
     # One entry per disk without the BACKING flag (it may still carry a backingIndex);
     # should a chain appear, the first entry of a name is the top image.
@@ -261,7 +308,7 @@ def _disks(calls: _Calls, record: Mapping[str, Any], layout: Layout,
             if stats:
                 values.update(read_requests=_int(stats[0]), read_bytes=_int(stats[1]),
                               write_requests=_int(stats[2]), write_bytes=_int(stats[3]))
-            info = calls.get("blockInfo", calls.dom.blockInfo, disk.target)
+            info = calls.cached(uuid, "blockInfo", calls.dom.blockInfo, disk.target)
             if info:
                 values.update(capacity_bytes=_int(info[0]), allocation_bytes=_int(info[1]),
                               physical_bytes=_int(info[2]))
@@ -292,8 +339,7 @@ def _interfaces(calls: _Calls, record: Mapping[str, Any], layout: Layout,
     return tuple(nics)
 
 
-def _job(calls: _Calls, slot: str, flags: int) -> Optional[JobStats]:
-    stats = calls.get("jobStats", calls.dom.jobStats, flags)
+def _job(stats: Optional[Mapping[str, Any]], slot: str) -> Optional[JobStats]:
     if not stats or not stats.get("type"):
         return None          # no job (type none): no row
     values = {name: stats[key] for key, name in _JOB_FIELDS.items() if key in stats}

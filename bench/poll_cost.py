@@ -1,0 +1,158 @@
+"""What polling costs: CPU per domain per cycle, time to the first full snapshot, RSS,
+and the AgentX walk rate of the domain table, against a private (remote) libvirtd.
+
+The libvirtd runs in its own process (``agentx_virt.libvirtd``), so its CPU and
+memory are not counted as ours, as on a real host.  Test-driver domains are
+defined on its shared ``test:///default`` driver; two QEMU/TCG domains are
+started on its QEMU driver.  Needs root (the private libvirtd).
+
+    python bench/poll_cost.py --domains 1000 --walk-domains 1000 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import libvirt
+
+from agentx_virt.collector.poller import Poller
+from agentx_virt.config import Config
+from agentx_virt.daemon import Agent
+from agentx_virt.libvirtd import PrivateLibvirtd
+from agentx_virt.mib.build import build_table
+from agentx_virt.mib.model import shipped_mib
+from agentx_virt.netsnmp import PrivateSnmpd, snmp_command, tool_env
+from agentx_virt.oid import format_oid
+from agentx_virt.snapshot import Snapshot
+from agentx_virt.testdriver import domain_xml
+
+
+def define_test_domains(conn: libvirt.virConnect, count: int, first: int = 1) -> None:
+    """Define ``count`` test-driver domains on the daemon; 8 in 10 are started.
+
+    ``conn`` must stay open for the whole run: the daemon forgets test:///default's
+    domains when its last client disconnects.
+    """
+    for number in range(first, first + count):
+        xml = domain_xml(number)
+        xml = xml.replace(" xmlns:test='http://libvirt.org/schemas/domain/test/1.0'", "")
+        xml = xml[:xml.index("<test:runstate>")] + "</domain>"
+        dom = conn.defineXML(xml)
+        if number % 10 < 8:
+            dom.create()
+
+
+def vm_rss_mib() -> tuple[float, float]:
+    """(current, peak) resident set size of this process, MiB."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text()
+                  .splitlines() if ":" in line)
+    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
+def cpu_per_domain_cycle(uri: str, cycles: int) -> tuple[float, float, int]:
+    """(ms of CPU per domain per cycle for polling, for building the table, domains)."""
+    config = Config(uri=uri, interval_s=600, domain_timeout_s=300, workers=4)
+    snapshots: list[Snapshot] = []
+    poller = Poller(config, snapshots.append)
+    poller.partition_once()
+    domains = sum(len(poller._assignment(r.number)()) for r in poller.readers)  # noqa: SLF001
+    for reader in poller.readers:           # a first cycle: lookups, CPU time baseline
+        reader.poll_once()
+    poll_cpu = build_cpu = 0.0
+    for _ in range(cycles):
+        started = time.process_time()
+        for reader in poller.readers:
+            reader.poll_once()
+        poll_cpu += time.process_time() - started
+        started = time.process_time()
+        build_table(snapshots[-1])
+        build_cpu += time.process_time() - started
+    for reader in poller.readers:
+        reader.join(1)
+    per = 1000 / (cycles * max(domains, 1))
+    return poll_cpu * per, build_cpu * per, domains
+
+
+def first_snapshot_and_walk(uri: str, domains: int, workdir: Path) -> tuple[float, int, float]:
+    """Seconds from start to every domain polled and served; walk of lvxDomainTable."""
+    with PrivateSnmpd(workdir) as snmpd:
+        agent = Agent(Config(uri=uri, agentx=snmpd.agentx_address, interval_s=30,
+                             domain_timeout_s=10, state_dir=workdir / "state"))
+        started = time.monotonic()
+        thread = threading.Thread(target=agent.run, daemon=True)
+        thread.start()
+        if not agent.publisher.all_polled.wait(120):
+            raise SystemExit("the agent did not poll every domain within 120 s")
+        assert agent.session is not None
+        agent.session.serving.wait(30)
+        first_s = time.monotonic() - started
+        table = format_oid(shipped_mib().object("lvxDomainTable").oid)
+        out = workdir / "walk.out"
+        import subprocess
+        with open(out, "wb") as sink:
+            walk_started = time.perf_counter()
+            subprocess.run(snmp_command("snmpbulkwalk", snmpd.agent, table,
+                                        options=["-Cr10"], request_timeout=10),
+                           stdout=sink, env=tool_env(), check=True, stdin=subprocess.DEVNULL)
+            walk_s = time.perf_counter() - walk_started
+        values = sum(1 for line in out.read_bytes().splitlines() if b" = " in line)
+        agent.stop()
+        thread.join(30)
+    if values < domains:
+        raise SystemExit(f"the walk returned {values} values for {domains} domains")
+    return first_s, values, values / walk_s
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--domains", type=int, default=1000)
+    parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--walk-domains", type=int, nargs="*", default=[1000, 5000])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    libvirt.registerErrorHandler(lambda _c, _e: None, None)
+    work = Path(tempfile.mkdtemp(prefix="axv-poll-"))
+    with PrivateLibvirtd(work / "libvirtd") as daemon:
+        test_uri = daemon.uri.replace("qemu+unix:///system", "test+unix:///default")
+        holder = libvirt.open(test_uri)
+        define_test_domains(holder, args.domains)
+        daemon.start_domain("q1", 1)
+        daemon.start_domain("q2", 2)
+        poll_ms, build_ms, counted = cpu_per_domain_cycle(test_uri, args.cycles)
+        print(f"test driver, {counted} domains (1 built in): poll {poll_ms:.3f} ms CPU per "
+              f"domain per cycle, table build {build_ms:.3f} ms, total "
+              f"{poll_ms + build_ms:.3f} ms")
+        q_poll, q_build, q_count = cpu_per_domain_cycle(daemon.uri, args.cycles)
+        print(f"QEMU/TCG, {q_count} domains: poll {q_poll:.3f} ms CPU per domain per cycle, "
+              f"table build {q_build:.3f} ms")
+        rss_now, _ = vm_rss_mib()
+        first_s, values, rate = first_snapshot_and_walk(test_uri, counted, work / "walk1")
+        print(f"{counted} domains: first full snapshot served after {first_s:.2f} s; "
+              f"lvxDomainTable walk {values} values at {rate:.0f} values/s")
+        rss_after, peak = vm_rss_mib()
+        print(f"RSS: {rss_now:.0f} MiB after polling, {rss_after:.0f} MiB after serving "
+              f"{counted} domains, peak {peak:.0f} MiB (ru_maxrss "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
+        walked = args.domains
+        for target in sorted(args.walk_domains):
+            if target > walked:     # (plus the driver's built-in domain)
+                define_test_domains(holder, target - walked, first=walked + 1)
+                walked = target
+            first_s, values, rate = first_snapshot_and_walk(test_uri, walked,
+                                                            work / f"walk{target}")
+            print(f"{walked} domains: first full snapshot {first_s:.2f} s; "
+                  f"lvxDomainTable walk {values} values at {rate:.0f} values/s")
+    print(f"cpu_ms_per_domain_cycle={poll_ms + build_ms:.3f} first_snapshot_s={first_s:.2f} "
+          f"rss_mib={peak:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
