@@ -15,6 +15,10 @@ from agentx_virt.agentx.pdu import Value, VarBind
 from agentx_virt.oid import OID, format_oid
 
 
+def _name(varbind: VarBind) -> OID:
+    return varbind.name
+
+
 class OidTable:
     """Sorted OID → typed value, plus the object types (scalars and columns) it serves.
 
@@ -30,8 +34,8 @@ class OidTable:
         entries: Iterable[tuple[OID, ValueType, Value]] = (),
         objects: Iterable[OID] = (),
     ) -> None:
-        varbinds = sorted((VarBind(name, kind, value) for name, kind, value in entries),
-                          key=lambda vb: vb.name)
+        varbinds = [VarBind(name, kind, value) for name, kind, value in entries]
+        varbinds.sort(key=_name)
         names = [vb.name for vb in varbinds]
         for earlier, later in zip(names, names[1:]):
             if earlier == later:

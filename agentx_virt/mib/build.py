@@ -21,7 +21,7 @@ from agentx_virt.agentx.constants import ValueType
 from agentx_virt.agentx.pdu import Value
 from agentx_virt.agentx.store import OidTable
 from agentx_virt.libvirt_names import reason_name, severity
-from agentx_virt.mib.model import Mib, MibObject, shipped_mib
+from agentx_virt.mib.model import Mib, MibError, MibObject, shipped_mib
 from agentx_virt.oid import OID, format_oid
 from agentx_virt.snapshot import DomainStats, GuestFilesystem, Snapshot
 
@@ -232,60 +232,94 @@ def date_and_time(when: datetime) -> bytes:
                        utc.second, utc.microsecond // 100000, b"+", 0, 0)
 
 
-def _wire(obj: MibObject, value: object) -> Value:
-    """Convert a snapshot value to what ``obj``'s syntax puts on the wire, or reject it."""
+Converter = Callable[[object], Value]
+
+
+def _sizes_check(sizes: tuple[tuple[int, int], ...]) -> Callable[[bytes], bytes]:
+    def check(wire: bytes) -> bytes:
+        if sizes and not any(low <= len(wire) <= high for low, high in sizes):
+            raise _Reject(f"length {len(wire)} is outside {list(sizes)}")
+        return wire
+    return check
+
+
+def _converter(obj: MibObject) -> Converter:
+    """A function from a snapshot value to what ``obj``'s syntax puts on the wire.
+
+    Built once per object and build, so each value pays only for the checks its
+    syntax needs; raises _Reject for a value the syntax does not allow.
+    """
     syntax = obj.syntax
     assert syntax is not None, obj.name
     tc = syntax.tc
-    wire: Value
+    sized = _sizes_check(syntax.sizes)
     if tc == "TruthValue":
-        if not isinstance(value, bool):
-            raise _Reject("TruthValue needs a bool")
-        wire = syntax.enum["true" if value else "false"]
-    elif tc == "DateAndTime":
-        if not isinstance(value, datetime):
-            raise _Reject("DateAndTime needs a datetime")
-        wire = date_and_time(value)
-    elif tc == "MacAddress":
-        try:
-            wire = bytes.fromhex(str(value).replace(":", "").replace("-", ""))
-        except ValueError:
-            raise _Reject("not a MAC address") from None
-    elif tc == "LvxUuid":
-        try:
-            wire = uuid.UUID(str(value)).bytes
-        except ValueError:
-            raise _Reject("not a UUID") from None
-    elif syntax.base is ValueType.OCTET_STRING:
-        if isinstance(value, str):
-            wire = value.encode("utf-8")
-        elif isinstance(value, bytes):
-            wire = value
-        else:
+        true, false = syntax.enum["true"], syntax.enum["false"]
+
+        def truth(value: object) -> Value:
+            if not isinstance(value, bool):
+                raise _Reject("TruthValue needs a bool")
+            return true if value else false
+        return truth
+    if tc == "DateAndTime":
+        def when(value: object) -> Value:
+            if not isinstance(value, datetime):
+                raise _Reject("DateAndTime needs a datetime")
+            return date_and_time(value)
+        return when
+    if tc == "MacAddress":
+        def mac(value: object) -> Value:
+            try:
+                wire = bytes.fromhex(str(value).replace(":", "").replace("-", ""))
+            except ValueError:
+                raise _Reject("not a MAC address") from None
+            return sized(wire)
+        return mac
+    if tc == "LvxUuid":
+        def uuid_octets(value: object) -> Value:
+            try:
+                return uuid.UUID(str(value)).bytes
+            except ValueError:
+                raise _Reject("not a UUID") from None
+        return uuid_octets
+    if syntax.base is ValueType.OCTET_STRING:
+        def octets(value: object) -> Value:
+            if isinstance(value, str):
+                return sized(value.encode("utf-8"))
+            if isinstance(value, bytes):
+                return sized(value)
             raise _Reject(f"{type(value).__name__} for a string object")
-    elif syntax.base in _BASE_RANGES:
-        if isinstance(value, str) and syntax.enum:
-            if value not in syntax.enum:
-                raise _Reject(f"{value!r} is not one of {sorted(syntax.enum)}")
-            wire = syntax.enum[value]
-        elif isinstance(value, int) and not isinstance(value, bool):
-            wire = value
-        else:
-            raise _Reject(f"{type(value).__name__} for an integer object")
+        return octets
+    if syntax.base in _BASE_RANGES:
         low, high = _BASE_RANGES[syntax.base]
-        if not low <= wire <= high:
-            raise _Reject(f"{wire} does not fit {syntax.base.name}")
-    else:
-        raise _Reject(f"no conversion to {syntax.base.name}")
-    problem = syntax.violation(wire)
-    if problem:
-        raise _Reject(problem)
-    return wire
+        base_name = syntax.base.name
+        enum = dict(syntax.enum)
+        allowed = frozenset(enum.values()) if enum else None
+        ranges = syntax.ranges
+
+        def integer(value: object) -> Value:
+            if type(value) is int:
+                wire = value
+            elif isinstance(value, str) and enum:
+                if value not in enum:
+                    raise _Reject(f"{value!r} is not one of {sorted(enum)}")
+                wire = enum[value]
+            else:
+                raise _Reject(f"{type(value).__name__} for an integer object")
+            if not low <= wire <= high:
+                raise _Reject(f"{wire} does not fit {base_name}")
+            if allowed is not None and wire not in allowed:
+                raise _Reject(f"{wire} is not one of {sorted(allowed)}")
+            if ranges and not any(lo <= wire <= hi for lo, hi in ranges):
+                raise _Reject(f"{wire} is outside {list(ranges)}")
+            return wire
+        return integer
+    raise MibError(f"{obj.name}: no conversion to {syntax.base.name}")
 
 
-def _index_subids(obj: MibObject, value: object, implied: bool) -> OID:
+def _index_subids(obj: MibObject, convert: Converter, value: object, implied: bool) -> OID:
     """The sub-identifiers an index value adds to the instance (RFC 2578 §7.7)."""
-    wire = _wire(obj, value)
+    wire = convert(value)
     if isinstance(wire, bytes):
         syntax = obj.syntax
         fixed = syntax is not None and len(syntax.sizes) == 1 and \
@@ -301,13 +335,20 @@ class _Builder:
         self.mib = mib
         self.entries: dict[OID, tuple[ValueType, Value]] = {}
         self.rejected: list[Rejected] = []
+        self._converters: dict[str, Converter] = {}
 
-    def put(self, obj: MibObject, instance: OID, value: object) -> None:
+    def converter(self, obj: MibObject) -> Converter:
+        found = self._converters.get(obj.name)
+        if found is None:
+            found = self._converters[obj.name] = _converter(obj)
+        return found
+
+    def put(self, obj: MibObject, convert: Converter, instance: OID, value: object) -> None:
         if value is None:
             return
         name = obj.oid + instance
         try:
-            wire = _wire(obj, value)
+            wire = convert(value)
         except _Reject as exc:
             self.reject(obj.name, instance, value, str(exc))
             return
@@ -320,21 +361,38 @@ class _Builder:
     def reject(self, name: str, instance: OID, value: object, reason: str) -> None:
         self.rejected.append(Rejected(name, format_oid(instance), repr(value), reason))
 
-    def table(self, spec: TableSpec, domain: DomainStats) -> None:
+    def table(self, spec: TableSpec, domains: Iterable[DomainStats]) -> None:
         entry = self.mib.object(spec.entry)
-        index_objects = [(self.mib.object(name), implied) for name, implied in entry.indices]
-        columns = [(self.mib.object(name), getter) for name, getter in spec.columns.items()]
-        for row in spec.rows(domain):
-            values = spec.index(domain, row)
-            try:
-                instance: OID = ()
-                for (index_obj, implied), value in zip(index_objects, values):
-                    instance += _index_subids(index_obj, value, implied)
-            except _Reject as exc:
-                self.reject(spec.entry, (), values, f"bad index: {exc}")
-                continue
-            for obj, getter in columns:
-                self.put(obj, instance, getter(row))
+        index_objects = [(obj, self.converter(obj), implied)
+                         for obj, implied in ((self.mib.object(n), i) for n, i in entry.indices)]
+        columns = [(obj, self.converter(obj), getter)
+                   for obj, getter in ((self.mib.object(n), g) for n, g in spec.columns.items())]
+        entries = self.entries
+        for domain in domains:
+            for row in spec.rows(domain):
+                values = spec.index(domain, row)
+                try:
+                    instance: OID = ()
+                    for (index_obj, convert, implied), value in zip(index_objects, values):
+                        instance += _index_subids(index_obj, convert, value, implied)
+                except _Reject as exc:
+                    self.reject(spec.entry, (), values, f"bad index: {exc}")
+                    continue
+                for obj, convert, getter in columns:
+                    value = getter(row)
+                    if value is None:
+                        continue
+                    name = obj.oid + instance
+                    try:
+                        wire = convert(value)
+                    except _Reject as exc:
+                        self.reject(obj.name, instance, value, str(exc))
+                        continue
+                    if name in entries:
+                        self.reject(obj.name, instance, value,
+                                    "duplicate row; the first one is kept")
+                        continue
+                    entries[name] = (obj.syntax.base, wire)  # type: ignore[union-attr]
 
 
 def build_table(snapshot: Snapshot, mib: Optional[Mib] = None) -> BuiltTable:
@@ -342,10 +400,10 @@ def build_table(snapshot: Snapshot, mib: Optional[Mib] = None) -> BuiltTable:
     mib = mib or shipped_mib()
     builder = _Builder(mib)
     for name, getter in SCALARS.items():
-        builder.put(mib.object(name), (0,), getter(snapshot))
-    for domain in snapshot.domains:
-        for spec in TABLES:
-            builder.table(spec, domain)
+        obj = mib.object(name)
+        builder.put(obj, builder.converter(obj), (0,), getter(snapshot))
+    for spec in TABLES:
+        builder.table(spec, snapshot.domains)
     objects = [obj.oid for obj in mib.served()]
     table = OidTable(((name, kind, value) for name, (kind, value) in builder.entries.items()),
                      objects=objects)
