@@ -127,14 +127,8 @@ class PrivateLibvirtd:
         except OSError:
             return "(no log)"
 
-    def stop(self) -> None:
-        for name in self.domains:
-            try:
-                pid = self.qemu_pid(name)
-                os.kill(pid, signal.SIGCONT)       # a test may have left it stopped
-                os.kill(pid, signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
+    def stop_daemon(self) -> None:
+        """Stop libvirtd only; its QEMU domains keep running (start() reattaches them)."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -143,6 +137,16 @@ class PrivateLibvirtd:
                 self.process.kill()
                 self.process.wait(10)
         self.process = None
+
+    def stop(self) -> None:
+        for name in self.domains:
+            try:
+                pid = self.qemu_pid(name)
+                os.kill(pid, signal.SIGCONT)       # a test may have left it stopped
+                os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        self.stop_daemon()
 
     def __enter__(self) -> PrivateLibvirtd:
         return self.start()

@@ -69,3 +69,10 @@ def test_bad_command_line_value_names_the_flag() -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load(tmp_path / "absent.toml", environ={})
+
+
+def test_the_packaged_example_configuration_loads() -> None:
+    example = Path(__file__).resolve().parents[1] / "packaging" / "agentx-virt.toml"
+    config = load(example, environ={})
+    assert config.stats == DEFAULT_STATS
+    assert config.domain_timeout_s == 5 and config.interval_s == 10

@@ -176,3 +176,32 @@ def test_a_hung_domain_does_not_stall_the_others(libvirtd: PrivateLibvirtd, snmp
             os.kill(pid, signal.SIGCONT)
         agent.stop()
         thread.join(20)
+
+
+def test_libvirtd_going_away_and_coming_back(libvirtd: PrivateLibvirtd, snmpd: PrivateSnmpd,
+                                             short_tmp: Path) -> None:
+    """Runs last in this module: it restarts the shared libvirtd."""
+    agent = Agent(Config(uri=libvirtd.uri, agentx=snmpd.agentx_address, interval_s=1,
+                         domain_timeout_s=0.5, state_dir=short_tmp / "state"))
+    thread = threading.Thread(target=agent.run, daemon=True)
+    thread.start()
+    connected = format_oid(MIB.object("lvxLibvirtConnected").oid + (0,))
+
+    def libvirt_connected() -> str:
+        return snmp_tool("snmpget", snmpd.agent, connected).stdout.strip().rsplit(" ", 1)[-1]
+
+    try:
+        assert agent.publisher.all_polled.wait(30)
+        wait_for(lambda: libvirt_connected() == "1")           # true(1)
+        names = cells(snmpd, "lvxDomainName")
+        libvirtd.stop_daemon()
+        wait_for(lambda: libvirt_connected() == "2", 20)        # false(2)
+        wait_for(lambda: set(cells(snmpd, "lvxDomainPollStatus").values()) == {"3"}, 20)
+        assert cells(snmpd, "lvxDomainName") == names            # rows kept, still served
+        libvirtd.start()
+        wait_for(lambda: libvirt_connected() == "1", 30)
+        wait_for(lambda: set(cells(snmpd, "lvxDomainPollStatus").values()) == {"1"}, 30)
+        assert cells(snmpd, "lvxDomainName") == names
+    finally:
+        agent.stop()
+        thread.join(20)

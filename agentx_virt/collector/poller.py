@@ -161,10 +161,13 @@ class Poller:
             conn = self._connection()
             listed = conn.call("listAllDomains", conn.conn.listAllDomains, 0)
         except (LibvirtUnavailable, CollectorError) as exc:
-            if self._host.libvirt_connected:
+            if self._host.libvirt_connected or self._cycle == 1:
                 log.warning("libvirt at %s unavailable: %s; retrying every %g s",
                             self.config.uri, exc, self.config.interval_s)
             self._host = dataclasses.replace(self._host, libvirt_connected=False)
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
             self._publish(None)
             return
         refs: dict[str, DomainRef] = {}

@@ -90,6 +90,7 @@ class Reader:
         self._retired: set[Connection] = set()   # those with a stuck call
         self._lock = threading.Lock()
         self._memo = CallMemo()
+        self._down = False                       # libvirt unreachable at the last poll
         self._history: dict[str, _History] = {}
         self.touched: set[str] = set()   # UUIDs this reader made calls for (for tests)
         self.guard = Guard(self.name, config.workers, config.workers + 64,
@@ -189,8 +190,14 @@ class Reader:
         try:
             control = self._control_connection()
         except LibvirtUnavailable as exc:
-            log.warning("%s: %s", self.name, exc)
+            if not self._down:
+                log.warning("%s: %s; domains keep their last values (poll status error) "
+                            "until libvirt is back", self.name, exc)
+                self._down = True
             return self._emit(started_wall, started, refs, {}, "error")
+        if self._down:
+            log.info("%s: libvirt is back", self.name)
+            self._down = False
         tasks: list[Task] = []
         for ref in refs:
             task = Task(ref.uuid, lambda: None, label=f"domain {ref.name}")
