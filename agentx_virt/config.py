@@ -23,6 +23,12 @@ Example (every key optional)::
     state_dir = "/var/lib/agentx-virt"
     log_level = "INFO"
 
+    [traps]
+    enable = ["state", "define", "io_error", "job", "poll"]
+    persistent = false              # re-send every domain's state each interval
+    hold_down = 0                   # seconds: at most one state trap per domain per this
+    stall_cycles = 3                # polls without data before lvxDomainPollStalled
+
 Every unknown key or bad value is a ``ConfigError`` naming the file, the line
 and the key.
 """
@@ -46,6 +52,8 @@ else:  # pragma: no cover - Python 3.9/3.10
     import tomli as tomllib
 
 DEFAULT_URI = "qemu:///system"
+# Kinds of notification [traps] enable can name (each maps to MIB notifications).
+TRAP_KINDS = ("state", "define", "io_error", "job", "poll")
 
 # Statistics groups, collected unless left out of [poll] stats.
 BASE_STATS = ("cpu", "memory", "vcpu", "disk", "interface")
@@ -68,7 +76,7 @@ class ConfigError(ValueError):
 class Config:
     uri: str = DEFAULT_URI
     agentx: str = DEFAULT_ADDRESS
-    trap_queue: int = 1000
+    trap_queue: int = 10000
     interval_s: float = 10.0
     instances: int = 1
     domain_timeout_s: float = 5.0
@@ -78,6 +86,10 @@ class Config:
     exclude: tuple[str, ...] = ()
     state_dir: Path = Path("/var/lib/agentx-virt")
     log_level: str = "INFO"
+    traps: tuple[str, ...] = TRAP_KINDS
+    persistent_traps: bool = False
+    hold_down_s: float = 0.0
+    stall_cycles: int = 3
 
     def wants(self, group: str) -> bool:
         return group in self.stats
@@ -122,6 +134,20 @@ def _stats(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _trap_kinds(value: Any) -> tuple[str, ...]:
+    names = _patterns(value) if value != [] else ()
+    unknown = [n for n in names if n not in TRAP_KINDS]
+    if unknown:
+        raise ValueError(f"unknown notification kind(s) {unknown}; known: {', '.join(TRAP_KINDS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
 def _level(value: Any) -> str:
     level = _text(value).upper()
     if level not in LOG_LEVELS:
@@ -143,6 +169,10 @@ _KEYS: Mapping[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("poll", "exclude"): ("exclude", _patterns),
     ("agent", "state_dir"): ("state_dir", lambda v: v if isinstance(v, Path) else Path(_text(v))),
     ("agent", "log_level"): ("log_level", _level),
+    ("traps", "enable"): ("traps", _trap_kinds),
+    ("traps", "persistent"): ("persistent_traps", _bool),
+    ("traps", "hold_down"): ("hold_down_s", _number(0)),
+    ("traps", "stall_cycles"): ("stall_cycles", _number(1, integer=True)),
 }
 
 
@@ -189,7 +219,7 @@ def load(path: Optional[Path], overrides: Mapping[str, Any] = {},
         for section, table in data.items():
             if not isinstance(table, dict) or section not in {s for s, _ in _KEYS}:
                 raise ConfigError(f"{path}:{_line_of(text, section, None)}: unknown section "
-                                  f"[{section}]; known: libvirt, agentx, poll, agent")
+                                  f"[{section}]; known: libvirt, agentx, poll, agent, traps")
             for key, value in table.items():
                 spec = _KEYS.get((section, key))
                 where = f"{path}:{_line_of(text, section, key)}: [{section}] {key}"

@@ -8,32 +8,38 @@ thread, which waits for a stop request or for the session to fail.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from agentx_virt import __version__
 from agentx_virt.agentx.address import parse_address
 from agentx_virt.agentx.session import AgentXSession, SessionConfig, SessionThread
 from agentx_virt.agentx.store import ServedStore
 from agentx_virt.agentx.traps import TrapQueue
+from agentx_virt.collector.events import EventWatcher
 from agentx_virt.collector.poller import Poller
 from agentx_virt.config import Config
 from agentx_virt.domain_index import DomainIndexRegistry, StateFileError
 from agentx_virt.mib.build import build_table
 from agentx_virt.mib.model import Mib, shipped_mib
 from agentx_virt.snapshot import Snapshot
+from agentx_virt.traps import Notifier, settings_for
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "domain-index.json"
+EVENT_QUEUE = 100000   # libvirt events waiting for the notifier, at most
 
 
 class TablePublisher:
     """Turns each Snapshot into the served table; remembers what it has reported."""
 
-    def __init__(self, store: ServedStore, mib: Mib) -> None:
+    def __init__(self, store: ServedStore, mib: Mib,
+                 on_snapshot: Optional[Callable[[Snapshot], None]] = None) -> None:
         self.store = store
+        self._on_snapshot = on_snapshot
         self.mib = mib
         self.snapshots = 0
         self.latest: Optional[Snapshot] = None
@@ -44,6 +50,8 @@ class TablePublisher:
     def publish(self, snapshot: Snapshot) -> None:
         built = build_table(snapshot, self.mib)
         self.store.swap(built.table)
+        if self._on_snapshot is not None:
+            self._on_snapshot(snapshot)
         self.latest = snapshot
         self.snapshots += 1
         if self.first_table_at is None:
@@ -66,18 +74,31 @@ class Agent:
         self.mib = mib or shipped_mib()
         self.store = ServedStore()
         self.traps = TrapQueue(config.trap_queue)
-        self.publisher = TablePublisher(self.store, self.mib)
+        self.events: queue.Queue[Any] = queue.Queue(EVENT_QUEUE)
+        self.registry = DomainIndexRegistry()
+        self.notifier = Notifier(settings_for(config), self.mib, self.traps, self._index_of,
+                                 self.events)
+        self.publisher = TablePublisher(self.store, self.mib, self.notifier.on_snapshot)
+        self.watcher = EventWatcher(config.uri, self.events, on_overflow=self._event_dropped)
         self.stop_requested = threading.Event()
         self.session: Optional[AgentXSession] = None
+        self._events_dropped = 0
 
     def stop(self) -> None:
         self.stop_requested.set()
+
+    def _index_of(self, uuid: str) -> int:
+        return self.registry.assign([uuid], time.time())[uuid.lower()]
+
+    def _event_dropped(self, record: object) -> None:
+        # libvirt's event thread: count only; the notifier reports drops in the MIB.
+        self._events_dropped += 1
 
     def run(self) -> int:
         config = self.config
         state_path = config.state_dir / STATE_FILE
         try:
-            registry = DomainIndexRegistry.load(state_path)
+            registry = self.registry = DomainIndexRegistry.load(state_path)
         except StateFileError as exc:
             log.critical("%s", exc)
             return 1
@@ -89,19 +110,24 @@ class Agent:
 
         def trap_counts() -> tuple[Optional[int], Optional[int]]:
             stats = self.traps.stats()
-            return stats.sent, stats.dropped + stats.refused
+            return stats.sent, (stats.dropped + stats.refused + self._events_dropped +
+                                self.notifier.failed)
 
         poller = Poller(config, self.publisher.publish, registry, state_path, trap_counts)
         session_thread = SessionThread(session).start()
         log.info("agentx-virt %s: polling %s every %g s with %d reader(s); AgentX master %s",
                  __version__, config.uri, config.interval_s, config.instances, config.agentx)
         try:
+            self.watcher.start()     # events first, so no change after the first poll is missed
+            self.notifier.start()
             poller.start()
             while not self.stop_requested.is_set():
                 if session_thread.ended.wait(0.2):
                     break
         finally:
             poller.stop()
+            self.watcher.stop()
+            self.notifier.stop()
             if session_thread.thread.is_alive():
                 session_thread.stop()
             try:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ class DomainIndexRegistry:
     def __init__(self) -> None:
         self._known: dict[str, _Known] = {}
         self._next = 1
+        self._lock = threading.Lock()    # the poller and the notifier both assign
 
     def __len__(self) -> int:
         return len(self._known)
@@ -47,12 +49,13 @@ class DomainIndexRegistry:
     def assign(self, uuids: Iterable[str], now: float) -> dict[str, int]:
         """Indexes for these UUIDs (new ones get fresh indexes); marks them seen at ``now``."""
         result: dict[str, int] = {}
-        for key in uuids:
-            key = key.lower()
-            known = self._known.get(key)
-            index = known.index if known is not None else self._fresh_index()
-            self._known[key] = _Known(index, now)
-            result[key] = index
+        with self._lock:
+            for key in uuids:
+                key = key.lower()
+                known = self._known.get(key)
+                index = known.index if known is not None else self._fresh_index()
+                self._known[key] = _Known(index, now)
+                result[key] = index
         return result
 
     def _fresh_index(self) -> int:
@@ -67,19 +70,23 @@ class DomainIndexRegistry:
 
     def forget_unseen(self, now: float, after_s: float = FORGET_AFTER_S) -> list[str]:
         """Drop UUIDs not seen for ``after_s`` seconds; returns them."""
-        stale = [key for key, known in self._known.items() if now - known.last_seen > after_s]
-        for key in stale:
-            del self._known[key]
+        with self._lock:
+            stale = [key for key, known in self._known.items()
+                     if now - known.last_seen > after_s]
+            for key in stale:
+                del self._known[key]
         return stale
 
     # ------------------------------------------------------------ persistence
 
     def to_json(self) -> str:
+        with self._lock:
+            known = dict(self._known)
         return json.dumps({
             "version": STATE_VERSION,
             "next_index": self._next,
             "domains": {key: {"index": known.index, "last_seen": known.last_seen}
-                        for key, known in sorted(self._known.items())},
+                        for key, known in sorted(known.items())},
         }, indent=1)
 
     @classmethod

@@ -47,3 +47,33 @@ def reason_name(state: int, reason: int) -> str:
 def severity(state: int) -> str:
     """okay, warning or failure; an unknown state is a failure to look at."""
     return STATE_SEVERITY.get(state, "failure")
+
+
+# virDomainEventType -> the state it leaves the domain in, and per event detail the
+# reason code (of that state's reason enum) it corresponds to.
+EVENT_DEFINED, EVENT_UNDEFINED = 0, 1
+EVENT_STATES: dict[int, tuple[int, dict[int, int]]] = {
+    2: (1, {0: 1, 1: 2, 2: 3, 3: 4, 4: 8}),                 # started -> running
+    3: (3, {0: 1, 1: 2, 2: 5, 3: 6, 4: 0, 5: 7, 6: 14, 7: 12, 8: 13}),   # suspended -> paused
+    4: (1, {0: 5, 1: 2, 2: 4, 3: 10, 4: 11}),                # resumed -> running
+    5: (5, {0: 1, 1: 2, 2: 3, 3: 4, 4: 5, 5: 6, 6: 7}),      # stopped -> shutoff
+    6: (4, {0: 1, 1: 1, 2: 1}),                              # shutdown -> shutdown (user)
+    7: (7, {0: 0, 1: 0}),                                    # pmsuspended
+    8: (6, {0: 1, 1: 1}),                                    # crashed -> panicked
+}
+DEFINED_DETAILS = ("added", "updated", "renamed", "from_snapshot")
+UNDEFINED_DETAILS = ("removed", "renamed")
+IO_ERROR_ACTIONS = ("none", "pause", "report")
+
+
+def event_state(event: int, detail: int) -> tuple[int, int] | None:
+    """(state, reason) a lifecycle event leaves the domain in; None for define/undefine."""
+    found = EVENT_STATES.get(event)
+    if found is None:
+        return None
+    state, reasons = found
+    return state, reasons.get(detail, 0)
+
+
+def detail_name(names: tuple[str, ...], detail: int) -> str:
+    return names[detail] if 0 <= detail < len(names) else f"detail {detail}"

@@ -96,13 +96,15 @@ class PrivateSnmpd:
     """An snmpd acting as AgentX master, private to one test, demo or benchmark run."""
 
     def __init__(self, workdir: Path, *, agentx_tcp: bool = False,
-                 trap_port: Optional[int] = None, extra_config: Sequence[str] = ()) -> None:
+                 trap_port: Optional[int] = None, trap_transport: str = "udp",
+                 extra_config: Sequence[str] = ()) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.agentx_tcp_port = free_port(socket.SOCK_STREAM) if agentx_tcp else None
         self.socket_path = self.workdir / "agentx.sock"
         self.trap_port = trap_port
+        self.trap_transport = trap_transport
         self.extra_config = list(extra_config)
         self.log_path = self.workdir / "snmpd.log"
         self.process: Optional[subprocess.Popen[bytes]] = None
@@ -134,7 +136,8 @@ class PrivateSnmpd:
             "dontLogTCPWrappersConnects yes",
         ]
         if self.trap_port is not None:
-            lines.append(f"trap2sink 127.0.0.1:{self.trap_port} {COMMUNITY}")
+            lines.append(f"trap2sink {self.trap_transport}:127.0.0.1:{self.trap_port} "
+                         f"{COMMUNITY}")
         return "\n".join(lines + self.extra_config) + "\n"
 
     def start(self, timeout: float = 15.0) -> PrivateSnmpd:
@@ -197,12 +200,17 @@ class PrivateSnmpd:
 
 
 class PrivateSnmptrapd:
-    """A snmptrapd on a loopback port writing one line per received trap."""
+    """A snmptrapd on a loopback port writing one line per received trap.
 
-    def __init__(self, workdir: Path) -> None:
+    ``transport`` "tcp" makes delivery from snmpd lossless under bursts (UDP traps
+    are dropped when snmptrapd's receive buffer overflows).
+    """
+
+    def __init__(self, workdir: Path, transport: str = "udp") -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.transport = transport
+        self.port = free_port(socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM)
         self.log_path = self.workdir / "snmptrapd.log"
         self.process: Optional[subprocess.Popen[bytes]] = None
 
@@ -214,7 +222,7 @@ class PrivateSnmptrapd:
         self.log_path.write_text("")
         self.process = subprocess.Popen(
             [_require("snmptrapd"), "-f", "-C", "-c", str(config), "-On", "-Lf",
-             str(self.log_path), "-F", "TRAP %v\n", f"udp:127.0.0.1:{self.port}"],
+             str(self.log_path), "-F", "TRAP %v\n", f"{self.transport}:127.0.0.1:{self.port}"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env=env, start_new_session=True)
         deadline = time.monotonic() + timeout

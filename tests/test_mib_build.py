@@ -73,7 +73,7 @@ def test_every_table_of_the_mib_is_built() -> None:
 
 
 def test_notifications_name_objects_the_mib_defines() -> None:
-    assert len(MIB.notifications) == 8
+    assert len(MIB.notifications) == 10
     for notification in MIB.notifications.values():
         assert notification.oid[:-1] == MIB.root + (0,)
         for name in notification.objects:

@@ -67,7 +67,7 @@ class Poller:
                      None, None)) -> None:
         self.config = config
         self._on_snapshot = on_snapshot
-        self._registry = registry or DomainIndexRegistry()
+        self._registry = registry if registry is not None else DomainIndexRegistry()
         self._state_path = state_path
         self._trap_counts = trap_counts
         self._lock = threading.Lock()

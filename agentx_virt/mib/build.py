@@ -66,8 +66,8 @@ class BuiltTable:
     rejected: tuple[Rejected, ...]
 
 
-class _Reject(Exception):
-    pass
+class Reject(Exception):
+    """A value the MIB's syntax does not allow; the message says why."""
 
 
 def _both(a: Optional[int], b: Optional[int], f: Callable[[int, int], object]) -> object:
@@ -226,7 +226,7 @@ TABLES: tuple[TableSpec, ...] = (
 def date_and_time(when: datetime) -> bytes:
     """SNMPv2-TC DateAndTime in UTC (11 octets)."""
     if when.tzinfo is None:
-        raise _Reject("a time without a time zone cannot be a DateAndTime")
+        raise Reject("a time without a time zone cannot be a DateAndTime")
     utc = when.astimezone(timezone.utc)
     return struct.pack(">HBBBBBBcBB", utc.year, utc.month, utc.day, utc.hour, utc.minute,
                        utc.second, utc.microsecond // 100000, b"+", 0, 0)
@@ -238,16 +238,16 @@ Converter = Callable[[object], Value]
 def _sizes_check(sizes: tuple[tuple[int, int], ...]) -> Callable[[bytes], bytes]:
     def check(wire: bytes) -> bytes:
         if sizes and not any(low <= len(wire) <= high for low, high in sizes):
-            raise _Reject(f"length {len(wire)} is outside {list(sizes)}")
+            raise Reject(f"length {len(wire)} is outside {list(sizes)}")
         return wire
     return check
 
 
-def _converter(obj: MibObject) -> Converter:
+def converter(obj: MibObject) -> Converter:
     """A function from a snapshot value to what ``obj``'s syntax puts on the wire.
 
     Built once per object and build, so each value pays only for the checks its
-    syntax needs; raises _Reject for a value the syntax does not allow.
+    syntax needs; raises Reject for a value the syntax does not allow.
     """
     syntax = obj.syntax
     assert syntax is not None, obj.name
@@ -258,13 +258,13 @@ def _converter(obj: MibObject) -> Converter:
 
         def truth(value: object) -> Value:
             if not isinstance(value, bool):
-                raise _Reject("TruthValue needs a bool")
+                raise Reject("TruthValue needs a bool")
             return true if value else false
         return truth
     if tc == "DateAndTime":
         def when(value: object) -> Value:
             if not isinstance(value, datetime):
-                raise _Reject("DateAndTime needs a datetime")
+                raise Reject("DateAndTime needs a datetime")
             return date_and_time(value)
         return when
     if tc == "MacAddress":
@@ -272,7 +272,7 @@ def _converter(obj: MibObject) -> Converter:
             try:
                 wire = bytes.fromhex(str(value).replace(":", "").replace("-", ""))
             except ValueError:
-                raise _Reject("not a MAC address") from None
+                raise Reject("not a MAC address") from None
             return sized(wire)
         return mac
     if tc == "LvxUuid":
@@ -280,7 +280,7 @@ def _converter(obj: MibObject) -> Converter:
             try:
                 return uuid.UUID(str(value)).bytes
             except ValueError:
-                raise _Reject("not a UUID") from None
+                raise Reject("not a UUID") from None
         return uuid_octets
     if syntax.base is ValueType.OCTET_STRING:
         def octets(value: object) -> Value:
@@ -288,7 +288,7 @@ def _converter(obj: MibObject) -> Converter:
                 return sized(value.encode("utf-8"))
             if isinstance(value, bytes):
                 return sized(value)
-            raise _Reject(f"{type(value).__name__} for a string object")
+            raise Reject(f"{type(value).__name__} for a string object")
         return octets
     if syntax.base in _BASE_RANGES:
         low, high = _BASE_RANGES[syntax.base]
@@ -302,16 +302,16 @@ def _converter(obj: MibObject) -> Converter:
                 wire = value
             elif isinstance(value, str) and enum:
                 if value not in enum:
-                    raise _Reject(f"{value!r} is not one of {sorted(enum)}")
+                    raise Reject(f"{value!r} is not one of {sorted(enum)}")
                 wire = enum[value]
             else:
-                raise _Reject(f"{type(value).__name__} for an integer object")
+                raise Reject(f"{type(value).__name__} for an integer object")
             if not low <= wire <= high:
-                raise _Reject(f"{wire} does not fit {base_name}")
+                raise Reject(f"{wire} does not fit {base_name}")
             if allowed is not None and wire not in allowed:
-                raise _Reject(f"{wire} is not one of {sorted(allowed)}")
+                raise Reject(f"{wire} is not one of {sorted(allowed)}")
             if ranges and not any(lo <= wire <= hi for lo, hi in ranges):
-                raise _Reject(f"{wire} is outside {list(ranges)}")
+                raise Reject(f"{wire} is outside {list(ranges)}")
             return wire
         return integer
     raise MibError(f"{obj.name}: no conversion to {syntax.base.name}")
@@ -327,7 +327,7 @@ def _index_subids(obj: MibObject, convert: Converter, value: object, implied: bo
         return tuple(wire) if implied or fixed else (len(wire), *wire)
     if isinstance(wire, int):
         return (wire,)
-    raise _Reject(f"{obj.name} cannot be an index")
+    raise Reject(f"{obj.name} cannot be an index")
 
 
 class _Builder:
@@ -340,7 +340,7 @@ class _Builder:
     def converter(self, obj: MibObject) -> Converter:
         found = self._converters.get(obj.name)
         if found is None:
-            found = self._converters[obj.name] = _converter(obj)
+            found = self._converters[obj.name] = converter(obj)
         return found
 
     def put(self, obj: MibObject, convert: Converter, instance: OID, value: object) -> None:
@@ -349,7 +349,7 @@ class _Builder:
         name = obj.oid + instance
         try:
             wire = convert(value)
-        except _Reject as exc:
+        except Reject as exc:
             self.reject(obj.name, instance, value, str(exc))
             return
         if name in self.entries:
@@ -375,7 +375,7 @@ class _Builder:
                     instance: OID = ()
                     for (index_obj, convert, implied), value in zip(index_objects, values):
                         instance += _index_subids(index_obj, convert, value, implied)
-                except _Reject as exc:
+                except Reject as exc:
                     self.reject(spec.entry, (), values, f"bad index: {exc}")
                     continue
                 for obj, convert, getter in columns:
@@ -385,7 +385,7 @@ class _Builder:
                     name = obj.oid + instance
                     try:
                         wire = convert(value)
-                    except _Reject as exc:
+                    except Reject as exc:
                         self.reject(obj.name, instance, value, str(exc))
                         continue
                     if name in entries:

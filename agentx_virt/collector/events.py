@@ -1,0 +1,187 @@
+"""libvirt domain events → a queue of small frozen records.
+
+The callbacks run on libvirt's event-loop thread and only put records on a
+bounded queue; a record that does not fit is counted and logged, never silently
+lost.  The watcher owns one libvirt connection for events; when it closes
+(libvirtd restarted) the watcher reopens it with capped backoff and puts a
+``Reconnected`` record on the queue so the notifier can look for changes it
+missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import libvirt
+
+from agentx_virt.collector.connection import Connection
+from agentx_virt.collector.errors import CollectorError
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST_S = 0.2
+BACKOFF_MAX_S = 5.0
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    uuid: str
+    name: str
+    event: int            # virDomainEventType
+    detail: int           # the event's detail enum
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class IoError:
+    uuid: str
+    name: str
+    source: str
+    alias: str
+    action: int           # virDomainEventIOErrorAction
+    reason: str
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class JobCompleted:
+    uuid: str
+    name: str
+    stats: tuple[tuple[str, Any], ...]
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class EventsLost:
+    """The event connection closed: changes from now on are not seen until Reconnected."""
+
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class Reconnected:
+    """Events flow again; states may have changed while none were received."""
+
+    at: float = field(default_factory=time.monotonic)
+
+
+Event = Union[Lifecycle, IoError, JobCompleted, EventsLost, Reconnected]
+
+
+class EventWatcher:
+    """Keeps a libvirt connection registered for lifecycle, I/O error and job events."""
+
+    def __init__(self, uri: str, sink: queue.Queue[Any], on_overflow: Any = None) -> None:
+        self.uri = uri
+        self.sink = sink
+        self.dropped = 0
+        self._on_overflow = on_overflow
+        self._stop = threading.Event()
+        self._lost = threading.Event()
+        self._conn: Optional[Connection] = None
+        self._callbacks: list[int] = []
+        self._thread = threading.Thread(target=self._run, name="libvirt-event-watcher",
+                                        daemon=True)
+
+    # --------------------------------------------------- callbacks (libvirt's thread)
+
+    def _put(self, record: Event) -> None:
+        try:
+            self.sink.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+            if self._on_overflow is not None:
+                self._on_overflow(record)
+
+    def _lifecycle(self, _conn: Any, dom: Any, event: int, detail: int, _opaque: Any) -> None:
+        self._put(Lifecycle(dom.UUIDString(), dom.name(), int(event), int(detail)))
+
+    def _io_error(self, _conn: Any, dom: Any, source: str, alias: str, action: int,
+                  reason: str, _opaque: Any) -> None:
+        self._put(IoError(dom.UUIDString(), dom.name(), str(source), str(alias), int(action),
+                          str(reason)))
+
+    def _job_completed(self, _conn: Any, dom: Any, stats: Any, _opaque: Any) -> None:
+        self._put(JobCompleted(dom.UUIDString(), dom.name(), tuple(sorted(dict(stats).items()))))
+
+    def _closed(self, _conn: Connection, reason: str) -> None:
+        self._lost.set()
+
+    # --------------------------------------------------- the watcher's thread
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._lost.set()
+        self._thread.join(timeout)
+        self._close()
+
+    def _register(self) -> None:
+        conn = Connection(self.uri, "events", on_close=self._closed)
+        try:
+            virconn = conn.conn
+            self._callbacks = [
+                virconn.domainEventRegisterAny(
+                    None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._lifecycle, None),
+                virconn.domainEventRegisterAny(
+                    None, libvirt.VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON, self._io_error, None),
+            ]
+            job_event = getattr(libvirt, "VIR_DOMAIN_EVENT_ID_JOB_COMPLETED", None)
+            if job_event is not None:
+                self._callbacks.append(virconn.domainEventRegisterAny(
+                    None, job_event, self._job_completed, None))
+        except libvirt.libvirtError as exc:
+            conn.close()
+            raise CollectorError(f"cannot register for libvirt events at {self.uri}: "
+                                 f"{exc.get_error_message() or exc}") from None
+        self._conn = conn
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        for callback in self._callbacks:
+            try:
+                conn.conn.domainEventDeregisterAny(callback)
+            except libvirt.libvirtError:
+                pass
+        self._callbacks = []
+        conn.close()
+
+    def _run(self) -> None:
+        delay = BACKOFF_FIRST_S
+        first = True
+        while not self._stop.is_set():
+            try:
+                self._register()
+            except CollectorError as exc:
+                if first or delay >= BACKOFF_MAX_S:
+                    log.warning("%s; retrying", exc)
+                first = False
+                self._stop.wait(delay)
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            if not first:
+                log.info("listening to libvirt events again")
+                self._put(Reconnected())
+            first = False
+            delay = BACKOFF_FIRST_S
+            self._lost.clear()
+            while not self._stop.is_set():
+                if self._lost.wait(1.0):
+                    break
+                if self._conn is not None and not self._conn.alive:
+                    break
+            if self._stop.is_set():
+                return
+            time.sleep(0)
+            log.warning("lost the libvirt event connection to %s; reconnecting", self.uri)
+            self._close()
+            self._put(EventsLost())

@@ -1,0 +1,349 @@
+"""Notifications: libvirt events and poll results → LIBVIRT-EXT-MIB traps.
+
+One thread, the notifier, takes records off one queue in order: libvirt events
+(put there by libvirt's event-loop thread, which does nothing else) and marks
+for new snapshots (put there by the poller).  It turns them into traps and hands
+them to the AgentX session's queue; only the session thread writes to snmpd.
+Because one thread handles everything in arrival order, the traps of one domain
+leave in the order libvirt reported the changes.
+
+What it sends:
+
+* lvxDomainStateChange for every lifecycle event, with the new state and reason
+  taken from the event itself (never queried again) and the previous state it
+  knew; after the event connection was lost, the first fresh poll is compared
+  with what it knew and a trap is sent for every change it missed.
+* lvxDomainDefined / lvxDomainUndefined for definition changes (not a fake
+  "nostate" state change).
+* lvxDomainIoError (severity failure) for I/O error events.
+* lvxDomainJobCompleted from the job-completed event; lvxDomainJobFailed when a
+  poll finds a new failed or cancelled job in the completed slot.
+* lvxDomainPollStalled (warning) once a domain's data is ``stall_cycles`` polls
+  old, lvxDomainPollRecovered (okay) when it is fresh again.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from agentx_virt.agentx.pdu import VarBind
+from agentx_virt.agentx.traps import Trap, TrapQueue
+from agentx_virt.collector.events import (
+    EventsLost,
+    IoError,
+    JobCompleted,
+    Lifecycle,
+    Reconnected,
+)
+from agentx_virt.config import TRAP_KINDS, Config
+from agentx_virt.libvirt_names import (
+    DEFINED_DETAILS,
+    EVENT_DEFINED,
+    EVENT_UNDEFINED,
+    IO_ERROR_ACTIONS,
+    UNDEFINED_DETAILS,
+    detail_name,
+    event_state,
+    reason_name,
+    severity,
+)
+from agentx_virt.mib.build import Reject, converter
+from agentx_virt.mib.model import Mib
+from agentx_virt.snapshot import DomainStats, Snapshot
+
+log = logging.getLogger(__name__)
+
+_FAILED_JOB_TYPES = {4, 5}       # virDomainJobType failed, cancelled
+
+
+@dataclass(frozen=True)
+class TrapSettings:
+    kinds: frozenset[str] = frozenset(TRAP_KINDS)
+    persistent: bool = False          # re-send every domain's state each poll interval
+    hold_down_s: float = 0.0          # at most one state trap per domain per this long
+    stall_cycles: int = 3
+    interval_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class SnapshotSeen:
+    snapshot: Snapshot
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Domain:
+    name: str
+    state: Optional[int]
+    reason: Optional[int]
+    sent_at: float = float("-inf")              # last state trap (hold-down)
+    pending: Optional[tuple[int, int]] = None   # a held-down state waiting to be sent
+    pending_previous: Optional[int] = None
+    stalled: bool = False
+    failed_job: Optional[tuple[Any, ...]] = None
+    persistent_at: float = float("-inf")
+
+
+class Notifier:
+    def __init__(self, settings: TrapSettings, mib: Mib, traps: TrapQueue,
+                 index_of: Callable[[str], int],
+                 events: queue.Queue[Any]) -> None:
+        self.settings = settings
+        self.mib = mib
+        self.traps = traps
+        self.events = events
+        self._index_of = index_of
+        self._domains: dict[str, _Domain] = {}
+        self._events_lost_at: Optional[float] = None   # wall time events stopped
+        self._catch_up_after: Optional[float] = None   # wall time events resumed
+        self.failed = 0                                 # traps we could not build
+        self._converters: dict[str, Callable[[object], Any]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
+
+    # ------------------------------------------------------------ other threads
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def on_snapshot(self, snapshot: Snapshot) -> None:
+        """Called by the poller's threads for every new snapshot."""
+        try:
+            self.events.put_nowait(SnapshotSeen(snapshot))
+        except queue.Full:
+            pass   # the next snapshot will do; no trap is lost by skipping this one
+
+    # ------------------------------------------------------------ the thread
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            timeout = self._next_hold_down_due()
+            try:
+                record = self.events.get(timeout=timeout)
+            except queue.Empty:
+                record = None
+            try:
+                if record is not None:
+                    self.handle(record)
+                self._send_held_down()
+            except Exception:
+                log.exception("notifier: failed to handle %r", record)
+
+    def handle(self, record: object) -> None:
+        """Turn one queued record into traps (the notifier thread; tests call it too)."""
+        if isinstance(record, Lifecycle):
+            self._lifecycle(record)
+        elif isinstance(record, SnapshotSeen):
+            self._snapshot(record.snapshot)
+        elif isinstance(record, IoError):
+            self._io_error(record)
+        elif isinstance(record, JobCompleted):
+            self._job_completed(record)
+        elif isinstance(record, EventsLost):
+            self._events_lost_at = time.time()
+        elif isinstance(record, Reconnected):
+            self._catch_up_after = time.time()
+            log.info("libvirt events resumed; the next poll is compared with the last known "
+                     "states to send the changes missed meanwhile")
+
+    # ------------------------------------------------------------ records
+
+    def _domain(self, uuid: str, name: str) -> _Domain:
+        domain = self._domains.get(uuid)
+        if domain is None:
+            domain = self._domains[uuid] = _Domain(name, None, None)
+        domain.name = name
+        return domain
+
+    def _lifecycle(self, event: Lifecycle) -> None:
+        uuid = event.uuid.lower()
+        if event.event == EVENT_DEFINED:
+            self._domain(uuid, event.name)
+            self._send("define", "lvxDomainDefined", uuid, event.name, {
+                "lvxDomainEventText": detail_name(DEFINED_DETAILS, event.detail)})
+            return
+        if event.event == EVENT_UNDEFINED:
+            self._send("define", "lvxDomainUndefined", uuid, event.name, {
+                "lvxDomainEventText": detail_name(UNDEFINED_DETAILS, event.detail)})
+            self._domains.pop(uuid, None)
+            return
+        found = event_state(event.event, event.detail)
+        if found is None:
+            log.info("lifecycle event %d/%d of %s has no state mapping; no trap", event.event,
+                     event.detail, event.name)
+            return
+        state, reason = found
+        domain = self._domain(uuid, event.name)
+        previous = domain.state
+        domain.state, domain.reason = state, reason
+        self._state_change(uuid, domain, state, reason, previous, event.at)
+
+    def _state_change(self, uuid: str, domain: _Domain, state: int, reason: int,
+                      previous: Optional[int], at: float) -> None:
+        hold = self.settings.hold_down_s
+        if hold > 0 and at - domain.sent_at < hold:
+            if domain.pending is None:
+                domain.pending_previous = previous
+            domain.pending = (state, reason)
+            return
+        domain.sent_at = at
+        self._send_state(uuid, domain, state, reason, previous)
+
+    def _send_state(self, uuid: str, domain: _Domain, state: int, reason: int,
+                    previous: Optional[int]) -> None:
+        self._send("state", "lvxDomainStateChange", uuid, domain.name, {
+            "lvxDomainState": state,
+            "lvxDomainStateReason": reason,
+            "lvxDomainStateReasonText": reason_name(state, reason),
+            "lvxDomainPreviousState": 0 if previous is None else previous,
+            "lvxDomainSeverity": severity(state),
+        })
+
+    def _next_hold_down_due(self) -> float:
+        hold = self.settings.hold_down_s
+        dues = [d.sent_at + hold for d in self._domains.values() if d.pending is not None]
+        if not dues:
+            return 0.5
+        return max(0.0, min(dues) - time.monotonic())
+
+    def _send_held_down(self) -> None:
+        if self.settings.hold_down_s <= 0:
+            return
+        now = time.monotonic()
+        for uuid, domain in list(self._domains.items()):
+            if domain.pending is not None and now - domain.sent_at >= self.settings.hold_down_s:
+                (state, reason), previous = domain.pending, domain.pending_previous
+                domain.pending = domain.pending_previous = None
+                domain.sent_at = now
+                self._send_state(uuid, domain, state, reason, previous)
+
+    def _io_error(self, event: IoError) -> None:
+        uuid = event.uuid.lower()
+        domain = self._domain(uuid, event.name)
+        action = detail_name(IO_ERROR_ACTIONS, event.action)
+        self._send("io_error", "lvxDomainIoError", uuid, domain.name, {
+            "lvxDomainEventDevice": event.alias or event.source,
+            "lvxDomainEventText": f"{event.reason or 'I/O error'} on {event.source or '?'}; "
+                                  f"action {action}",
+            "lvxDomainSeverity": "failure",
+        })
+
+    def _job_completed(self, event: JobCompleted) -> None:
+        uuid = event.uuid.lower()
+        stats = dict(event.stats)
+        elapsed = stats.get("time_elapsed")
+        self._send("job", "lvxDomainJobCompleted", uuid, event.name, {
+            "lvxJobType": 3,                                   # completed
+            "lvxJobOperation": int(stats.get("operation", 0)),
+            "lvxDomainEventText": "completed" + (f" in {elapsed} ms" if elapsed else ""),
+        }, {"lvxJobType": "completed", "lvxJobOperation": "completed"})
+
+    def _snapshot(self, snapshot: Snapshot) -> None:
+        catch_up = (self._catch_up_after is not None and snapshot.host.libvirt_connected and
+                    snapshot.poll.last_poll_start is not None and
+                    snapshot.poll.last_poll_start.timestamp() > self._catch_up_after)
+        now = time.monotonic()
+        stall_s = self.settings.stall_cycles * self.settings.interval_s
+        for d in snapshot.domains:
+            uuid = d.uuid.lower()
+            known = self._domains.get(uuid)
+            if known is None:
+                self._domains[uuid] = _Domain(d.name, d.state, d.state_reason,
+                                              failed_job=_failed_job(d))
+                continue
+            known.name = d.name
+            if known.state is None and d.state is not None:
+                known.state, known.reason = d.state, d.state_reason
+            elif catch_up and d.poll_status == "ok" and d.state is not None and \
+                    d.state != known.state:
+                previous = known.state
+                known.state, known.reason = d.state, d.state_reason
+                self._state_change(uuid, known, d.state, d.state_reason or 0, previous, now)
+            self._poll_health(uuid, known, d, stall_s)
+            failed = _failed_job(d)
+            if failed is not None and failed != known.failed_job:
+                job = next(j for j in d.jobs if j.slot == "completed")
+                self._send("job", "lvxDomainJobFailed", uuid, d.name, {
+                    "lvxJobType": job.type, "lvxJobOperation": job.operation or 0,
+                    "lvxDomainEventText": job.error_message or "failed",
+                }, {"lvxJobType": "completed", "lvxJobOperation": "completed"})
+            known.failed_job = failed
+            if self.settings.persistent and known.state is not None and \
+                    now - known.persistent_at >= self.settings.interval_s:
+                known.persistent_at = now
+                self._send_state(uuid, known, known.state, known.reason or 0, known.state)
+        if catch_up:
+            self._catch_up_after = None
+
+    def _poll_health(self, uuid: str, known: _Domain, d: DomainStats, stall_s: float) -> None:
+        if d.poll_status == "timedOut" and (d.data_age_s or 0) >= stall_s and not known.stalled:
+            known.stalled = True
+            self._send("poll", "lvxDomainPollStalled", uuid, d.name, {
+                "lvxDomainPollStatus": d.poll_status,
+                "lvxDomainDataAgeSeconds": d.data_age_s or 0,
+                "lvxDomainEventText": f"no statistics for {d.data_age_s} s "
+                                      f"(severity warning)",
+            })
+        elif d.poll_status == "ok" and known.stalled:
+            known.stalled = False
+            self._send("poll", "lvxDomainPollRecovered", uuid, d.name, {
+                "lvxDomainPollStatus": d.poll_status,
+                "lvxDomainDataAgeSeconds": d.data_age_s or 0,
+            })
+
+    # ------------------------------------------------------------ building traps
+
+    def _convert(self, name: str, value: object) -> Any:
+        convert = self._converters.get(name)
+        if convert is None:
+            convert = self._converters[name] = converter(self.mib.object(name))
+        return convert(value)
+
+    def _send(self, kind: str, notification: str, uuid: str, name: str,
+              values: dict[str, object], slots: Optional[dict[str, str]] = None) -> None:
+        if kind not in self.settings.kinds:
+            return
+        spec = self.mib.notification(notification)
+        index = self._index_of(uuid)
+        values = {"lvxDomainName": name, "lvxDomainUuid": uuid, **values}
+        varbinds = []
+        try:
+            for object_name in spec.objects:
+                obj = self.mib.object(object_name)
+                instance: tuple[int, ...] = (index,)
+                if slots and object_name in slots:
+                    slot_syntax = self.mib.object("lvxJobSlot").syntax
+                    assert slot_syntax is not None
+                    instance = (index, slot_syntax.enum[slots[object_name]])
+                assert obj.syntax is not None
+                varbinds.append(VarBind(obj.oid + instance, obj.syntax.base,
+                                        self._convert(object_name, values[object_name])))
+        except (Reject, KeyError) as exc:
+            self.failed += 1
+            log.error("cannot build %s for %s: %s", notification, name, exc)
+            return
+        self.traps.put(Trap(spec.oid, tuple(varbinds)))
+
+
+def _failed_job(d: DomainStats) -> Optional[tuple[Any, ...]]:
+    for job in d.jobs:
+        if job.slot == "completed" and job.type in _FAILED_JOB_TYPES:
+            return (job.type, job.operation, job.time_elapsed_ms, job.error_message)
+    return None
+
+
+def settings_for(config: Config) -> TrapSettings:
+    """TrapSettings from the agent's Config."""
+    return TrapSettings(kinds=frozenset(config.traps), persistent=config.persistent_traps,
+                        hold_down_s=config.hold_down_s, stall_cycles=config.stall_cycles,
+                        interval_s=config.interval_s)
+
