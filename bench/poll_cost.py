@@ -31,7 +31,7 @@ from agentx_virt.mib.model import shipped_mib
 from agentx_virt.netsnmp import PrivateSnmpd, snmp_command, tool_env
 from agentx_virt.oid import format_oid
 from agentx_virt.snapshot import Snapshot
-from agentx_virt.testdriver import domain_xml, node_xml
+from agentx_virt.testdriver import define_domain, node_xml
 
 
 def define_test_domains(conn: libvirt.virConnect, count: int, first: int = 1) -> None:
@@ -41,12 +41,7 @@ def define_test_domains(conn: libvirt.virConnect, count: int, first: int = 1) ->
     domains when its last client disconnects.
     """
     for number in range(first, first + count):
-        xml = domain_xml(number)
-        xml = xml.replace(" xmlns:test='http://libvirt.org/schemas/domain/test/1.0'", "")
-        xml = xml[:xml.index("<test:runstate>")] + "</domain>"
-        dom = conn.defineXML(xml)
-        if number % 10 < 8:
-            dom.create()
+        define_domain(conn, number, start=number % 10 < 8)
 
 
 def vm_rss_mib() -> tuple[float, float]:

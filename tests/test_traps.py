@@ -26,7 +26,7 @@ from agentx_virt.libvirtd import PrivateLibvirtd, available
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd, snmp_command, tool_env
 from agentx_virt.oid import format_oid
-from agentx_virt.testdriver import domain_xml
+from agentx_virt.testdriver import define_domain
 
 from .conftest import wait_for
 
@@ -86,15 +86,6 @@ class Host:
     conn: libvirt.virConnect         # holds test:///default's state while the module runs
 
 
-def define_test_domain(conn: libvirt.virConnect, number: int, start: bool = True) -> libvirt.virDomain:
-    xml = domain_xml(number).replace(
-        " xmlns:test='http://libvirt.org/schemas/domain/test/1.0'", "")
-    dom = conn.defineXML(xml[:xml.index("<test:runstate>")] + "</domain>")
-    if start:
-        dom.create()
-    return dom
-
-
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
     problem = available()
@@ -105,7 +96,7 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
         uri = daemon.uri.replace("qemu+unix:///system", "test+unix:///default")
         conn = libvirt.open(uri)
         for number in range(1, 21):
-            define_test_domain(conn, number)
+            define_domain(conn, number)
         yield Host(daemon, uri, conn)
         conn.close()
 
@@ -177,7 +168,7 @@ def test_each_transition_sends_one_trap_with_the_state_from_the_event(
 
 
 def test_define_and_undefine_have_their_own_notifications(host: Host, stack: Stack) -> None:
-    dom = define_test_domain(host.conn, 99, start=False)
+    dom = define_domain(host.conn, 99, start=False)
     dom.undefine()
     wait_for(lambda: received(stack.trapd, "lvxDomainUndefined") != [], 20)
     defined = received(stack.trapd, "lvxDomainDefined")
