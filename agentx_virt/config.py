@@ -138,7 +138,8 @@ def _trap_kinds(value: Any) -> tuple[str, ...]:
     names = _patterns(value) if value != [] else ()
     unknown = [n for n in names if n not in TRAP_KINDS]
     if unknown:
-        raise ValueError(f"unknown notification kind(s) {unknown}; known: {', '.join(TRAP_KINDS)}")
+        raise ValueError(f"unknown notification kind(s) {unknown}; "
+                         f"known: {', '.join(TRAP_KINDS)}")
     return tuple(dict.fromkeys(names))
 
 

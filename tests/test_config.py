@@ -76,3 +76,28 @@ def test_the_packaged_example_configuration_loads() -> None:
     config = load(example, environ={})
     assert config.stats == DEFAULT_STATS
     assert config.domain_timeout_s == 5 and config.interval_s == 10
+
+
+def test_traps_section(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+[traps]
+enable = ["state", "poll"]
+persistent = true
+hold_down = 30
+stall_cycles = 5
+""")
+    config = load(path, environ={})
+    assert (config.traps, config.persistent_traps, config.hold_down_s, config.stall_cycles) \
+        == (("state", "poll"), True, 30, 5)
+    none = load(write(tmp_path, "[traps]\nenable = []\n"), environ={})
+    assert none.traps == ()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[traps]\nenable = [\"state\", \"threshold\"]\n", r"unknown notification kind\(s\)"),
+    ("[traps]\npersistent = 1\n", "must be true or false"),
+    ("[traps]\nstall_cycles = 0\n", "must be an integer >= 1"),
+])
+def test_bad_traps_values(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(write(tmp_path, text), environ={})

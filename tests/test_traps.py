@@ -260,6 +260,47 @@ def test_traps_raised_while_snmpd_is_away_arrive_after_it_returns(
     assert late == ["3", "1", "3", "1"]
 
 
+def test_qemu_domain_transitions_and_a_completed_save_job(host: Host, short_tmp: Path) -> None:
+    daemon = host.libvirtd
+    daemon.start_domain("qe", 5)
+    trapd = PrivateSnmptrapd(short_tmp / "trapd3", transport="tcp").start()
+    snmpd = PrivateSnmpd(short_tmp / "snmpd3", trap_port=trapd.port, trap_transport="tcp").start()
+    agent = Agent(Config(uri=daemon.uri, agentx=snmpd.agentx_address, interval_s=1,
+                         domain_timeout_s=0.5, state_dir=short_tmp / "state3"))
+    thread = threading.Thread(target=agent.run, daemon=True)
+    thread.start()
+    conn = libvirt.open(daemon.uri)
+    try:
+        assert agent.publisher.all_polled.wait(30)
+        time.sleep(0.5)
+        dom = conn.lookupByName("qe")
+        for change in (dom.suspend, dom.resume, dom.destroy, dom.create,
+                       lambda: dom.managedSave(0), dom.create):
+            change()
+            time.sleep(0.3)
+        # One trap per libvirt event: QEMU reports destroy as shutdown then stopped,
+        # a start as resumed then started, a restore as started then resumed.
+        expected = [("3", "user"), ("1", "unpaused"), ("4", "user"), ("5", "destroyed"),
+                    ("1", "unpaused"), ("1", "booted"), ("3", "user"), ("5", "saved"),
+                    ("1", "restored"), ("1", "from_snapshot")]
+
+        def mine() -> list[Received]:
+            return [r for r in received(trapd) if r.values["lvxDomainName"] == "qe"]
+        wait_for(lambda: len(mine()) >= len(expected), 30)
+        assert [(r.values["lvxDomainState"], r.values["lvxDomainStateReasonText"])
+                for r in mine()] == expected
+        jobs = [r for r in received(trapd, "lvxDomainJobCompleted")
+                if r.values["lvxDomainName"] == "qe"]
+        operations = MIB.object("lvxJobOperation").syntax.enum  # type: ignore[union-attr]
+        assert [r.values["lvxJobOperation"] for r in jobs] == [str(operations["save"])]
+    finally:
+        conn.close()
+        agent.stop()
+        thread.join(20)
+        snmpd.stop()
+        trapd.stop()
+
+
 def test_changes_missed_while_libvirtd_restarts_are_sent_after_it_returns(
         host: Host, short_tmp: Path) -> None:
     """Runs last in this module: restarts the shared libvirtd (QEMU domains survive it)."""

@@ -1,0 +1,161 @@
+"""The notifier's rules, fed records directly: which traps, with which varbinds, when."""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from agentx_virt.agentx.traps import Trap, TrapQueue
+from agentx_virt.collector.events import EventsLost, IoError, Lifecycle, Reconnected
+from agentx_virt.mib.model import shipped_mib
+from agentx_virt.snapshot import DomainStats, HostInfo, JobStats, PollInfo, Snapshot
+from agentx_virt.traps import Notifier, SnapshotSeen, TrapSettings
+
+MIB = shipped_mib()
+UUID = "6a7e0000-0000-4000-8000-000000000001"
+
+
+def make(**settings: Any) -> tuple[Notifier, TrapQueue]:
+    traps = TrapQueue(100)
+    notifier = Notifier(TrapSettings(**settings), MIB, traps, lambda uuid: 42, queue.Queue())
+    return notifier, traps
+
+
+def drain(traps: TrapQueue) -> list[Trap]:
+    found = []
+    while (trap := traps.pop()) is not None:
+        found.append(trap)
+    return found
+
+
+def named(trap: Trap) -> str:
+    return next(n for n, spec in MIB.notifications.items() if spec.oid == trap.trap_oid)
+
+
+def value(trap: Trap, object_name: str) -> Any:
+    base = MIB.object(object_name).oid
+    return next(vb.value for vb in trap.varbinds if vb.name[:len(base)] == base)
+
+
+def snapshot(*domains: DomainStats, start: datetime | None = None) -> SnapshotSeen:
+    return SnapshotSeen(Snapshot(HostInfo(True, "test:///default"),
+                                 PollInfo(10, last_poll_start=start), tuple(domains)))
+
+
+def domain(**fields: Any) -> DomainStats:
+    return DomainStats(**{"index": 42, "uuid": UUID, "name": "web-1", "state": 1,
+                          "state_reason": 1, "poll_status": "ok", **fields})
+
+
+def test_state_change_takes_the_state_from_the_event_and_the_previous_from_what_it_knew() -> None:
+    notifier, traps = make()
+    notifier.handle(snapshot(domain()))                     # seeds: running, no trap
+    assert drain(traps) == []
+    notifier.handle(Lifecycle(UUID, "web-1", 3, 2))         # suspended: I/O error
+    (trap,) = drain(traps)
+    assert named(trap) == "lvxDomainStateChange"
+    assert [vb.name[-1] for vb in trap.varbinds] == [42] * 7    # the domain's row index
+    assert (value(trap, "lvxDomainState"), value(trap, "lvxDomainStateReason"),
+            value(trap, "lvxDomainStateReasonText"), value(trap, "lvxDomainPreviousState"),
+            value(trap, "lvxDomainSeverity")) == (3, 5, b"ioerror", 1, 2)
+    notifier.handle(Lifecycle(UUID, "web-1", 8, 0))         # crashed: failure
+    (trap,) = drain(traps)
+    assert (value(trap, "lvxDomainState"), value(trap, "lvxDomainPreviousState"),
+            value(trap, "lvxDomainSeverity")) == (6, 3, 3)
+    notifier.handle(Lifecycle(UUID, "web-1", 7, 0))         # pmsuspended: warning
+    assert value(drain(traps)[0], "lvxDomainSeverity") == 2
+
+
+def test_disabled_kinds_send_nothing() -> None:
+    notifier, traps = make(kinds=frozenset({"poll"}))
+    notifier.handle(Lifecycle(UUID, "web-1", 3, 0))
+    notifier.handle(Lifecycle(UUID, "web-1", 0, 0))
+    notifier.handle(IoError(UUID, "web-1", "/img.qcow2", "virtio-disk0", 1, "enospc"))
+    assert drain(traps) == []
+
+
+def test_hold_down_folds_flapping_into_one_trap() -> None:
+    notifier, traps = make(hold_down_s=30)
+    notifier.handle(snapshot(domain()))
+    for event in ((3, 0), (4, 0), (3, 0), (4, 0), (3, 0)):
+        notifier.handle(Lifecycle(UUID, "web-1", *event))
+    assert [value(t, "lvxDomainState") for t in drain(traps)] == [3]    # the first only
+    notifier._domains[UUID].sent_at -= 31                   # the hold-down has passed
+    notifier._send_held_down()
+    (trap,) = drain(traps)
+    assert (value(trap, "lvxDomainState"), value(trap, "lvxDomainPreviousState")) == (3, 3)
+
+
+def test_persistent_notifications_resend_each_state_once_per_interval() -> None:
+    notifier, traps = make(persistent=True, interval_s=10)
+    notifier.handle(snapshot(domain()))                     # seeds
+    notifier.handle(snapshot(domain()))
+    notifier.handle(snapshot(domain()))                     # within the same interval
+    (trap,) = drain(traps)
+    assert (value(trap, "lvxDomainState"), value(trap, "lvxDomainPreviousState")) == (1, 1)
+
+
+def test_poll_stalled_once_then_recovered() -> None:
+    notifier, traps = make(stall_cycles=3, interval_s=10)
+    notifier.handle(snapshot(domain()))
+    notifier.handle(snapshot(domain(poll_status="timedOut", data_age_s=20)))
+    assert drain(traps) == []                               # not yet 3 polls old
+    notifier.handle(snapshot(domain(poll_status="timedOut", data_age_s=30)))
+    notifier.handle(snapshot(domain(poll_status="timedOut", data_age_s=40)))
+    (stalled,) = drain(traps)
+    assert named(stalled) == "lvxDomainPollStalled"
+    assert (value(stalled, "lvxDomainPollStatus"), value(stalled, "lvxDomainDataAgeSeconds")) \
+        == (2, 30)
+    notifier.handle(snapshot(domain(poll_status="ok", data_age_s=0)))
+    (recovered,) = drain(traps)
+    assert named(recovered) == "lvxDomainPollRecovered"
+
+
+def test_a_new_failed_job_is_reported_once_and_an_old_one_never() -> None:
+    failed = JobStats("completed", type=4, operation=5, time_elapsed_ms=900,
+                      error_message="migration failed: no route")
+    notifier, traps = make()
+    notifier.handle(snapshot(domain(jobs=(failed,))))       # present at start: not news
+    assert drain(traps) == []
+    again = dataclasses.replace(failed, time_elapsed_ms=1200)
+    notifier.handle(snapshot(domain(jobs=(again,))))
+    notifier.handle(snapshot(domain(jobs=(again,))))
+    (trap,) = drain(traps)
+    assert named(trap) == "lvxDomainJobFailed"
+    assert (value(trap, "lvxJobType"), value(trap, "lvxJobOperation"),
+            value(trap, "lvxDomainEventText")) == (4, 5, b"migration failed: no route")
+    slot = MIB.object("lvxJobSlot").syntax.enum["completed"]  # type: ignore[union-attr]
+    job_type = MIB.object("lvxJobType").oid
+    assert any(vb.name == job_type + (42, slot) for vb in trap.varbinds)
+
+
+def test_changes_missed_while_events_were_lost_are_sent_from_the_next_fresh_poll() -> None:
+    notifier, traps = make()
+    notifier.handle(snapshot(domain()))
+    notifier.handle(EventsLost())
+    notifier.handle(snapshot(domain(state=5, state_reason=3)))   # not trusted yet: no trap
+    assert drain(traps) == []
+    notifier.handle(Reconnected())
+    stale = datetime.now(timezone.utc) - timedelta(seconds=60)
+    notifier.handle(snapshot(domain(state=5, state_reason=3), start=stale))  # an older poll
+    assert drain(traps) == []
+    fresh = datetime.now(timezone.utc) + timedelta(seconds=1)
+    notifier.handle(snapshot(domain(state=5, state_reason=3), start=fresh))
+    (trap,) = drain(traps)
+    assert (value(trap, "lvxDomainState"), value(trap, "lvxDomainStateReasonText"),
+            value(trap, "lvxDomainPreviousState")) == (5, b"crashed", 1)
+    notifier.handle(snapshot(domain(state=5, state_reason=3), start=fresh))
+    assert drain(traps) == []                               # caught up: nothing twice
+
+
+def test_io_error_is_a_failure_naming_the_device() -> None:
+    notifier, traps = make()
+    notifier.handle(IoError(UUID, "web-1", "/var/lib/img/web-1.qcow2", "virtio-disk0", 1,
+                            "enospc"))
+    (trap,) = drain(traps)
+    assert named(trap) == "lvxDomainIoError"
+    assert value(trap, "lvxDomainEventDevice") == b"virtio-disk0"
+    assert value(trap, "lvxDomainSeverity") == 3
+    assert b"enospc" in value(trap, "lvxDomainEventText")
