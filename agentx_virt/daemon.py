@@ -77,7 +77,7 @@ class Agent:
         self.events: queue.Queue[Any] = queue.Queue(EVENT_QUEUE)
         self.registry = DomainIndexRegistry()
         self.notifier = Notifier(settings_for(config), self.mib, self.traps, self._index_of,
-                                 self.events)
+                                 self.events, lambda: self._events_dropped)
         self.publisher = TablePublisher(self.store, self.mib, self.notifier.on_snapshot)
         self.watcher = EventWatcher(config.uri, self.events, on_overflow=self._event_dropped)
         self.stop_requested = threading.Event()

@@ -92,7 +92,8 @@ class _Domain:
 class Notifier:
     def __init__(self, settings: TrapSettings, mib: Mib, traps: TrapQueue,
                  index_of: Callable[[str], int],
-                 events: queue.Queue[Any]) -> None:
+                 events: queue.Queue[Any],
+                 events_dropped: Callable[[], int] = lambda: 0) -> None:
         self.settings = settings
         self.mib = mib
         self.traps = traps
@@ -102,6 +103,8 @@ class Notifier:
         self._events_lost_at: Optional[float] = None   # wall time events stopped
         self._catch_up_after: Optional[float] = None   # wall time events resumed
         self.failed = 0                                 # traps we could not build
+        self._events_dropped = events_dropped           # counted on libvirt's thread
+        self._dropped_reported = 0
         self._converters: dict[str, Callable[[object], Any]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
@@ -135,8 +138,17 @@ class Notifier:
                 if record is not None:
                     self.handle(record)
                 self._send_held_down()
-            except Exception:
+                self._report_dropped_events()
+            except Exception:  # one odd record must not stop notifications
                 log.exception("notifier: failed to handle %r", record)
+
+    def _report_dropped_events(self) -> None:
+        dropped = self._events_dropped()
+        if dropped > self._dropped_reported:
+            log.warning("the libvirt event queue was full: %d event(s) lost (%d since "
+                        "start); counted in lvxTrapsDropped", dropped - self._dropped_reported,
+                        dropped)
+            self._dropped_reported = dropped
 
     def handle(self, record: object) -> None:
         """Turn one queued record into traps (the notifier thread; tests call it too)."""

@@ -159,3 +159,16 @@ def test_io_error_is_a_failure_naming_the_device() -> None:
     assert value(trap, "lvxDomainEventDevice") == b"virtio-disk0"
     assert value(trap, "lvxDomainSeverity") == 3
     assert b"enospc" in value(trap, "lvxDomainEventText")
+
+
+def test_lost_events_are_logged_by_the_notifier(caplog: Any) -> None:
+    import logging
+
+    dropped = [0]
+    notifier = Notifier(TrapSettings(), MIB, TrapQueue(10), lambda uuid: 1, queue.Queue(),
+                        lambda: dropped[0])
+    dropped[0] = 3
+    with caplog.at_level(logging.WARNING, logger="agentx_virt.traps"):
+        notifier._report_dropped_events()
+        notifier._report_dropped_events()        # nothing new: no second line
+    assert len(caplog.records) == 1 and "3 event(s) lost" in caplog.text
