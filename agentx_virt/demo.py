@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-import threading
 from pathlib import Path
 from typing import Optional
 
 from agentx_virt.config import Config
-from agentx_virt.daemon import Agent
+from agentx_virt.daemon import Agent, AgentThread
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.netsnmp import PrivateSnmpd, snmp_tool
 from agentx_virt.oid import format_oid, parse_oid
@@ -61,21 +60,11 @@ def run_demo(domains: int = 12, interval: float = 2.0, workdir: Optional[Path] =
             config = Config(uri=f"test://{node}", agentx=snmpd.agentx_address,
                             interval_s=interval, domain_timeout_s=interval / 2, instances=2,
                             state_dir=work / "state")
-            agent = Agent(config)
-            exit_code: list[int] = []
-            thread = threading.Thread(target=lambda: exit_code.append(agent.run()),
-                                      name="agent", daemon=True)
-            thread.start()
-            if not agent.publisher.all_polled.wait(30):
-                print("demo: the agent did not poll every domain within 30 s")
-                agent.stop()
-                thread.join(15)
-                return 1
-            assert agent.session is not None
-            if not agent.session.serving.wait(15):
-                print("demo: the agent did not register with snmpd within 15 s")
-                agent.stop()
-                thread.join(15)
+            running = AgentThread(Agent(config)).start()
+            if not running.wait_ready(30):
+                print("demo: the agent did not poll every domain and register with snmpd "
+                      "within 30 s")
+                running.stop()
                 return 1
             _columns, rows = walk_domain_table(snmpd.agent)
             print(f"demo: snmpbulkwalk of lvxDomainTable through snmpd: {len(rows)} rows\n")
@@ -85,9 +74,8 @@ def run_demo(domains: int = 12, interval: float = 2.0, workdir: Optional[Path] =
             for index in sorted(rows):
                 print(f"{index:>5}  " + "  ".join(rows[index].get(c, "").ljust(widths[c])
                                                  for c in SHOWN_COLUMNS))
-            agent.stop()
-            thread.join(15)
-            code = exit_code[0] if exit_code else 1
+            stopped = running.stop()
+            code = 1 if stopped is None else stopped
             print(f"\ndemo: agent stopped (exit {code}); stopping snmpd")
             return code if len(rows) == domains else 1
     finally:

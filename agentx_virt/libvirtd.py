@@ -19,7 +19,7 @@ from typing import Optional
 
 import libvirt
 
-from agentx_virt.netsnmp import PeerError
+from agentx_virt.netsnmp import PeerError, log_tail, stop_process
 
 _DIRS = ("etc/libvirt", "run/libvirt", "var/lib/libvirt", "var/cache/libvirt",
          "var/log/libvirt")
@@ -122,20 +122,11 @@ class PrivateLibvirtd:
         return int((self.root / "run/libvirt/qemu" / f"{name}.pid").read_text().strip())
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
 
     def stop_daemon(self) -> None:
         """Stop libvirtd only; its QEMU domains keep running (start() reattaches them)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process, timeout=10)
         self.process = None
 
     def stop(self) -> None:

@@ -49,7 +49,16 @@ def tool_env() -> dict[str, str]:
     return env
 
 
-def _stop_process(process: Optional[subprocess.Popen[bytes]], timeout: float = 5.0) -> None:
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a peer's log, for error messages."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"
+
+
+def stop_process(process: Optional[subprocess.Popen[bytes]], timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if it does not exit within ``timeout``."""
     if process is None or process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -179,7 +188,7 @@ class PrivateSnmpd:
             return False
 
     def stop(self) -> None:
-        _stop_process(self.process)
+        stop_process(self.process)
         self.process = None
 
     def restart(self) -> None:
@@ -187,10 +196,7 @@ class PrivateSnmpd:
         self.start()
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no snmpd log)"
+        return log_tail(self.log_path, lines)
 
     def __enter__(self) -> PrivateSnmpd:
         return self.start()
@@ -241,7 +247,7 @@ class PrivateSnmptrapd:
                 if line.startswith("TRAP ")]
 
     def stop(self) -> None:
-        _stop_process(self.process)
+        stop_process(self.process)
         self.process = None
 
     def __enter__(self) -> PrivateSnmptrapd:

@@ -16,7 +16,6 @@ import logging
 import resource
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import libvirt
 
 from agentx_virt.collector.poller import Poller
 from agentx_virt.config import Config
-from agentx_virt.daemon import Agent
+from agentx_virt.daemon import Agent, AgentThread
 from agentx_virt.libvirtd import PrivateLibvirtd
 from agentx_virt.mib.build import build_table
 from agentx_virt.mib.model import shipped_mib
@@ -81,12 +80,9 @@ def first_snapshot_and_walk(uri: str, domains: int, workdir: Path) -> tuple[floa
         agent = Agent(Config(uri=uri, agentx=snmpd.agentx_address, interval_s=30,
                              domain_timeout_s=10, state_dir=workdir / "state"))
         started = time.monotonic()
-        thread = threading.Thread(target=agent.run, daemon=True)
-        thread.start()
-        if not agent.publisher.all_polled.wait(120):
-            raise SystemExit("the agent did not poll every domain within 120 s")
-        assert agent.session is not None
-        agent.session.serving.wait(30)
+        running = AgentThread(agent).start()
+        if not running.wait_ready(120):
+            raise SystemExit("the agent did not poll every domain and register within 120 s")
         first_s = time.monotonic() - started
         table = format_oid(shipped_mib().object("lvxDomainTable").oid)
         out = workdir / "walk.out"
@@ -98,8 +94,7 @@ def first_snapshot_and_walk(uri: str, domains: int, workdir: Path) -> tuple[floa
                            stdout=sink, env=tool_env(), check=True, stdin=subprocess.DEVNULL)
             walk_s = time.perf_counter() - walk_started
         values = sum(1 for line in out.read_bytes().splitlines() if b" = " in line)
-        agent.stop()
-        thread.join(30)
+        running.stop()
     if values < domains:
         raise SystemExit(f"the walk returned {values} values for {domains} domains")
     return first_s, values, values / walk_s

@@ -27,7 +27,7 @@ from pathlib import Path
 import libvirt
 
 from agentx_virt.config import Config
-from agentx_virt.daemon import Agent
+from agentx_virt.daemon import Agent, AgentThread
 from agentx_virt.libvirtd import PrivateLibvirtd
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd
@@ -66,10 +66,9 @@ def main(argv: list[str]) -> int:
                              trap_transport="tcp") as snmpd:
             agent = Agent(Config(uri=uri, agentx=snmpd.agentx_address, interval_s=2,
                                  domain_timeout_s=1, state_dir=work / "state"))
-            thread = threading.Thread(target=agent.run, daemon=True)
-            thread.start()
-            if not agent.publisher.all_polled.wait(60):
-                raise SystemExit("the agent did not poll every domain")
+            running = AgentThread(agent).start()
+            if not running.wait_ready(60):
+                raise SystemExit("the agent did not poll every domain and register")
             time.sleep(1)
             log = trapd.log_path
             dom = holder.lookupByName("vm0001")
@@ -124,8 +123,7 @@ def main(argv: list[str]) -> int:
                 1 for name in names
                 if [m.group(1) for line in lines if f'"{name}"' in line
                     for m in [state.search(line)] if m] == ["3", "1"] * pairs)
-            agent.stop()
-            thread.join(30)
+            running.stop()
     duplicated = max(0, received - total)
     lost = max(0, total - received)
     print(f"storm: {total} changes in {changes_s:.2f} s; {sent} traps acknowledged by snmpd, "

@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import libvirt
 import pytest
 
 from agentx_virt.config import Config
-from agentx_virt.daemon import Agent
+from agentx_virt.daemon import Agent, AgentThread
 from agentx_virt.demo import walk_domain_table
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.netsnmp import PrivateSnmpd, snmp_tool
@@ -50,11 +49,9 @@ def test_served_values_match_libvirt(node_uri: str, snmpd: PrivateSnmpd,
                                      short_tmp: Path) -> None:
     agent = Agent(Config(uri=node_uri, agentx=snmpd.agentx_address, interval_s=1,
                          domain_timeout_s=0.5, instances=2, state_dir=short_tmp / "state"))
-    exit_code: list[int] = []
-    thread = threading.Thread(target=lambda: exit_code.append(agent.run()), daemon=True)
-    thread.start()
+    running = AgentThread(agent).start()
     try:
-        assert agent.publisher.all_polled.wait(20)
+        assert running.wait_ready(20)
         wait_for(lambda: len(column(snmpd, "lvxDomainName")) == 20)
         names = column(snmpd, "lvxDomainName")
         uuids = column(snmpd, "lvxDomainUuid")
@@ -81,9 +78,8 @@ def test_served_values_match_libvirt(node_uri: str, snmpd: PrivateSnmpd,
         wait_for(lambda: state_file.exists())
         assert len(json.loads(state_file.read_text())["domains"]) == 20
     finally:
-        agent.stop()
-        thread.join(15)
-    assert exit_code == [0]
+        exit_code = running.stop()
+    assert exit_code == 0
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -157,10 +153,9 @@ def test_walk_helper_decodes_enums(node_uri: str, snmpd: PrivateSnmpd,
                                    short_tmp: Path) -> None:
     agent = Agent(Config(uri=node_uri, agentx=snmpd.agentx_address, interval_s=1,
                          domain_timeout_s=0.5, state_dir=short_tmp / "st"))
-    thread = threading.Thread(target=agent.run, daemon=True)
-    thread.start()
+    running = AgentThread(agent).start()
     try:
-        assert agent.publisher.all_polled.wait(20)
+        assert running.wait_ready(20)
         deadline = time.monotonic() + 10
         rows: dict[int, dict[str, str]] = {}
         while time.monotonic() < deadline and len(rows) < 20:
@@ -169,5 +164,4 @@ def test_walk_helper_decodes_enums(node_uri: str, snmpd: PrivateSnmpd,
                                                                 "shutoff"}
         assert {r["lvxDomainSeverity"] for r in rows.values()} == {"okay", "warning"}
     finally:
-        agent.stop()
-        thread.join(15)
+        running.stop()

@@ -15,7 +15,7 @@ import pytest
 
 from agentx_virt.collector.poller import Poller
 from agentx_virt.config import Config
-from agentx_virt.daemon import Agent
+from agentx_virt.daemon import Agent, AgentThread
 from agentx_virt.libvirtd import PrivateLibvirtd, available
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.netsnmp import PrivateSnmpd, snmp_tool
@@ -139,12 +139,11 @@ def test_a_hung_domain_does_not_stall_the_others(libvirtd: PrivateLibvirtd, snmp
                                                  short_tmp: Path) -> None:
     agent = Agent(Config(uri=libvirtd.uri, agentx=snmpd.agentx_address, interval_s=2,
                          domain_timeout_s=1, state_dir=short_tmp / "state"))
-    thread = threading.Thread(target=agent.run, daemon=True)
-    thread.start()
+    running = AgentThread(agent).start()
     pid = libvirtd.qemu_pid("q1")
     stopped = False
     try:
-        assert agent.publisher.all_polled.wait(30)
+        assert running.wait_ready(30)
         wait_for(lambda: len(cells(snmpd, "lvxDomainName")) == 2)
         rows = {v.strip('"'): k for k, v in cells(snmpd, "lvxDomainName").items()}
         q1, q2 = rows["q1"], rows["q2"]
@@ -174,8 +173,7 @@ def test_a_hung_domain_does_not_stall_the_others(libvirtd: PrivateLibvirtd, snmp
     finally:
         if stopped:
             os.kill(pid, signal.SIGCONT)
-        agent.stop()
-        thread.join(20)
+        running.stop()
 
 
 def test_libvirtd_going_away_and_coming_back(libvirtd: PrivateLibvirtd, snmpd: PrivateSnmpd,
@@ -183,15 +181,14 @@ def test_libvirtd_going_away_and_coming_back(libvirtd: PrivateLibvirtd, snmpd: P
     """Runs last in this module: it restarts the shared libvirtd."""
     agent = Agent(Config(uri=libvirtd.uri, agentx=snmpd.agentx_address, interval_s=1,
                          domain_timeout_s=0.5, state_dir=short_tmp / "state"))
-    thread = threading.Thread(target=agent.run, daemon=True)
-    thread.start()
+    running = AgentThread(agent).start()
     connected = format_oid(MIB.object("lvxLibvirtConnected").oid + (0,))
 
     def libvirt_connected() -> str:
         return snmp_tool("snmpget", snmpd.agent, connected).stdout.strip().rsplit(" ", 1)[-1]
 
     try:
-        assert agent.publisher.all_polled.wait(30)
+        assert running.wait_ready(30)
         wait_for(lambda: libvirt_connected() == "1")           # true(1)
         names = cells(snmpd, "lvxDomainName")
         libvirtd.stop_daemon()
@@ -203,5 +200,4 @@ def test_libvirtd_going_away_and_coming_back(libvirtd: PrivateLibvirtd, snmpd: P
         wait_for(lambda: set(cells(snmpd, "lvxDomainPollStatus").values()) == {"1"}, 30)
         assert cells(snmpd, "lvxDomainName") == names
     finally:
-        agent.stop()
-        thread.join(20)
+        running.stop()

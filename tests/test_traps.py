@@ -21,7 +21,7 @@ import libvirt
 import pytest
 
 from agentx_virt.config import Config
-from agentx_virt.daemon import Agent
+from agentx_virt.daemon import Agent, AgentThread
 from agentx_virt.libvirtd import PrivateLibvirtd, available
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd, snmp_command, tool_env
@@ -116,15 +116,12 @@ def stack(host: Host, short_tmp: Path) -> Iterator[Stack]:
     snmpd = PrivateSnmpd(short_tmp / "snmpd", trap_port=trapd.port, trap_transport="tcp").start()
     agent = Agent(Config(uri=host.uri, agentx=snmpd.agentx_address, interval_s=1,
                          domain_timeout_s=0.5, state_dir=short_tmp / "state"))
-    thread = threading.Thread(target=agent.run, daemon=True)
-    thread.start()
+    running = AgentThread(agent).start()
     try:
-        assert agent.publisher.all_polled.wait(30)
-        assert agent.session is not None and agent.session.serving.wait(15)
+        assert running.wait_ready(30)
         yield Stack(snmpd, trapd, agent)
     finally:
-        agent.stop()
-        thread.join(20)
+        running.stop()
         snmpd.stop()
         trapd.stop()
 
@@ -267,11 +264,10 @@ def test_qemu_domain_transitions_and_a_completed_save_job(host: Host, short_tmp:
     snmpd = PrivateSnmpd(short_tmp / "snmpd3", trap_port=trapd.port, trap_transport="tcp").start()
     agent = Agent(Config(uri=daemon.uri, agentx=snmpd.agentx_address, interval_s=1,
                          domain_timeout_s=0.5, state_dir=short_tmp / "state3"))
-    thread = threading.Thread(target=agent.run, daemon=True)
-    thread.start()
+    running = AgentThread(agent).start()
     conn = libvirt.open(daemon.uri)
     try:
-        assert agent.publisher.all_polled.wait(30)
+        assert running.wait_ready(30)
         time.sleep(0.5)
         dom = conn.lookupByName("qe")
         for change in (dom.suspend, dom.resume, dom.destroy, dom.create,
@@ -295,8 +291,7 @@ def test_qemu_domain_transitions_and_a_completed_save_job(host: Host, short_tmp:
         assert [r.values["lvxJobOperation"] for r in jobs] == [str(operations["save"])]
     finally:
         conn.close()
-        agent.stop()
-        thread.join(20)
+        running.stop()
         snmpd.stop()
         trapd.stop()
 
@@ -310,10 +305,9 @@ def test_changes_missed_while_libvirtd_restarts_are_sent_after_it_returns(
     snmpd = PrivateSnmpd(short_tmp / "snmpd2", trap_port=trapd.port).start()
     agent = Agent(Config(uri=daemon.uri, agentx=snmpd.agentx_address, interval_s=1,
                          domain_timeout_s=0.5, state_dir=short_tmp / "state2"))
-    thread = threading.Thread(target=agent.run, daemon=True)
-    thread.start()
+    running = AgentThread(agent).start()
     try:
-        assert agent.publisher.all_polled.wait(30)
+        assert running.wait_ready(30)
         time.sleep(1)
         pid = daemon.qemu_pid("qt")
         daemon.stop_daemon()
@@ -326,7 +320,6 @@ def test_changes_missed_while_libvirtd_restarts_are_sent_after_it_returns(
         assert [(r.values["lvxDomainState"], r.values["lvxDomainPreviousState"])
                 for r in qt] == [("5", "1")]      # shut off, was running: exactly one trap
     finally:
-        agent.stop()
-        thread.join(20)
+        running.stop()
         snmpd.stop()
         trapd.stop()

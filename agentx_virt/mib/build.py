@@ -367,7 +367,6 @@ class _Builder:
                          for obj, implied in ((self.mib.object(n), i) for n, i in entry.indices)]
         columns = [(obj, self.converter(obj), getter)
                    for obj, getter in ((self.mib.object(n), g) for n, g in spec.columns.items())]
-        entries = self.entries
         for domain in domains:
             for row in spec.rows(domain):
                 values = spec.index(domain, row)
@@ -379,20 +378,7 @@ class _Builder:
                     self.reject(spec.entry, (), values, f"bad index: {exc}")
                     continue
                 for obj, convert, getter in columns:
-                    value = getter(row)
-                    if value is None:
-                        continue
-                    name = obj.oid + instance
-                    try:
-                        wire = convert(value)
-                    except Reject as exc:
-                        self.reject(obj.name, instance, value, str(exc))
-                        continue
-                    if name in entries:
-                        self.reject(obj.name, instance, value,
-                                    "duplicate row; the first one is kept")
-                        continue
-                    entries[name] = (obj.syntax.base, wire)  # type: ignore[union-attr]
+                    self.put(obj, convert, instance, getter(row))
 
 
 def build_table(snapshot: Snapshot, mib: Optional[Mib] = None) -> BuiltTable:
