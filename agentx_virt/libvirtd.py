@@ -69,7 +69,14 @@ class PrivateLibvirtd:
 
     @property
     def uri(self) -> str:
+        """The QEMU driver of this libvirtd."""
         return f"qemu+unix:///system?socket={self.root}/run/libvirt/libvirt-sock"
+
+    @property
+    def test_uri(self) -> str:
+        """libvirt's test driver served by this libvirtd: shared by all its clients, and
+        forgotten when the last one disconnects."""
+        return f"test+unix:///default?socket={self.root}/run/libvirt/libvirt-sock"
 
     def start(self, timeout: float = 60.0) -> PrivateLibvirtd:
         problem = available()

@@ -110,7 +110,7 @@ def main(argv: list[str]) -> int:
     libvirt.registerErrorHandler(lambda _c, _e: None, None)
     work = Path(tempfile.mkdtemp(prefix="axv-poll-"))
     with PrivateLibvirtd(work / "libvirtd") as daemon:
-        test_uri = daemon.uri.replace("qemu+unix:///system", "test+unix:///default")
+        test_uri = daemon.test_uri
         holder = libvirt.open(test_uri)
         define_test_domains(holder, args.domains)
         daemon.start_domain("q1", 1)

@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
     libvirt.registerErrorHandler(lambda _c, _e: None, None)
     work = Path(tempfile.mkdtemp(prefix="axv-traps-"))
     with PrivateLibvirtd(work / "libvirtd") as daemon:
-        uri = daemon.uri.replace("qemu+unix:///system", "test+unix:///default")
+        uri = daemon.test_uri
         holder = libvirt.open(uri)
         for number in range(1, DOMAINS + 1):
             define_domain(holder, number)

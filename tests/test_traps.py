@@ -93,7 +93,7 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
         pytest.fail(f"the trap tests need a private libvirtd: {problem}")
     daemon = PrivateLibvirtd(tmp_path_factory.mktemp("libvirtd"))
     with daemon:
-        uri = daemon.uri.replace("qemu+unix:///system", "test+unix:///default")
+        uri = daemon.test_uri
         conn = libvirt.open(uri)
         for number in range(1, 21):
             define_domain(conn, number)
