@@ -119,3 +119,16 @@ def test_include_and_exclude(node: str) -> None:
 def test_unreachable_libvirt_is_reported_not_raised(tmp_path: Path) -> None:
     snapshot, _ = poll(f"test://{tmp_path}/missing.xml")
     assert not snapshot.host.libvirt_connected and snapshot.domains == ()
+
+
+def test_an_unchanged_domain_list_publishes_no_new_snapshot(node: str) -> None:
+    published: list[Snapshot] = []
+    poller = Poller(Config(uri=node, interval_s=5, domain_timeout_s=2), published.append)
+    poller.partition_once()
+    poller.partition_once()                   # same domains, same tags: nothing new to show
+    assert len(published) == 1
+    for reader in poller.readers:
+        reader.poll_once()                    # the readers publish the statistics
+    assert len(published) == 1 + len(poller.readers)
+    for reader in poller.readers:
+        reader.join(1)

@@ -156,7 +156,14 @@ class Poller:
         return conn
 
     def partition_once(self) -> None:
+        """Refresh the domain list and the readers' assignments.
+
+        A new snapshot is published only when something a snapshot shows changed (the
+        domains, their names, tags or readers, or whether libvirt answers); the readers
+        publish the statistics, so an unchanged list does not rebuild the table again.
+        """
         self._cycle += 1
+        was_connected = self._host.libvirt_connected
         try:
             conn = self._connection()
             listed = conn.call("listAllDomains", conn.conn.listAllDomains, 0)
@@ -168,7 +175,8 @@ class Poller:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-            self._publish(None)
+            if was_connected or self._cycle == 1:
+                self._publish(None)
             return
         refs: dict[str, DomainRef] = {}
         for dom in listed:
@@ -187,10 +195,12 @@ class Poller:
         for uuid in set(self._layouts) - set(refs):
             del self._layouts[uuid]
         with self._lock:
+            changed = refs != self._refs
             if set(refs) != set(self._refs):
                 self._tables_changed = datetime.now(timezone.utc)
             self._refs, self._by_reader = refs, by_reader
-        self._publish(None)
+        if changed or not was_connected or self._cycle == 1:
+            self._publish(None)
 
     def _layout(self, conn: Connection, dom: object, uuid: str, name: str) -> Layout:
         cached = self._layouts.get(uuid)
