@@ -111,7 +111,6 @@ class AgentXSession:
         self.serving = threading.Event()   # set while registered and answering
         self.session_id = 0
         self.connections = 0               # sessions opened since start
-        self.requests_answered = 0
         self._packet_id = 0
         self._pending: dict[int, _Pending] = {}
         self._last_rx = 0.0
@@ -129,10 +128,6 @@ class AgentXSession:
         """Ask ``run`` to send Close and return (any thread)."""
         self._stop.set()
         self.wake()
-
-    def notify(self, trap: Trap) -> bool:
-        """Queue a trap for the session thread; False when it was dropped (queue full)."""
-        return self.traps.put(trap)
 
     def sys_uptime(self) -> int:
         """Hundredths of a second since this session object was made, as TimeTicks."""
@@ -327,9 +322,11 @@ class AgentXSession:
 
     def _send_request(self, sock: socket.socket, request: p.PDU, kind: str,
                       trap: Optional[Trap] = None) -> None:
+        """Send a request whose Response is awaited; raises EncodeError before sending."""
+        data = encode(request)
         self._pending[request.packet_id] = _Pending(
             kind, self._clock() + self.config.response_timeout, trap)
-        sock.sendall(encode(request))
+        sock.sendall(data)
 
     def _send_traps(self, sock: socket.socket) -> None:
         while len(self._pending) < self.config.notify_window:
@@ -339,15 +336,11 @@ class AgentXSession:
             notify = p.Notify(session_id=self.session_id, packet_id=self._next_packet_id(),
                               varbinds=trap.notify_varbinds())
             try:
-                data = encode(notify)
+                self._send_request(sock, notify, "Notify", trap)
             except EncodeError as exc:
                 log.error("trap %s cannot be encoded and is refused: %s",
                           format_oid(trap.trap_oid), exc)
                 self.traps.mark_refused()
-                continue
-            self._pending[notify.packet_id] = _Pending(
-                "Notify", self._clock() + self.config.response_timeout, trap)
-            sock.sendall(data)
 
     def _dispatch(self, sock: socket.socket, pdu: p.PDU) -> None:
         if isinstance(pdu, p.Response):
@@ -374,7 +367,6 @@ class AgentXSession:
             log.exception("failed to answer %s packet %d; answering genErr",
                           type(request).__name__, request.packet_id)
             data = encode(reply(request, uptime, ErrorCode.GEN_ERR))
-        self.requests_answered += 1
         return data
 
     def _on_response(self, response: p.Response) -> None:
