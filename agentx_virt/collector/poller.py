@@ -71,6 +71,10 @@ class Poller:
         self._state_path = state_path
         self._trap_counts = trap_counts
         self._lock = threading.Lock()
+        # Readers and the partitioner publish from their own threads: building a snapshot
+        # and handing it on happen under one lock, so an older snapshot never follows a
+        # newer one into the served table or the notifier.
+        self._publish_lock = threading.Lock()
         self._stop = threading.Event()
         self._conn: Optional[Connection] = None
         self._host = HostInfo(False, config.uri)
@@ -108,7 +112,6 @@ class Poller:
     def poll_once(self) -> Snapshot:
         """One synchronous poll of everything (for ``agentx-virt dump``)."""
         self.partition_once()
-        snapshot: Optional[Snapshot] = None
         for reader in self.readers:
             reader.poll_once()
         snapshot = self._snapshot()
@@ -219,10 +222,11 @@ class Poller:
     # ------------------------------------------------------------ aggregation
 
     def _publish(self, result: Optional[ReaderResult]) -> None:
-        with self._lock:
-            if result is not None:
-                self._results[result.reader] = result
-        self._on_snapshot(self._snapshot())
+        with self._publish_lock:
+            with self._lock:
+                if result is not None:
+                    self._results[result.reader] = result
+            self._on_snapshot(self._snapshot())
 
     def _snapshot(self) -> Snapshot:
         with self._lock:
