@@ -41,10 +41,7 @@ class TablePublisher:
         self.store = store
         self._on_snapshot = on_snapshot
         self.mib = mib
-        self.snapshots = 0
-        self.latest: Optional[Snapshot] = None
         self.all_polled = threading.Event()   # set once every domain has been polled
-        self.first_table_at: Optional[float] = None
         self._reported: set[tuple[str, str]] = set()
 
     def publish(self, snapshot: Snapshot) -> None:
@@ -52,10 +49,6 @@ class TablePublisher:
         self.store.swap(built.table)
         if self._on_snapshot is not None:
             self._on_snapshot(snapshot)
-        self.latest = snapshot
-        self.snapshots += 1
-        if self.first_table_at is None:
-            self.first_table_at = time.monotonic()
         if snapshot.domains and all(d.poll_status != "notPolled" for d in snapshot.domains):
             self.all_polled.set()
         for rejected in built.rejected:

@@ -59,6 +59,8 @@ from agentx_virt.snapshot import DomainStats, Snapshot
 log = logging.getLogger(__name__)
 
 _FAILED_JOB_TYPES = {4, 5}       # virDomainJobType failed, cancelled
+# The job objects in job notifications are those of the job table's completed slot.
+_COMPLETED_SLOT = {"lvxJobType": "completed", "lvxJobOperation": "completed"}
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,6 @@ class Notifier:
         self.events = events
         self._index_of = index_of
         self._domains: dict[str, _Domain] = {}
-        self._events_lost_at: Optional[float] = None   # wall time events stopped
         self._catch_up_after: Optional[float] = None   # wall time events resumed
         self.failed = 0                                 # traps we could not build
         self._events_dropped = events_dropped           # counted on libvirt's thread
@@ -161,7 +162,7 @@ class Notifier:
         elif isinstance(record, JobCompleted):
             self._job_completed(record)
         elif isinstance(record, EventsLost):
-            self._events_lost_at = time.time()
+            pass   # no state is trusted from snapshots until Reconnected: nothing to do yet
         elif isinstance(record, Reconnected):
             self._catch_up_after = time.time()
             log.info("libvirt events resumed; the next poll is compared with the last known "
@@ -254,10 +255,10 @@ class Notifier:
         stats = dict(event.stats)
         elapsed = stats.get("time_elapsed")
         self._send("job", "lvxDomainJobCompleted", uuid, event.name, {
-            "lvxJobType": 3,                                   # completed
+            "lvxJobType": "completed",
             "lvxJobOperation": int(stats.get("operation", 0)),
             "lvxDomainEventText": "completed" + (f" in {elapsed} ms" if elapsed else ""),
-        }, {"lvxJobType": "completed", "lvxJobOperation": "completed"})
+        }, _COMPLETED_SLOT)
 
     def _snapshot(self, snapshot: Snapshot) -> None:
         catch_up = (self._catch_up_after is not None and snapshot.host.libvirt_connected and
@@ -287,7 +288,7 @@ class Notifier:
                 self._send("job", "lvxDomainJobFailed", uuid, d.name, {
                     "lvxJobType": job.type, "lvxJobOperation": job.operation or 0,
                     "lvxDomainEventText": job.error_message or "failed",
-                }, {"lvxJobType": "completed", "lvxJobOperation": "completed"})
+                }, _COMPLETED_SLOT)
             known.failed_job = failed
             if self.settings.persistent and known.state is not None and \
                     now - known.persistent_at >= self.settings.interval_s:

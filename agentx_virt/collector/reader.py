@@ -32,7 +32,7 @@ from agentx_virt.collector.errors import (
 )
 from agentx_virt.collector.guard import Guard, Task
 from agentx_virt.collector.layout import Layout
-from agentx_virt.collector.sample import CallMemo, Sample, sample_domain
+from agentx_virt.collector.sample import ACTIVE_STATES, CallMemo, Sample, sample_domain
 from agentx_virt.config import Config
 from agentx_virt.snapshot import DomainStats
 
@@ -57,7 +57,6 @@ class ReaderResult:
     started: datetime
     duration_ms: int
     domains: Mapping[str, DomainStats]     # uuid -> stats (last good ones when stale)
-    timed_out: int
 
 
 class _Stuck(CollectorError):
@@ -66,11 +65,9 @@ class _Stuck(CollectorError):
 
 @dataclass
 class _History:
-    stats: DomainStats
+    stats: DomainStats            # the last good stats, as published
     good_at: float                # monotonic time of the last good sample
-    cpu_time_ns: Optional[int]
-    taken_ns: int
-    discontinuity: datetime
+    taken_ns: int                 # when its CPU time was read
 
 
 class Reader:
@@ -251,7 +248,6 @@ class Reader:
               outcomes: Mapping[str, object], default: str) -> ReaderResult:
         now = time.monotonic()
         domains: dict[str, DomainStats] = {}
-        timed_out = 0
         for ref in refs:
             outcome = outcomes.get(ref.uuid, default)
             if outcome == "gone":
@@ -268,12 +264,8 @@ class Reader:
                     log.warning("%s: %s", self.name, problem)
                 domains[ref.uuid] = self._fresh(ref, outcome, now, started_wall)
                 continue
-            status = str(outcome)
-            if status == "timedOut":
-                timed_out += 1
-            domains[ref.uuid] = self._stale(ref, status, now)
-        result = ReaderResult(self.number, started_wall, int((now - started) * 1000),
-                              domains, timed_out)
+            domains[ref.uuid] = self._stale(ref, str(outcome), now)
+        result = ReaderResult(self.number, started_wall, int((now - started) * 1000), domains)
         self._publish(result)
         return result
 
@@ -283,14 +275,15 @@ class Reader:
         previous = self._history.get(ref.uuid)
         cpu = stats.cpu_time_total_ns
         util_vcpus = util_host = None
-        discontinuity = previous.discontinuity if previous is not None else wall
-        if previous is not None and cpu is not None and previous.cpu_time_ns is not None:
-            if cpu < previous.cpu_time_ns or (previous.stats.state not in (1, 2, 3, 4, 7)
-                                              and stats.state == 1):
+        discontinuity = wall if previous is None else previous.stats.discontinuity_time
+        previous_cpu = None if previous is None else previous.stats.cpu_time_total_ns
+        if previous is not None and cpu is not None and previous_cpu is not None:
+            if cpu < previous_cpu or (previous.stats.state not in ACTIVE_STATES
+                                      and stats.state == 1):
                 discontinuity = wall       # restarted or migrated in: counters start over
             elif self.config.wants("cpu_util"):
                 elapsed_ns = sample.taken_ns - previous.taken_ns
-                used_ns = cpu - previous.cpu_time_ns
+                used_ns = cpu - previous_cpu
                 if elapsed_ns > 0:
                     vcpus = stats.vcpus_current or len(stats.vcpus) or None
                     host_cpus = self._host_cpus()
@@ -303,7 +296,7 @@ class Reader:
             stats, name=ref.name, reader=self.number, partition_tag=ref.layout.tag or "",
             poll_status="ok", data_age_s=0, cpu_util_vcpus=util_vcpus,
             cpu_util_host=util_host, discontinuity_time=discontinuity)
-        self._history[ref.uuid] = _History(fresh, now, cpu, sample.taken_ns, discontinuity)
+        self._history[ref.uuid] = _History(fresh, now, sample.taken_ns)
         return fresh
 
     def _stale(self, ref: DomainRef, status: str, now: float) -> DomainStats:

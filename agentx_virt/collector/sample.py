@@ -30,7 +30,7 @@ from agentx_virt.snapshot import (
     VcpuStats,
 )
 
-_ACTIVE_STATES = {1, 2, 3, 4, 7}   # running, blocked, paused, shutdown, pmsuspended
+ACTIVE_STATES = frozenset({1, 2, 3, 4, 7})   # running, blocked, paused, shutdown, pmsuspended
 COMPLETED = getattr(libvirt, "VIR_DOMAIN_JOB_STATS_COMPLETED", 1)
 
 _JOB_FIELDS = {
@@ -183,7 +183,7 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, name: str, layout: L
         state_reason = calls.get("state", dom.state)
         reason = int(state_reason[1]) if state_reason else None
     values["state_reason"] = reason
-    active = values["state"] in _ACTIVE_STATES
+    active = values["state"] in ACTIVE_STATES
 
     # CPU
     if wants("cpu") or wants("cpu_util"):
