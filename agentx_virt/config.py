@@ -125,22 +125,15 @@ def _patterns(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _stats(value: Any) -> tuple[str, ...]:
-    names = _patterns(value)
-    known = BASE_STATS + EXTRA_STATS
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValueError(f"unknown statistics group(s) {unknown}; known: {', '.join(known)}")
-    return tuple(dict.fromkeys(names))
-
-
-def _trap_kinds(value: Any) -> tuple[str, ...]:
-    names = _patterns(value) if value != [] else ()
-    unknown = [n for n in names if n not in TRAP_KINDS]
-    if unknown:
-        raise ValueError(f"unknown notification kind(s) {unknown}; "
-                         f"known: {', '.join(TRAP_KINDS)}")
-    return tuple(dict.fromkeys(names))
+def _choices(known: tuple[str, ...], what: str) -> Callable[[Any], tuple[str, ...]]:
+    """A checker for a list of names from ``known`` (duplicates dropped, order kept)."""
+    def check(value: Any) -> tuple[str, ...]:
+        names = _patterns(value)
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"unknown {what} {unknown}; known: {', '.join(known)}")
+        return tuple(dict.fromkeys(names))
+    return check
 
 
 def _bool(value: Any) -> bool:
@@ -165,12 +158,12 @@ _KEYS: Mapping[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("poll", "instances"): ("instances", _number(1, integer=True)),
     ("poll", "domain_timeout"): ("domain_timeout_s", _number(0.1)),
     ("poll", "workers"): ("workers", _number(1, integer=True)),
-    ("poll", "stats"): ("stats", _stats),
+    ("poll", "stats"): ("stats", _choices(BASE_STATS + EXTRA_STATS, "statistics group(s)")),
     ("poll", "include"): ("include", _patterns),
     ("poll", "exclude"): ("exclude", _patterns),
     ("agent", "state_dir"): ("state_dir", lambda v: v if isinstance(v, Path) else Path(_text(v))),
     ("agent", "log_level"): ("log_level", _level),
-    ("traps", "enable"): ("traps", _trap_kinds),
+    ("traps", "enable"): ("traps", _choices(TRAP_KINDS, "notification kind(s)")),
     ("traps", "persistent"): ("persistent_traps", _bool),
     ("traps", "hold_down"): ("hold_down_s", _number(0)),
     ("traps", "stall_cycles"): ("stall_cycles", _number(1, integer=True)),

@@ -11,25 +11,16 @@ import pytest
 
 from agentx_virt.agentx.constants import ValueType as T
 from agentx_virt.agentx.pdu import VarBind
+from agentx_virt.dump import render_varbind
 from agentx_virt.mib.build import SCALARS, TABLES, BuiltTable, build_table
 from agentx_virt.mib.model import MibError, shipped_mib
-from agentx_virt.oid import OID, format_oid
+from agentx_virt.oid import OID
 from agentx_virt.snapshot import DiskStats, DomainStats, InterfaceStats, PerfEvent, Snapshot
 
 from .snapshots import UUID_A, UUID_B, WHEN, bare_snapshot, full_domain, full_snapshot
 
 MIB = shipped_mib()
 GOLDEN = Path(__file__).with_name("golden") / "full_snapshot.txt"
-
-
-def render(varbind: VarBind) -> str:
-    value = varbind.value
-    if isinstance(value, bytes):
-        shown = (f'"{value.decode()}"' if value.isascii() and value.decode().isprintable()
-                 else "0x" + value.hex())
-    else:
-        shown = str(value)
-    return f"{format_oid(varbind.name)} {varbind.type.name} {shown}"
 
 
 def built(snapshot: Snapshot) -> BuiltTable:
@@ -94,7 +85,7 @@ def test_the_module_sits_under_libvirts_enterprise_arc_3() -> None:
 def test_golden_table_for_a_fixed_snapshot() -> None:
     result = built(full_snapshot())
     assert result.rejected == ()
-    lines = [render(vb) for vb in result.table.varbinds]
+    lines = [render_varbind(vb) for vb in result.table.varbinds]
     if os.environ.get("UPDATE_GOLDEN"):
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text("\n".join(lines) + "\n")
