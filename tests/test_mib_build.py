@@ -172,7 +172,7 @@ def test_values_match_the_mib_types_ranges_and_sizes() -> None:
     ({"interfaces": (InterfaceStats("tap0", mac="zz:zz"),)}, "lvxIfMac", "not a MAC"),
     ({"disks": (DiskStats("d" * 40, read_bytes=1),)}, "lvxDiskEntry", "bad index"),
     ({"disks": (DiskStats("vda", read_bytes=1), DiskStats("vda", read_bytes=2))},
-     "lvxDiskReadBytes", "duplicate row"),
+     "lvxDiskEntry", "duplicate row"),
     ({"perf": (PerfEvent("made_up", True, 1),)}, "lvxPerfEntry", "bad index"),
 ])
 def test_bad_values_are_left_out_with_a_reason_and_the_rest_stays(

@@ -2,21 +2,34 @@
 
 An ``OidTable`` is built once and never changed; the agent publishes a new one
 with ``ServedStore.swap``.  A request reads ``ServedStore.table`` once, so a
-walk never sees half of an update.  Lookups bisect a sorted list: O(log n).
+walk never sees half of an update.
+
+The table is kept in blocks, one per MIB column (or scalar): the column's OID
+and three parallel lists, the instance parts in order, their wire types and
+their values.  Rows share their instance tuples across columns and no VarBind
+is kept, so an entry costs three list slots plus its value; VarBinds are made
+when a request asks.  Lookups bisect the block prefixes, then the block: O(log n).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import NamedTuple
 
 from agentx_virt.agentx.constants import ValueType
 from agentx_virt.agentx.pdu import Value, VarBind
 from agentx_virt.oid import OID, format_oid
 
 
-def _name(varbind: VarBind) -> OID:
-    return varbind.name
+class Block(NamedTuple):
+    """The entries under one OID prefix: ``prefix + instances[i]`` is a ``types[i]``
+    whose value is ``values[i]``; ``instances`` are non-empty and strictly increasing."""
+
+    prefix: OID
+    instances: Sequence[OID]
+    types: Sequence[ValueType]
+    values: Sequence[Value]
 
 
 class OidTable:
@@ -25,42 +38,96 @@ class OidTable:
     ``objects`` are the OIDs of object types without an instance part, e.g. a
     table column.  RFC 2741 §7.2.3.1 needs them to tell noSuchInstance (the
     object type exists, the instance does not) from noSuchObject.
+
+    Build it from (OID, type, value) entries in any order, or with
+    ``from_blocks`` from blocks that are already in order (the MIB builder).
     """
 
-    __slots__ = ("_names", "_objects", "_varbinds")
+    __slots__ = ("_blocks", "_count", "_objects", "_prefixes")
 
     def __init__(
         self,
         entries: Iterable[tuple[OID, ValueType, Value]] = (),
         objects: Iterable[OID] = (),
     ) -> None:
-        varbinds = [VarBind(name, kind, value) for name, kind, value in entries]
-        varbinds.sort(key=_name)
-        names = [vb.name for vb in varbinds]
-        for earlier, later in zip(names, names[1:]):
-            if earlier == later:
-                raise ValueError(f"OID {format_oid(earlier)} appears twice in the table")
-        self._names: list[OID] = names
-        self._varbinds: list[VarBind] = varbinds
+        ordered = sorted(entries, key=lambda entry: entry[0])
+        for earlier, later in zip(ordered, ordered[1:]):
+            if earlier[0] == later[0]:
+                raise ValueError(f"OID {format_oid(earlier[0])} appears twice in the table")
+        # Any OIDs: one block under the empty prefix.
+        if ordered and not ordered[0][0]:
+            raise ValueError("an empty OID cannot be a table entry")
+        blocks = [Block((), [e[0] for e in ordered], [e[1] for e in ordered],
+                        [e[2] for e in ordered])] if ordered else []
+        self._init(blocks, objects, check=False)
+
+    @classmethod
+    def from_blocks(cls, blocks: Iterable[Block], objects: Iterable[OID] = ()) -> OidTable:
+        """A table from blocks in OID order, none under another's prefix (checked)."""
+        table = cls.__new__(cls)
+        table._init([b for b in blocks if b.instances], objects, check=True)
+        return table
+
+    def _init(self, blocks: list[Block], objects: Iterable[OID], check: bool) -> None:
+        if check:
+            for block in blocks:
+                if not len(block.instances) == len(block.types) == len(block.values):
+                    raise ValueError(f"block {format_oid(block.prefix)}: "
+                                     f"{len(block.instances)} instances, {len(block.types)} "
+                                     f"types, {len(block.values)} values")
+                instances = block.instances
+                for earlier, later in zip(instances, instances[1:]):
+                    if not earlier < later:
+                        raise ValueError(f"block {format_oid(block.prefix)}: instance "
+                                         f"{format_oid(later)} is not after "
+                                         f"{format_oid(earlier)}")
+                if not instances[0]:
+                    raise ValueError(f"block {format_oid(block.prefix)}: an empty instance")
+            for earlier_block, later_block in zip(blocks, blocks[1:]):
+                a, b = earlier_block.prefix, later_block.prefix
+                if not a < b or b[:len(a)] == a:
+                    raise ValueError(f"block {format_oid(b)} is not after block "
+                                     f"{format_oid(a)} or lies under it")
+        self._blocks: list[Block] = blocks
+        self._prefixes: list[OID] = [b.prefix for b in blocks]
         self._objects: list[OID] = sorted(set(objects))
+        self._count = sum(len(b.instances) for b in blocks)
 
     def __len__(self) -> int:
-        return len(self._names)
+        return self._count
 
     @property
     def varbinds(self) -> Sequence[VarBind]:
-        """Every entry in OID order."""
-        return self._varbinds
+        """Every entry in OID order (made on each call: for dumps and tests)."""
+        return list(self._iterate())
+
+    def _iterate(self) -> Iterator[VarBind]:
+        for prefix, instances, types, values in self._blocks:
+            for instance, kind, value in zip(instances, types, values):
+                yield VarBind(prefix + instance, kind, value)
+
+    def _block_of(self, name: OID) -> int:
+        """The index of the block whose prefix ``name`` starts with, or -1 - (the index of
+        the last block before ``name``)."""
+        j = bisect_right(self._prefixes, name) - 1
+        if j >= 0:
+            prefix = self._prefixes[j]
+            if name[:len(prefix)] == prefix:
+                return j
+        return -2 - j
 
     def get(self, name: OID) -> VarBind:
         """The exact entry, or a noSuchInstance / noSuchObject VarBind (RFC 2741 §7.2.3.1)."""
-        names = self._names
-        i = bisect_left(names, name)
-        if i < len(names) and names[i] == name:
-            return self._varbinds[i]
+        j = self._block_of(name)
+        if j >= 0:
+            prefix, instances, types, values = self._blocks[j]
+            instance = name[len(prefix):]
+            i = bisect_left(instances, instance)
+            if i < len(instances) and instances[i] == instance:
+                return VarBind(name, types[i], values[i])
         objects = self._objects
-        j = bisect_right(objects, name) - 1
-        if j >= 0 and name[: len(objects[j])] == objects[j]:
+        k = bisect_right(objects, name) - 1
+        if k >= 0 and name[: len(objects[k])] == objects[k]:
             return VarBind(name, ValueType.NO_SUCH_INSTANCE)
         return VarBind(name, ValueType.NO_SUCH_OBJECT)
 
@@ -70,10 +137,23 @@ class OidTable:
         ``end`` is exclusive and ``()`` means no bound.  With nothing in range the
         answer is endOfMibView named ``start`` (RFC 2741 §7.2.3.2).
         """
-        names = self._names
-        i = bisect_left(names, start) if include else bisect_right(names, start)
-        if i < len(names) and (not end or names[i] < end):
-            return self._varbinds[i]
+        blocks = self._blocks
+        j = self._block_of(start)
+        found = None
+        if j >= 0:
+            prefix, instances, types, values = blocks[j]
+            instance = start[len(prefix):]
+            i = bisect_left(instances, instance) if include else bisect_right(instances, instance)
+            if i < len(instances):
+                found = VarBind(prefix + instances[i], types[i], values[i])
+            j += 1
+        else:
+            j = -1 - j       # the first block after start
+        if found is None and j < len(blocks):
+            prefix, instances, types, values = blocks[j]
+            found = VarBind(prefix + instances[0], types[0], values[0])
+        if found is not None and (not end or found.name < end):
+            return found
         return VarBind(start, ValueType.END_OF_MIB_VIEW)
 
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 from agentx_virt.agentx.constants import ValueType
 from agentx_virt.agentx.pdu import Value
-from agentx_virt.agentx.store import OidTable
+from agentx_virt.agentx.store import Block, OidTable
 from agentx_virt.libvirt_names import reason_name, severity
 from agentx_virt.mib.model import Mib, MibError, MibObject, shipped_mib
 from agentx_virt.oid import OID, format_oid
@@ -331,42 +331,34 @@ def _index_subids(obj: MibObject, convert: Converter, value: object, implied: bo
 
 
 class _Builder:
+    """Collects one block per scalar and per column, each already in instance order."""
+
     def __init__(self, mib: Mib) -> None:
         self.mib = mib
-        self.entries: dict[OID, tuple[ValueType, Value]] = {}
+        self.blocks: list[Block] = []
         self.rejected: list[Rejected] = []
-        self._converters: dict[str, Converter] = {}
-
-    def converter(self, obj: MibObject) -> Converter:
-        found = self._converters.get(obj.name)
-        if found is None:
-            found = self._converters[obj.name] = converter(obj)
-        return found
-
-    def put(self, obj: MibObject, convert: Converter, instance: OID, value: object) -> None:
-        if value is None:
-            return
-        name = obj.oid + instance
-        try:
-            wire = convert(value)
-        except Reject as exc:
-            self.reject(obj.name, instance, value, str(exc))
-            return
-        if name in self.entries:
-            self.reject(obj.name, instance, value, "duplicate row; the first one is kept")
-            return
-        assert obj.syntax is not None
-        self.entries[name] = (obj.syntax.base, wire)
 
     def reject(self, name: str, instance: OID, value: object, reason: str) -> None:
         self.rejected.append(Rejected(name, format_oid(instance), repr(value), reason))
 
-    def table(self, spec: TableSpec, domains: Iterable[DomainStats]) -> None:
+    def scalar(self, obj: MibObject, value: object) -> None:
+        if value is None:
+            return
+        try:
+            wire = converter(obj)(value)
+        except Reject as exc:
+            self.reject(obj.name, (0,), value, str(exc))
+            return
+        assert obj.syntax is not None
+        self.blocks.append(Block(obj.oid, [(0,)], [obj.syntax.base], [wire]))
+
+    def _rows(self, spec: TableSpec, domains: Iterable[DomainStats]) -> list[tuple[OID, Any]]:
+        """(instance, row) for every row of every domain, in instance order; a row whose
+        index does not convert, or repeats an earlier row's, is left out and reported."""
         entry = self.mib.object(spec.entry)
-        index_objects = [(obj, self.converter(obj), implied)
+        index_objects = [(obj, converter(obj), implied)
                          for obj, implied in ((self.mib.object(n), i) for n, i in entry.indices)]
-        columns = [(obj, self.converter(obj), getter)
-                   for obj, getter in ((self.mib.object(n), g) for n, g in spec.columns.items())]
+        rows: list[tuple[OID, Any]] = []
         for domain in domains:
             for row in spec.rows(domain):
                 values = spec.index(domain, row)
@@ -377,8 +369,41 @@ class _Builder:
                 except Reject as exc:
                     self.reject(spec.entry, (), values, f"bad index: {exc}")
                     continue
-                for obj, convert, getter in columns:
-                    self.put(obj, convert, instance, getter(row))
+                rows.append((instance, row))
+        rows.sort(key=_first)                     # stable: of equal instances the first stays
+        unique = rows[:1]
+        for instance, row in rows[1:]:
+            if instance == unique[-1][0]:
+                self.reject(spec.entry, instance, row, "duplicate row; the first one is kept")
+            else:
+                unique.append((instance, row))
+        return unique
+
+    def table(self, spec: TableSpec, domains: Iterable[DomainStats]) -> None:
+        rows = self._rows(spec, domains)
+        for name, getter in spec.columns.items():
+            obj = self.mib.object(name)
+            assert obj.syntax is not None
+            convert = converter(obj)
+            instances: list[OID] = []
+            values: list[Value] = []
+            for instance, row in rows:
+                value = getter(row)
+                if value is None:
+                    continue
+                try:
+                    wire = convert(value)
+                except Reject as exc:
+                    self.reject(name, instance, value, str(exc))
+                    continue
+                instances.append(instance)
+                values.append(wire)
+            self.blocks.append(Block(obj.oid, instances, [obj.syntax.base] * len(values),
+                                     values))
+
+
+def _first(pair: tuple[OID, Any]) -> OID:
+    return pair[0]
 
 
 def build_table(snapshot: Snapshot, mib: Optional[Mib] = None) -> BuiltTable:
@@ -386,11 +411,9 @@ def build_table(snapshot: Snapshot, mib: Optional[Mib] = None) -> BuiltTable:
     mib = mib or shipped_mib()
     builder = _Builder(mib)
     for name, getter in SCALARS.items():
-        obj = mib.object(name)
-        builder.put(obj, builder.converter(obj), (0,), getter(snapshot))
+        builder.scalar(mib.object(name), getter(snapshot))
     for spec in TABLES:
         builder.table(spec, snapshot.domains)
-    objects = [obj.oid for obj in mib.served()]
-    table = OidTable(((name, kind, value) for name, (kind, value) in builder.entries.items()),
-                     objects=objects)
+    blocks = sorted(builder.blocks, key=lambda block: block.prefix)
+    table = OidTable.from_blocks(blocks, objects=[obj.oid for obj in mib.served()])
     return BuiltTable(table, tuple(builder.rejected))
