@@ -50,9 +50,9 @@ def vm_rss_mib() -> tuple[float, float]:
     return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
 
 
-def cpu_per_domain_cycle(uri: str, cycles: int) -> tuple[float, float, int]:
+def cpu_per_domain_cycle(uri: str, cycles: int, workers: int) -> tuple[float, float, int]:
     """(ms of CPU per domain per cycle for polling, for building the table, domains)."""
-    config = Config(uri=uri, interval_s=600, domain_timeout_s=300, workers=4)
+    config = Config(uri=uri, interval_s=600, domain_timeout_s=300, workers=workers)
     snapshots: list[Snapshot] = []
     poller = Poller(config, snapshots.append)
     poller.partition_once()
@@ -104,6 +104,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--domains", type=int, default=1000)
     parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=Config.workers,
+                        help="worker threads per reader (default: the config default)")
     parser.add_argument("--walk-domains", type=int, nargs="*", default=[1000, 5000])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
@@ -115,11 +117,11 @@ def main(argv: list[str]) -> int:
         define_test_domains(holder, args.domains)
         daemon.start_domain("q1", 1)
         daemon.start_domain("q2", 2)
-        poll_ms, build_ms, counted = cpu_per_domain_cycle(test_uri, args.cycles)
+        poll_ms, build_ms, counted = cpu_per_domain_cycle(test_uri, args.cycles, args.workers)
         print(f"remote test driver, {counted} domains (1 built in): poll {poll_ms:.3f} ms CPU per "
               f"domain per cycle, table build {build_ms:.3f} ms, total "
               f"{poll_ms + build_ms:.3f} ms")
-        q_poll, q_build, q_count = cpu_per_domain_cycle(daemon.uri, args.cycles)
+        q_poll, q_build, q_count = cpu_per_domain_cycle(daemon.uri, args.cycles, args.workers)
         print(f"QEMU/TCG, {q_count} domains: poll {q_poll:.3f} ms CPU per domain per cycle, "
               f"table build {q_build:.3f} ms")
         rss_now, _ = vm_rss_mib()
@@ -143,7 +145,8 @@ def main(argv: list[str]) -> int:
     # Last: the in-process test driver keeps its domains in this process's memory.
     node = work / "node.xml"
     node.write_text(node_xml(args.domains))
-    local_poll, local_build, local_count = cpu_per_domain_cycle(f"test://{node}", args.cycles)
+    local_poll, local_build, local_count = cpu_per_domain_cycle(f"test://{node}", args.cycles,
+                                                                args.workers)
     print(f"in-process test driver, {local_count} domains: poll {local_poll:.3f} ms CPU per "
           f"domain per cycle (libvirt's own work included), table build {local_build:.3f} ms, "
           f"total {local_poll + local_build:.3f} ms")

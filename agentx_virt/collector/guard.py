@@ -19,6 +19,13 @@ from typing import Any, Callable, Optional
 log = logging.getLogger(__name__)
 
 
+class _Waiter:
+    """How many of one ``Guard.wait``'s tasks are not settled yet."""
+
+    def __init__(self) -> None:
+        self.open = 0
+
+
 class Task:
     """One domain's work in one cycle."""
 
@@ -34,6 +41,8 @@ class Task:
         self.error: Optional[BaseException] = None
         self.cancelled = False
         self.abandoned = False
+        self.settled = False              # done, cancelled or abandoned: the wait is over
+        self._waiter: Optional[_Waiter] = None
 
     @property
     def running_s(self) -> float:
@@ -57,6 +66,7 @@ class Guard:
         self._on_abandoned_done = on_abandoned_done
         self._queue: queue.Queue[Optional[Task]] = queue.Queue()
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)   # a waited-for task settled
         self._threads = 0
         self._abandoned = 0
         self._in_flight: dict[str, Task] = {}
@@ -85,27 +95,40 @@ class Guard:
 
     def wait(self, tasks: list[Task], deadline_s: float, cycle_end: float) -> None:
         """Wait for ``tasks``: each may run ``deadline_s`` from its start; tasks not started
-        by ``cycle_end`` (monotonic) are cancelled; tasks past their deadline abandoned."""
-        pending = list(tasks)
-        while pending:
+        by ``cycle_end`` (monotonic) are cancelled; tasks past their deadline abandoned.
+
+        Sleeps until every task has settled or a deadline may have passed; only then
+        are the tasks looked at, so a cycle of many quick tasks costs no scanning.
+        """
+        waiter = _Waiter()
+        with self._lock:
+            for task in tasks:
+                if not task.settled:
+                    task._waiter = waiter
+                    waiter.open += 1
+        check_at = time.monotonic()
+        while True:
+            with self._lock:
+                while waiter.open and time.monotonic() < check_at:
+                    self._settled.wait(check_at - time.monotonic())
+                if not waiter.open:
+                    return
             now = time.monotonic()
-            still = []
-            for task in pending:
-                if task.done.is_set():
+            # Any task that starts from now on has its deadline after now + deadline_s.
+            check_at = now + deadline_s
+            for task in tasks:
+                if task.settled:
                     continue
-                if task.started is None:
+                started = task.started
+                if started is None:
                     if now >= cycle_end:
                         self._cancel(task)
-                        continue
-                elif now - task.started >= deadline_s:
+                    else:
+                        check_at = min(check_at, cycle_end)
+                elif now - started >= deadline_s:
                     self._abandon(task)
-                    continue
-                still.append(task)
-            pending = still
-            if pending:
-                waits = [deadline_s - t.running_s if t.started is not None else cycle_end - now
-                         for t in pending]
-                pending[0].done.wait(max(0.001, min(0.05, *waits)))
+                else:
+                    check_at = min(check_at, started + deadline_s)
 
     @property
     def threads(self) -> int:
@@ -143,13 +166,15 @@ class Guard:
             task.cancelled = True
             if self._in_flight.get(task.key) is task:
                 del self._in_flight[task.key]
+            self._settle(task)
         task.done.set()
 
     def _abandon(self, task: Task) -> None:
         with self._lock:
-            if task.done.is_set() or task.abandoned:
+            if task.settled:
                 return
             task.abandoned = True
+            self._settle(task)
             self._abandoned += 1
             if self._on_abandoned is not None:
                 self._on_abandoned(task)
@@ -157,6 +182,17 @@ class Guard:
             threads = self._threads
         log.warning("%s: %s has not answered for %.1f s; its call is abandoned until libvirt "
                     "returns (%d worker threads)", self.name, task.label, task.running_s, threads)
+
+    def _settle(self, task: Task) -> None:
+        # Called with the lock held.
+        if task.settled:
+            return
+        task.settled = True
+        waiter = task._waiter
+        if waiter is not None:
+            waiter.open -= 1
+            if not waiter.open:
+                self._settled.notify_all()
 
     def _work(self) -> None:
         while True:
@@ -183,6 +219,7 @@ class Guard:
                     surplus = self._threads - self._abandoned > self.workers
                     if surplus:
                         self._threads -= 1
+                self._settle(task)
             task.done.set()
             if was_abandoned:
                 log.info("%s: %s answered again after %.1f s", self.name, task.label,
