@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
+from agentx_virt.record import slotted
 
+
+@slotted
 @dataclass(frozen=True)
 class HostInfo:
     """The libvirt connection and the host it runs on."""
@@ -26,6 +29,7 @@ class HostInfo:
     host_cpus: Optional[int] = None
 
 
+@slotted
 @dataclass(frozen=True)
 class PollInfo:
     """How the poller is doing."""
@@ -37,6 +41,7 @@ class PollInfo:
     tables_last_change: Optional[datetime] = None
 
 
+@slotted
 @dataclass(frozen=True)
 class VcpuStats:
     number: int
@@ -46,6 +51,7 @@ class VcpuStats:
     physical_cpu: Optional[int] = None
 
 
+@slotted
 @dataclass(frozen=True)
 class DiskStats:
     target: str
@@ -64,12 +70,14 @@ class DiskStats:
     physical_bytes: Optional[int] = None
 
 
+@slotted
 @dataclass(frozen=True)
 class DiskError:
     target: str
     code: int                            # virDomainDiskErrorCode, never NONE
 
 
+@slotted
 @dataclass(frozen=True)
 class InterfaceStats:
     target: str
@@ -85,6 +93,7 @@ class InterfaceStats:
     tx_drops: Optional[int] = None
 
 
+@slotted
 @dataclass(frozen=True)
 class JobStats:
     """What ``jobStats()`` returned, for the current job or the last completed one."""
@@ -117,6 +126,7 @@ class JobStats:
     error_message: Optional[str] = None
 
 
+@slotted
 @dataclass(frozen=True)
 class PerfEvent:
     name: str                            # libvirt's name, e.g. "cpu_cycles"
@@ -124,6 +134,7 @@ class PerfEvent:
     value: Optional[int] = None
 
 
+@slotted
 @dataclass(frozen=True)
 class GuestFilesystem:
     mount_point: str
@@ -132,6 +143,7 @@ class GuestFilesystem:
     disk_targets: tuple[str, ...] = ()
 
 
+@slotted
 @dataclass(frozen=True)
 class DomainStats:
     """One domain: identity, state, domain-level statistics and its devices."""
@@ -174,6 +186,7 @@ class DomainStats:
     filesystems: tuple[GuestFilesystem, ...] = ()
 
 
+@slotted
 @dataclass(frozen=True)
 class Snapshot:
     """Everything the agent serves, as of one poll."""

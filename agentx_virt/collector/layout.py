@@ -8,11 +8,13 @@ from typing import Optional
 from lxml import etree
 
 from agentx_virt.collector.errors import CallFailed
+from agentx_virt.record import slotted
 
 OVIRTMAP_NS = "http://ovirt.org/ovirtmap/tag/1.0"
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 
 
+@slotted
 @dataclass(frozen=True)
 class Disk:
     target: str
@@ -20,6 +22,7 @@ class Disk:
     bus: Optional[str]
 
 
+@slotted
 @dataclass(frozen=True)
 class Nic:
     target: str
@@ -27,6 +30,7 @@ class Nic:
     source: Optional[str]
 
 
+@slotted
 @dataclass(frozen=True)
 class Layout:
     disks: tuple[Disk, ...] = ()

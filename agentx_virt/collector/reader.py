@@ -34,6 +34,7 @@ from agentx_virt.collector.guard import Guard, Task
 from agentx_virt.collector.layout import Layout
 from agentx_virt.collector.sample import ACTIVE_STATES, CallMemo, Sample, sample_domain
 from agentx_virt.config import Config
+from agentx_virt.record import slotted
 from agentx_virt.snapshot import DomainStats
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 CONTROL_OCCUPIED = getattr(libvirt, "VIR_DOMAIN_CONTROL_OCCUPIED", 2)
 
 
+@slotted
 @dataclass(frozen=True)
 class DomainRef:
     """A domain as the partitioner saw it: what a reader needs to poll it."""
