@@ -4,8 +4,8 @@ and partition tags. Used by the demo, the tests and the benchmarks."""
 from __future__ import annotations
 
 import uuid
+from html import escape
 from typing import Any
-from xml.sax.saxutils import escape
 
 # (libvirt state number, how many of each 10 domains are in it)
 _STATES = ((1, 6), (3, 2), (5, 2))

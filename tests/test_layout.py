@@ -1,0 +1,43 @@
+"""Domain XML → devices and partition tag, including XML that is odd or hostile."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentx_virt.collector.errors import CallFailed
+from agentx_virt.collector.layout import Disk, Nic, parse_layout
+from agentx_virt.testdriver import domain_xml
+
+
+def test_devices_vcpus_and_tag_from_a_generated_domain() -> None:
+    layout = parse_layout(domain_xml(3, tags=2))     # 3 % 3 == 0: tagged virt-0
+    assert layout.disks == (Disk("vda", "/var/lib/images/vm0003.qcow2", "virtio"),
+                            Disk("sdb", "/var/lib/images/vm0003-data.raw", "sata"))
+    assert layout.nics == (Nic("tap3n0", "52:54:00:00:03:00", "br0"),
+                           Nic("tap3n1", "52:54:00:00:03:01", "br1"))
+    assert (layout.max_vcpus, layout.tag) == (4, "virt-0")
+
+
+def test_devices_without_a_target_and_a_missing_tag_are_left_out() -> None:
+    layout = parse_layout("<domain><vcpu>x</vcpu><devices><disk><source file='/a'/></disk>"
+                          "<interface type='user'><mac address='52:54:00:aa:bb:cc'/>"
+                          "</interface></devices></domain>")
+    assert (layout.disks, layout.nics, layout.max_vcpus, layout.tag) == ((), (), None, None)
+
+
+BOMB = ("<!DOCTYPE d [<!ENTITY a 'aaaaaaaaaa'>"
+        + "".join(f"<!ENTITY {chr(98 + i)} '{('&' + chr(97 + i) + ';') * 10}'>"
+                  for i in range(8))
+        + "]><domain><name>&i;</name></domain>")
+
+
+@pytest.mark.parametrize("xml, why", [
+    ("<domain><devices>", "does not parse"),
+    ("", "does not parse"),
+    (BOMB, "amplification"),
+    ("<!DOCTYPE d [<!ENTITY x SYSTEM 'file:///etc/passwd'>]><domain><name>&x;</name>"
+     "</domain>", "undefined entity"),
+])
+def test_xml_that_does_not_parse_is_a_call_failure_that_says_why(xml: str, why: str) -> None:
+    with pytest.raises(CallFailed, match=why):
+        parse_layout(xml)
