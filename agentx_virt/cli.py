@@ -17,7 +17,6 @@ from agentx_virt.collector.poller import Poller
 from agentx_virt.config import Config, ConfigError
 from agentx_virt.config import load as load_config
 from agentx_virt.daemon import Agent
-from agentx_virt.demo import run_demo
 from agentx_virt.dump import FORMATS, render
 from agentx_virt.mib.compile import (
     COMPILED_DIR,
@@ -34,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="agentx-virt",
         description="AgentX subagent serving libvirt domain statistics through snmpd.")
     parser.add_argument("--version", action="version", version=f"agentx-virt {__version__}")
-    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _log_option(parser, None)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = commands.add_parser("run", help="poll libvirt and serve LIBVIRT-EXT-MIB through snmpd")
     _poll_options(run)
@@ -71,7 +70,16 @@ def _parser() -> argparse.ArgumentParser:
 log = logging.getLogger("agentx_virt")
 
 
+def _log_option(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("--log-level", type=str.upper, default=default,
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="DEBUG, INFO, WARNING or ERROR (any case)")
+
+
 def _poll_options(parser: argparse.ArgumentParser) -> None:
+    # Also accepted after the command (agentx-virt run --log-level info); there it must
+    # not reset a level given before the command, hence SUPPRESS.
+    _log_option(parser, argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
     parser.add_argument("--uri", help="libvirt URI (default: $LIBVIRT_DEFAULT_URI, else "
                                       "qemu:///system)")
@@ -157,6 +165,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"agentx-virt: configuration error: {exc}", file=sys.stderr)
         return 2
     if args.command == "demo":
+        # Imported here: the demo's helpers (subprocess, a private snmpd) are not the
+        # daemon's business and would only add to its memory.
+        from agentx_virt.demo import run_demo
         return run_demo(args.domains)
     if args.command == "probe":
         return _probe(args)

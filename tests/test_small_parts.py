@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
+from agentx_virt import cli
 from agentx_virt.agentx.address import MasterAddress, parse_address
 from agentx_virt.agentx.errors import AddressError
 from agentx_virt.agentx.traps import Trap, TrapQueue
 from agentx_virt.netsnmp import PrivateSnmpd
 from agentx_virt.oid import format_oid, parse_oid
+from agentx_virt.record import slotted
+from agentx_virt.snapshot import DomainStats
 
 
 @pytest.mark.parametrize("text, parsed", [
@@ -116,3 +121,24 @@ def test_cli_compile_mib_refuses_a_directory_without_the_ietf_modules(tmp_path: 
     assert "pysmi did not compile" in result.stderr and "SNMPv2-TC" in result.stderr
     missing = run_cli("compile-mib", "--ietf-dir", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "is not a directory" in missing.stderr
+
+
+@pytest.mark.parametrize("argv, level", [
+    (["run", "--log-level", "info"], "INFO"),
+    (["--log-level", "debug", "run"], "DEBUG"),
+    (["--log-level", "error", "dump", "--log-level", "Warning"], "WARNING"),
+    (["dump"], None),
+])
+def test_cli_log_level_before_or_after_the_command(argv: list[str], level: Optional[str]) -> None:
+    assert cli._parser().parse_args(argv).log_level == level
+
+
+def test_slotted_records_stay_frozen_dataclasses_without_a_dict() -> None:
+    stats = DomainStats(index=1, uuid="u", name="n")
+    assert not hasattr(stats, "__dict__")
+    assert dataclasses.replace(stats, index=2) == DomainStats(index=2, uuid="u", name="n")
+    assert stats.state is None                       # defaults still apply
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.index = 3  # type: ignore[misc]
+    with pytest.raises(TypeError, match="above @dataclass"):
+        slotted(DomainStats)
