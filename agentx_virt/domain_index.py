@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +51,22 @@ class DomainIndexRegistry:
         """Indexes for these UUIDs (new ones get fresh indexes); marks them seen at ``now``."""
         result: dict[str, int] = {}
         with self._lock:
+            in_use: Optional[set[int]] = None      # made once, when a new UUID needs it
             for key in uuids:
                 key = key.lower()
                 known = self._known.get(key)
-                index = known.index if known is not None else self._fresh_index()
+                if known is not None:
+                    index = known.index
+                else:
+                    if in_use is None:
+                        in_use = {k.index for k in self._known.values()}
+                    index = self._fresh_index(in_use)
+                    in_use.add(index)
                 self._known[key] = _Known(index, now)
                 result[key] = index
         return result
 
-    def _fresh_index(self) -> int:
-        in_use = {known.index for known in self._known.values()}
+    def _fresh_index(self, in_use: set[int]) -> int:
         if len(in_use) >= MAX_INDEX:
             raise StateFileError("every lvxDomainIndex value is in use")
         while self._next in in_use:

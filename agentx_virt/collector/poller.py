@@ -181,7 +181,7 @@ class Poller:
             if was_connected or self._cycle == 1:
                 self._publish(None)
             return
-        refs: dict[str, DomainRef] = {}
+        found: dict[str, tuple[str, Layout]] = {}
         for dom in listed:
             try:
                 uuid, name = dom.UUIDString(), dom.name()
@@ -189,9 +189,12 @@ class Poller:
                 continue
             if not selected(name, uuid, self.config.include, self.config.exclude):
                 continue
-            layout = self._layout(conn, dom, uuid, name)
-            refs[uuid] = DomainRef(uuid, name, layout, reader_for(layout.tag,
-                                                                  self.config.instances))
+            found[uuid] = (name, self._layout(conn, dom, uuid, name))
+        indexes = self._indexes(found)
+        refs = {uuid: DomainRef(uuid, name, layout,
+                                reader_for(layout.tag, self.config.instances),
+                                indexes[uuid.lower()])
+                for uuid, (name, layout) in found.items()}
         by_reader: dict[int, list[DomainRef]] = {}
         for ref in refs.values():
             by_reader.setdefault(ref.reader, []).append(ref)
@@ -204,6 +207,19 @@ class Poller:
             self._refs, self._by_reader = refs, by_reader
         if changed or not was_connected or self._cycle == 1:
             self._publish(None)
+
+    def _indexes(self, found: Mapping[str, tuple[str, Layout]]) -> dict[str, int]:
+        """lvxDomainIndex per (lower-case) UUID; the registry is saved when it changed."""
+        now = time.time()
+        known = len(self._registry)
+        # New domains get their indexes in name order, so a fresh start reads naturally.
+        indexes = self._registry.assign(sorted(found, key=lambda u: found[u][0]), now)
+        if time.monotonic() - self._last_forget > FORGET_CHECK_S:
+            self._last_forget = time.monotonic()
+            self._registry.forget_unseen(now)
+        if len(self._registry) != known:
+            self._save_registry()
+        return indexes
 
     def _layout(self, conn: Connection, dom: object, uuid: str, name: str) -> Layout:
         cached = self._layouts.get(uuid)
@@ -233,23 +249,17 @@ class Poller:
             refs = dict(self._refs)
             results = dict(self._results)
             changed = self._tables_changed
-        now = time.time()
-        known = len(self._registry)
-        # New domains get their indexes in name order, so a fresh start reads naturally.
-        indexes = self._registry.assign(sorted(refs, key=lambda u: refs[u].name), now)
-        if time.monotonic() - self._last_forget > FORGET_CHECK_S:
-            self._last_forget = time.monotonic()
-            self._registry.forget_unseen(now)
-        if len(self._registry) != known:
-            self._save_registry()
         domains = []
         for uuid, ref in refs.items():
             latest: Mapping[str, DomainStats] = results[ref.reader].domains \
                 if ref.reader in results else {}
             stats = latest.get(uuid) or DomainStats(
-                index=0, uuid=uuid, name=ref.name, reader=ref.reader,
+                index=ref.index, uuid=uuid, name=ref.name, reader=ref.reader,
                 partition_tag=ref.layout.tag or "", poll_status="notPolled")
-            domains.append(dataclasses.replace(stats, index=indexes[uuid.lower()]))
+            # Readers set the index from the same DomainRef; a copy is made only when a
+            # result predates a change of it.
+            domains.append(stats if stats.index == ref.index
+                           else dataclasses.replace(stats, index=ref.index))
         domains.sort(key=lambda d: d.index)
         starts = [r.started for r in results.values()]
         sent, dropped = self._trap_counts()

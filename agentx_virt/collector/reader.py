@@ -51,6 +51,7 @@ class DomainRef:
     name: str
     layout: Layout
     reader: int
+    index: int                   # lvxDomainIndex, from the poller's registry
 
 
 @dataclass(frozen=True)
@@ -295,16 +296,17 @@ class Reader:
                         util_host = min(10000,
                                         round(used_ns * 10000 / (elapsed_ns * host_cpus)))
         fresh = dataclasses.replace(
-            stats, name=ref.name, reader=self.number, partition_tag=ref.layout.tag or "",
-            poll_status="ok", data_age_s=0, cpu_util_vcpus=util_vcpus,
-            cpu_util_host=util_host, discontinuity_time=discontinuity)
+            stats, index=ref.index, name=ref.name, reader=self.number,
+            partition_tag=ref.layout.tag or "", poll_status="ok", data_age_s=0,
+            cpu_util_vcpus=util_vcpus, cpu_util_host=util_host,
+            discontinuity_time=discontinuity)
         self._history[ref.uuid] = _History(fresh, now, sample.taken_ns)
         return fresh
 
     def _stale(self, ref: DomainRef, status: str, now: float) -> DomainStats:
         previous = self._history.get(ref.uuid)
         if previous is None:
-            return DomainStats(index=0, uuid=ref.uuid, name=ref.name, reader=self.number,
+            return DomainStats(index=ref.index, uuid=ref.uuid, name=ref.name, reader=self.number,
                                partition_tag=ref.layout.tag or "", poll_status=status)
         return dataclasses.replace(previous.stats, poll_status=status,
                                    data_age_s=int(now - previous.good_at))
