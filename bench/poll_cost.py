@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +27,7 @@ from agentx_virt.daemon import Agent, AgentThread
 from agentx_virt.libvirtd import PrivateLibvirtd
 from agentx_virt.mib.build import build_table
 from agentx_virt.mib.model import shipped_mib
-from agentx_virt.netsnmp import PrivateSnmpd, snmp_command, tool_env
+from agentx_virt.netsnmp import PrivateSnmpd, snmp_command, snmp_tool, stop_process, tool_env
 from agentx_virt.oid import format_oid
 from agentx_virt.snapshot import Snapshot
 from agentx_virt.testdriver import define_domain, node_xml
@@ -43,11 +43,42 @@ def define_test_domains(conn: libvirt.virConnect, count: int, first: int = 1) ->
         define_domain(conn, number, start=number % 10 < 8)
 
 
-def vm_rss_mib() -> tuple[float, float]:
-    """(current, peak) resident set size of this process, MiB."""
-    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text()
+def vm_rss_mib(pid: object = "self") -> tuple[float, float]:
+    """(current, peak) resident set size of a process, MiB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text()
                   .splitlines() if ":" in line)
     return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
+def daemon_rss(uri: str, domains: int, workdir: Path, cycles: int) -> tuple[float, float, float]:
+    """RSS of ``agentx-virt run`` as a user starts it (its own process, snmpd as master),
+    after it serves every domain and then ``cycles`` more polls at a 2 s interval, with a
+    walk of the domain table during each: (MiB after the first walk, at the end, peak)."""
+    with PrivateSnmpd(workdir) as snmpd:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "agentx_virt.cli", "run", "--uri", uri, "--agentx",
+             snmpd.agentx_address, "--interval", "2", "--state-dir", str(workdir / "state"),
+             "--log-level", "error"], stdin=subprocess.DEVNULL)
+        try:
+            count = format_oid(shipped_mib().object("lvxDomainCount").oid) + ".0"
+            deadline = time.monotonic() + 120
+            while True:
+                answer = snmp_tool("snmpget", snmpd.agent, count, options=["-Oqv"]).stdout
+                if answer.strip() == str(domains) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            table = format_oid(shipped_mib().object("lvxDomainTable").oid)
+            first = 0.0
+            for cycle in range(cycles + 1):
+                snmp_tool("snmpbulkwalk", snmpd.agent, table, options=["-Cr25"],
+                          request_timeout=10)
+                if cycle == 0:
+                    first = vm_rss_mib(daemon.pid)[0]
+                time.sleep(2)
+            now, peak = vm_rss_mib(daemon.pid)
+        finally:
+            stop_process(daemon, 20)
+    return first, now, peak
 
 
 def cpu_per_domain_cycle(uri: str, cycles: int, workers: int) -> tuple[float, float, int]:
@@ -86,7 +117,6 @@ def first_snapshot_and_walk(uri: str, domains: int, workdir: Path) -> tuple[floa
         first_s = time.monotonic() - started
         table = format_oid(shipped_mib().object("lvxDomainTable").oid)
         out = workdir / "walk.out"
-        import subprocess
         with open(out, "wb") as sink:
             walk_started = time.perf_counter()
             subprocess.run(snmp_command("snmpbulkwalk", snmpd.agent, table,
@@ -104,6 +134,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--domains", type=int, default=1000)
     parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--rss-cycles", type=int, default=10,
+                        help="polls (2 s apart, each with a walk) before the RSS is read")
     parser.add_argument("--workers", type=int, default=Config.workers,
                         help="worker threads per reader (default: the config default)")
     parser.add_argument("--walk-domains", type=int, nargs="*", default=[1000, 5000])
@@ -124,15 +156,14 @@ def main(argv: list[str]) -> int:
         q_poll, q_build, q_count = cpu_per_domain_cycle(daemon.uri, args.cycles, args.workers)
         print(f"QEMU/TCG, {q_count} domains: poll {q_poll:.3f} ms CPU per domain per cycle, "
               f"table build {q_build:.3f} ms")
-        rss_now, _ = vm_rss_mib()
         first_s, values, rate = first_snapshot_and_walk(test_uri, counted, work / "walk1")
         first_1000_s = first_s
         print(f"{counted} domains: first full snapshot served after {first_s:.2f} s; "
               f"lvxDomainTable walk {values} values at {rate:.0f} values/s")
-        rss_after, peak = vm_rss_mib()      # the agent's own memory: libvirtd is elsewhere
-        print(f"RSS: {rss_now:.0f} MiB after polling, {rss_after:.0f} MiB after serving "
-              f"{counted} domains, peak {peak:.0f} MiB (ru_maxrss "
-              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
+        rss_first, rss_end, peak = daemon_rss(test_uri, counted, work / "rss", args.rss_cycles)
+        print(f"RSS of 'agentx-virt run' serving {counted} domains (libvirtd is another "
+              f"process): {rss_first:.0f} MiB after the first walk, {rss_end:.0f} MiB after "
+              f"{args.rss_cycles} more polls, peak {peak:.0f} MiB")
         walked = args.domains
         for target in sorted(args.walk_domains):
             if target > walked:     # (plus the driver's built-in domain)
