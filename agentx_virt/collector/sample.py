@@ -31,7 +31,11 @@ from agentx_virt.snapshot import (
 )
 
 ACTIVE_STATES = frozenset({1, 2, 3, 4, 7})   # running, blocked, paused, shutdown, pmsuspended
-COMPLETED = getattr(libvirt, "VIR_DOMAIN_JOB_STATS_COMPLETED", 1)
+# Reading the completed job's statistics deletes them in libvirt unless KEEP_COMPLETED is
+# given: without it the row would vanish at the next read, and so would what
+# `virsh domjobinfo --completed` shows an operator.
+COMPLETED = (getattr(libvirt, "VIR_DOMAIN_JOB_STATS_COMPLETED", 1)
+             | getattr(libvirt, "VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED", 2))
 
 _JOB_FIELDS = {
     "time_elapsed": "time_elapsed_ms", "time_remaining": "time_remaining_ms",
