@@ -36,12 +36,11 @@ class Task:
         self.function = function
         self.context = context            # e.g. the connection the task uses
         self.started: Optional[float] = None
-        self.done = threading.Event()
         self.result: Any = None
         self.error: Optional[BaseException] = None
         self.cancelled = False
         self.abandoned = False
-        self.settled = False              # done, cancelled or abandoned: the wait is over
+        self.settled = False              # returned, cancelled or abandoned: no more waiting
         self._waiter: Optional[_Waiter] = None
 
     @property
@@ -167,7 +166,6 @@ class Guard:
             if self._in_flight.get(task.key) is task:
                 del self._in_flight[task.key]
             self._settle(task)
-        task.done.set()
 
     def _abandon(self, task: Task) -> None:
         with self._lock:
@@ -220,7 +218,6 @@ class Guard:
                     if surplus:
                         self._threads -= 1
                 self._settle(task)
-            task.done.set()
             if was_abandoned:
                 log.info("%s: %s answered again after %.1f s", self.name, task.label,
                          task.running_s)
