@@ -32,6 +32,8 @@ from agentx_virt.oid import format_oid
 from agentx_virt.snapshot import Snapshot
 from agentx_virt.testdriver import define_domain, node_xml
 
+DOMAIN_TABLE = format_oid(shipped_mib().object("lvxDomainTable").oid)
+
 
 def define_test_domains(conn: libvirt.virConnect, count: int, first: int = 1) -> None:
     """Define ``count`` test-driver domains on the daemon; 8 in 10 are started.
@@ -62,16 +64,18 @@ def daemon_rss(uri: str, domains: int, workdir: Path, cycles: int) -> tuple[floa
         try:
             count = format_oid(shipped_mib().object("lvxDomainCount").oid) + ".0"
             deadline = time.monotonic() + 120
-            while True:
-                answer = snmp_tool("snmpget", snmpd.agent, count, options=["-Oqv"]).stdout
-                if answer.strip() == str(domains) or time.monotonic() > deadline:
-                    break
+            while snmp_tool("snmpget", snmpd.agent, count,
+                            options=["-Oqv"]).stdout.strip() != str(domains):
+                if daemon.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"agentx-virt run did not serve {domains} domains within "
+                                     f"120 s (exit code {daemon.poll()})")
                 time.sleep(0.5)
-            table = format_oid(shipped_mib().object("lvxDomainTable").oid)
             first = 0.0
             for cycle in range(cycles + 1):
-                snmp_tool("snmpbulkwalk", snmpd.agent, table, options=["-Cr25"],
-                          request_timeout=10)
+                walk = snmp_tool("snmpbulkwalk", snmpd.agent, DOMAIN_TABLE, options=["-Cr25"],
+                                 request_timeout=10)
+                if walk.returncode != 0:
+                    raise SystemExit(f"the walk during the RSS run failed: {walk.stderr}")
                 if cycle == 0:
                     first = vm_rss_mib(daemon.pid)[0]
                 time.sleep(2)
@@ -115,11 +119,10 @@ def first_snapshot_and_walk(uri: str, domains: int, workdir: Path) -> tuple[floa
         if not running.wait_ready(120):
             raise SystemExit("the agent did not poll every domain and register within 120 s")
         first_s = time.monotonic() - started
-        table = format_oid(shipped_mib().object("lvxDomainTable").oid)
         out = workdir / "walk.out"
         with open(out, "wb") as sink:
             walk_started = time.perf_counter()
-            subprocess.run(snmp_command("snmpbulkwalk", snmpd.agent, table,
+            subprocess.run(snmp_command("snmpbulkwalk", snmpd.agent, DOMAIN_TABLE,
                                         options=["-Cr10"], request_timeout=10),
                            stdout=sink, env=tool_env(), check=True, stdin=subprocess.DEVNULL)
             walk_s = time.perf_counter() - walk_started
