@@ -18,6 +18,7 @@ from agentx_virt.agentx.codec import Decoder, encode
 from agentx_virt.agentx.session import AgentXSession, SessionConfig, SessionThread
 from agentx_virt.agentx.store import OidTable, ServedStore
 from agentx_virt.agentx.traps import TrapQueue
+from agentx_virt.libvirtd import PrivateLibvirtd, available
 from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd
 from agentx_virt.oid import OID
 
@@ -30,6 +31,15 @@ def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"condition not met within {timeout:g} s")
+
+
+def private_libvirtd(factory: pytest.TempPathFactory, who: str) -> PrivateLibvirtd:
+    """A (not yet started) private libvirtd; fails ``who``'s tests when this host cannot
+    run one, and says why."""
+    problem = available()
+    if problem:
+        pytest.fail(f"{who} need a private libvirtd: {problem}")
+    return PrivateLibvirtd(factory.mktemp("libvirtd"))
 
 
 @pytest.fixture

@@ -16,13 +16,13 @@ import pytest
 from agentx_virt.collector.poller import Poller
 from agentx_virt.config import Config
 from agentx_virt.daemon import Agent, AgentThread
-from agentx_virt.libvirtd import PrivateLibvirtd, available
+from agentx_virt.libvirtd import PrivateLibvirtd
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.netsnmp import PrivateSnmpd, snmp_tool
 from agentx_virt.oid import format_oid
 from agentx_virt.snapshot import DomainStats, Snapshot
 
-from .conftest import wait_for
+from .conftest import private_libvirtd, wait_for
 
 pytestmark = pytest.mark.peers
 MIB = shipped_mib()
@@ -30,10 +30,7 @@ MIB = shipped_mib()
 
 @pytest.fixture(scope="module")
 def libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateLibvirtd]:
-    problem = available()
-    if problem:
-        pytest.fail(f"the QEMU tests need a private libvirtd: {problem}")
-    daemon = PrivateLibvirtd(tmp_path_factory.mktemp("libvirtd"))
+    daemon = private_libvirtd(tmp_path_factory, "the QEMU tests")
     with daemon:
         daemon.start_domain("q1", 1)
         daemon.start_domain("q2", 2)

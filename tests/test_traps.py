@@ -22,13 +22,13 @@ import pytest
 
 from agentx_virt.config import Config
 from agentx_virt.daemon import Agent, AgentThread
-from agentx_virt.libvirtd import PrivateLibvirtd, available
+from agentx_virt.libvirtd import PrivateLibvirtd
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd, snmp_command, tool_env
 from agentx_virt.oid import format_oid
 from agentx_virt.testdriver import define_domain
 
-from .conftest import wait_for
+from .conftest import private_libvirtd, wait_for
 
 pytestmark = pytest.mark.peers
 MIB = shipped_mib()
@@ -88,10 +88,7 @@ class Host:
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
-    problem = available()
-    if problem:
-        pytest.fail(f"the trap tests need a private libvirtd: {problem}")
-    daemon = PrivateLibvirtd(tmp_path_factory.mktemp("libvirtd"))
+    daemon = private_libvirtd(tmp_path_factory, "the trap tests")
     with daemon:
         uri = daemon.test_uri
         conn = libvirt.open(uri)
