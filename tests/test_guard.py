@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
+from typing import Callable
 
 from agentx_virt.collector.guard import Guard, Task
 
@@ -74,3 +77,32 @@ def test_errors_come_back_with_the_task() -> None:
     guard.wait([task], deadline_s=5, cycle_end=time.monotonic() + 5)
     assert isinstance(task.error, RuntimeError)
     guard.stop()
+
+
+def test_a_finished_task_does_not_keep_its_work_alive_in_a_cycle() -> None:
+    """A task whose function captures the task itself is freed by reference counting
+    as soon as its caller drops it, without waiting for the cyclic collector."""
+
+    class Result:
+        pass
+
+    def work_for(task: Task) -> Callable[[], Result]:
+        def work() -> Result:
+            task.context = "set by the work"
+            return Result()
+        return work
+
+    guard = Guard("t", workers=1, max_threads=1)
+    gc.disable()
+    try:
+        task = Task("d", lambda: None)
+        task.function = work_for(task)
+        assert guard.submit(task)
+        guard.wait([task], deadline_s=5, cycle_end=time.monotonic() + 5)
+        assert task.error is None and task.context == "set by the work"
+        result = weakref.ref(task.result)
+        del task
+        wait_for(lambda: result() is None, timeout=2)   # the worker drops its own reference
+    finally:
+        gc.enable()
+        guard.stop()

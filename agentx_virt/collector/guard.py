@@ -19,6 +19,10 @@ from typing import Any, Callable, Optional
 log = logging.getLogger(__name__)
 
 
+def _done() -> None:
+    """What a task's function becomes once it has run."""
+
+
 class _Waiter:
     """How many of one ``Guard.wait``'s tasks are not settled yet."""
 
@@ -199,29 +203,40 @@ class Guard:
                 with self._lock:
                     self._threads -= 1
                 return
-            with self._lock:
-                if task.cancelled:
-                    continue
-                task.started = time.monotonic()
-            try:
-                task.result = task.function()
-            except BaseException as exc:  # noqa: BLE001 - handed to the reader with the task
-                task.error = exc
-            with self._lock:
-                if self._in_flight.get(task.key) is task:
-                    del self._in_flight[task.key]
-                was_abandoned = task.abandoned
-                surplus = False
-                if was_abandoned:
-                    self._abandoned -= 1
-                    surplus = self._threads - self._abandoned > self.workers
-                    if surplus:
-                        self._threads -= 1
-                self._settle(task)
+            stay = self._run(task)
+            del task        # not held while waiting for the next one
+            if not stay:
+                return
+
+    def _run(self, task: Task) -> bool:
+        """Run one task on this worker; False when the worker is surplus and must exit."""
+        with self._lock:
+            if task.cancelled:
+                return True
+            task.started = time.monotonic()
+        try:
+            task.result = task.function()
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader with the task
+            task.error = exc
+        # The work often captures its own task (to set its context): release it, so
+        # the task and its result are freed when the caller drops them instead of
+        # waiting for a cyclic garbage collection (measured: three cycles' worth
+        # of domain statistics held at once).
+        task.function = _done
+        with self._lock:
+            if self._in_flight.get(task.key) is task:
+                del self._in_flight[task.key]
+            was_abandoned = task.abandoned
+            surplus = False
             if was_abandoned:
-                log.info("%s: %s answered again after %.1f s", self.name, task.label,
-                         task.running_s)
-                if self._on_abandoned_done is not None:
-                    self._on_abandoned_done(task)
+                self._abandoned -= 1
+                surplus = self._threads - self._abandoned > self.workers
                 if surplus:
-                    return
+                    self._threads -= 1
+            self._settle(task)
+        if was_abandoned:
+            log.info("%s: %s answered again after %.1f s", self.name, task.label,
+                     task.running_s)
+            if self._on_abandoned_done is not None:
+                self._on_abandoned_done(task)
+        return not surplus
