@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -156,7 +155,9 @@ class DomainIndexRegistry:
         """
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
+            # Not tempfile.mkstemp: importing tempfile costs the daemon 0.7 MiB of RSS.
+            temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
             try:
                 with os.fdopen(fd, "w") as handle:
                     handle.write(self.to_json())

@@ -29,6 +29,9 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
     registry.save(path)
     again = DomainIndexRegistry.load(path)
     assert again.assign([B, C], now=6) == {B: 2, C: 3}
+    again.save(path)                                  # replaces the file in place
+    assert [p.name for p in path.parent.iterdir()] == ["domain-index.json"]
+    assert DomainIndexRegistry.load(path).assign([C], now=7) == {C: 3}
 
 
 def test_missing_state_file_is_an_empty_registry(tmp_path: Path) -> None:

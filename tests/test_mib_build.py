@@ -166,6 +166,8 @@ def test_values_match_the_mib_types_ranges_and_sizes() -> None:
     ({"memory_current_kib": -1}, "lvxDomainMemoryCurrentKiB", "does not fit COUNTER64"),
     ({"vcpus_current": 2**32}, "lvxDomainVcpusCurrent", "does not fit GAUGE32"),
     ({"uuid": "not-a-uuid"}, "lvxDomainUuid", "not a UUID"),
+    ({"uuid": "6695eb01-f6a4-8304"}, "lvxDomainUuid", "not a UUID"),
+    ({"uuid": "6695eb01 f6a4 8304 79aa 97f2502e193f"}, "lvxDomainUuid", "not a UUID"),
     ({"poll_status": "sleeping"}, "lvxDomainPollStatus", "not one of"),
     ({"discontinuity_time": datetime(2026, 1, 1)}, "lvxDomainDiscontinuityTime", "time zone"),
     ({"name": "x" * 300}, "lvxDomainName", "length 300"),

@@ -11,7 +11,6 @@ one odd domain never costs the others their rows.
 from __future__ import annotations
 
 import struct
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -277,8 +276,11 @@ def converter(obj: MibObject) -> Converter:
         return mac
     if tc == "LvxUuid":
         def uuid_octets(value: object) -> Value:
+            digits = str(value).replace("-", "")
             try:
-                return uuid.UUID(str(value)).bytes
+                if len(digits) != 32:
+                    raise ValueError(digits)
+                return bytes.fromhex(digits)
             except ValueError:
                 raise Reject("not a UUID") from None
         return uuid_octets
