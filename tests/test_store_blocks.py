@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from agentx_virt.agentx.constants import ValueType as T
 from agentx_virt.agentx.pdu import VarBind
-from agentx_virt.agentx.store import Block, OidTable
+from agentx_virt.agentx.store import Block, OidTable, Repeated
 from agentx_virt.oid import OID
 
 # Small sub-identifiers so generated OIDs collide, nest and share prefixes often.
@@ -33,7 +33,9 @@ def block_tables(draw: st.DrawFn) -> tuple[OidTable, list[VarBind]]:
                                              .map(tuple), max_size=6))))
         kind = draw(st.sampled_from([T.INTEGER, T.OCTET_STRING]))
         values = [len(i) if kind is T.INTEGER else bytes(i) for i in instances]
-        blocks.append(Block(prefix, instances, [kind] * len(instances), values))
+        types = Repeated(kind, len(instances)) if draw(st.booleans()) else \
+            [kind] * len(instances)
+        blocks.append(Block(prefix, instances, types, values))
         entries += [VarBind(prefix + i, kind, v) for i, v in zip(instances, values)]
     return OidTable.from_blocks(blocks), entries
 
@@ -82,3 +84,14 @@ def test_entries_in_any_order_answer_like_a_sorted_list(
 def test_blocks_out_of_order_are_refused(blocks: list[Block], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         OidTable.from_blocks(blocks)
+
+
+def test_repeated_is_a_sequence_of_one_type() -> None:
+    types = Repeated(T.COUNTER64, 3)
+    assert len(types) == 3 and list(types) == [T.COUNTER64] * 3
+    assert types[0] is types[-3] is T.COUNTER64
+    assert types[1:] == [T.COUNTER64] * 2 and types[5:] == []
+    for outside in (3, -4):
+        with pytest.raises(IndexError):
+            types[outside]
+    assert list(Repeated(T.INTEGER, 0)) == []

@@ -15,11 +15,36 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 from agentx_virt.agentx.constants import ValueType
 from agentx_virt.agentx.pdu import Value, VarBind
 from agentx_virt.oid import OID, format_oid
+
+
+class Repeated(Sequence[ValueType]):
+    """``count`` times the same type: a column's types without a list slot per entry."""
+
+    __slots__ = ("_count", "_kind")
+
+    def __init__(self, kind: ValueType, count: int) -> None:
+        self._kind = kind
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, i: int) -> ValueType: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[ValueType]: ...
+
+    def __getitem__(self, i: int | slice) -> ValueType | Sequence[ValueType]:
+        if isinstance(i, slice):
+            return [self._kind] * len(range(*i.indices(self._count)))
+        if not -self._count <= i < self._count:
+            raise IndexError(i)
+        return self._kind
 
 
 class Block(NamedTuple):

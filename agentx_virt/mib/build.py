@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 from agentx_virt.agentx.constants import ValueType
 from agentx_virt.agentx.pdu import Value
-from agentx_virt.agentx.store import Block, OidTable
+from agentx_virt.agentx.store import Block, OidTable, Repeated
 from agentx_virt.libvirt_names import reason_name, severity
 from agentx_virt.mib.model import Mib, MibError, MibObject, shipped_mib
 from agentx_virt.oid import OID, format_oid
@@ -383,25 +383,33 @@ class _Builder:
 
     def table(self, spec: TableSpec, domains: Iterable[DomainStats]) -> None:
         rows = self._rows(spec, domains)
+        every_row = [instance for instance, _ in rows]
         for name, getter in spec.columns.items():
             obj = self.mib.object(name)
             assert obj.syntax is not None
             convert = converter(obj)
-            instances: list[OID] = []
+            # A column with a value in every row shares the table's instance list; one
+            # that skips a row gets its own list from the first skip on.
+            instances: Optional[list[OID]] = None
             values: list[Value] = []
-            for instance, row in rows:
+            for k, (instance, row) in enumerate(rows):
                 value = getter(row)
+                wire: Value = None
+                if value is not None:
+                    try:
+                        wire = convert(value)
+                    except Reject as exc:
+                        self.reject(name, instance, value, str(exc))
+                        value = None
                 if value is None:
+                    if instances is None:          # rows before k all had values
+                        instances = every_row[:k]
                     continue
-                try:
-                    wire = convert(value)
-                except Reject as exc:
-                    self.reject(name, instance, value, str(exc))
-                    continue
-                instances.append(instance)
+                if instances is not None:
+                    instances.append(instance)
                 values.append(wire)
-            self.blocks.append(Block(obj.oid, instances, [obj.syntax.base] * len(values),
-                                     values))
+            self.blocks.append(Block(obj.oid, every_row if instances is None else instances,
+                                     Repeated(obj.syntax.base, len(values)), values))
 
 
 def _first(pair: tuple[OID, Any]) -> OID:
