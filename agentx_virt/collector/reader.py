@@ -243,7 +243,7 @@ class Reader:
             monitor = self._monitor_connection()
             task.context = monitor          # so an abandoned call retires this connection
             dom = monitor.domain(ref.uuid)
-            return sample_domain(monitor, dom, ref.name, ref.layout, self.config.wants,
+            return sample_domain(monitor, dom, ref.uuid, ref.name, ref.layout, self.config.wants,
                                  self._memo)
         return sample
 
@@ -274,32 +274,32 @@ class Reader:
 
     def _fresh(self, ref: DomainRef, sample: Sample, now: float,
                wall: datetime) -> DomainStats:
-        stats = sample.stats
+        values = sample.values
         previous = self._history.get(ref.uuid)
-        cpu = stats.cpu_time_total_ns
+        cpu = values.get("cpu_time_total_ns")
         util_vcpus = util_host = None
         discontinuity = wall if previous is None else previous.stats.discontinuity_time
         previous_cpu = None if previous is None else previous.stats.cpu_time_total_ns
         if previous is not None and cpu is not None and previous_cpu is not None:
             if cpu < previous_cpu or (previous.stats.state not in ACTIVE_STATES
-                                      and stats.state == 1):
+                                      and values.get("state") == 1):
                 discontinuity = wall       # restarted or migrated in: counters start over
             elif self.config.wants("cpu_util"):
                 elapsed_ns = sample.taken_ns - previous.taken_ns
                 used_ns = cpu - previous_cpu
                 if elapsed_ns > 0:
-                    vcpus = stats.vcpus_current or len(stats.vcpus) or None
+                    vcpus = values.get("vcpus_current") or len(values.get("vcpus", ())) or None
                     host_cpus = self._host_cpus()
                     if vcpus:
                         util_vcpus = min(10000, round(used_ns * 10000 / (elapsed_ns * vcpus)))
                     if host_cpus:
                         util_host = min(10000,
                                         round(used_ns * 10000 / (elapsed_ns * host_cpus)))
-        fresh = dataclasses.replace(
-            stats, index=ref.index, name=ref.name, reader=self.number,
+        fresh = DomainStats(
+            index=ref.index, uuid=ref.uuid, name=ref.name, reader=self.number,
             partition_tag=ref.layout.tag or "", poll_status="ok", data_age_s=0,
             cpu_util_vcpus=util_vcpus, cpu_util_host=util_host,
-            discontinuity_time=discontinuity)
+            discontinuity_time=discontinuity, **values)
         self._history[ref.uuid] = _History(fresh, now, sample.taken_ns)
         return fresh
 

@@ -22,7 +22,6 @@ from agentx_virt.collector.layout import Layout
 from agentx_virt.snapshot import (
     DiskError,
     DiskStats,
-    DomainStats,
     GuestFilesystem,
     InterfaceStats,
     JobStats,
@@ -87,7 +86,8 @@ class CallMemo:
 
 @dataclass(frozen=True)
 class Sample:
-    stats: DomainStats          # index, reader, tag and poll fields are set by the reader
+    values: dict[str, Any]      # DomainStats fields libvirt reported (None left out);
+                                # the reader adds the index, reader, tag and poll fields
     taken_ns: int               # time.monotonic_ns() when the CPU time was read
     problems: tuple[str, ...]   # failures worth a log line
 
@@ -154,16 +154,14 @@ def _bulk_groups(wants: Callable[[str], bool]) -> int:
     return int(groups)
 
 
-def sample_domain(conn: Connection, dom: libvirt.virDomain, name: str, layout: Layout,
-                  wants: Callable[[str], bool], memo: CallMemo,
-                  ) -> Sample:
-    """Everything selected about one domain, as a DomainStats without index or poll fields.
+def sample_domain(conn: Connection, dom: libvirt.virDomain, uuid: str, name: str,
+                  layout: Layout, wants: Callable[[str], bool], memo: CallMemo) -> Sample:
+    """Everything selected about one domain: DomainStats fields but the index and poll ones.
 
     Raises:
         DomainGone, LibvirtUnavailable: the domain or the connection went away.
     """
     calls = _Calls(conn, dom, name, memo)
-    uuid = dom.UUIDString()
     values: dict[str, Any] = {}
 
     record: Mapping[str, Any] = {}
@@ -282,9 +280,8 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, name: str, layout: L
             GuestFilesystem(str(mount), str(device), str(kind), tuple(str(a) for a in aliases))
             for mount, device, kind, aliases in mounted)
 
-    stats = DomainStats(index=0, uuid=dom.UUIDString(), name=name,
-                        **{k: v for k, v in values.items() if v is not None})
-    return Sample(stats, taken_ns, tuple(calls.problems))
+    return Sample({k: v for k, v in values.items() if v is not None}, taken_ns,
+                  tuple(calls.problems))
 
 
 def _disks(calls: _Calls, uuid: str, record: Mapping[str, Any], layout: Layout,
