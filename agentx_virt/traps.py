@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from agentx_virt.agentx.pdu import VarBind
+from agentx_virt.agentx.store import served
 from agentx_virt.agentx.traps import Trap, TrapQueue
 from agentx_virt.collector.events import (
     EventsLost,
@@ -319,7 +320,7 @@ class Notifier:
         convert = self._converters.get(name)
         if convert is None:
             convert = self._converters[name] = converter(self.mib.object(name))
-        return convert(value)
+        return served(convert(value))
 
     def _send(self, kind: str, notification: str, uuid: str, name: str,
               values: dict[str, object], slots: Optional[dict[str, str]] = None) -> None:

@@ -103,6 +103,13 @@ def test_selected_cells_by_hand() -> None:
     domain = MIB.object("lvxDomainEntry").oid
     assert table.get(domain + (4, 7)).value == 3
     assert table.get(domain + (6, 7)).value == b"ioerror"
+    # Text is served as UTF-8 octets, by get, next and a full listing alike.
+    named = dataclasses.replace(full_snapshot(), domains=(
+        dataclasses.replace(full_domain(), name="v\u00e9m"),))
+    table = built(named).table
+    name = MIB.object("lvxDomainName").oid + (7,)
+    assert table.get(name).value == table.next(name[:-1]).value == b"v\xc3\xa9m"
+    assert [vb.value for vb in table.varbinds if vb.name == name] == [b"v\xc3\xa9m"]
     assert table.get(domain + (7, 7)).value == 2
     # DateAndTime: 2026-11-21,20:15:30.7,+0:0
     assert table.get(MIB.object("lvxLastPollStart").oid + (0,)).value == bytes(
@@ -171,6 +178,8 @@ def test_values_match_the_mib_types_ranges_and_sizes() -> None:
     ({"poll_status": "sleeping"}, "lvxDomainPollStatus", "not one of"),
     ({"discontinuity_time": datetime(2026, 1, 1)}, "lvxDomainDiscontinuityTime", "time zone"),
     ({"name": "x" * 300}, "lvxDomainName", "length 300"),
+    ({"name": "\u00e9" * 200}, "lvxDomainName", "length 400"),     # counted in UTF-8 octets
+    ({"name": "bad\udcff"}, "lvxDomainName", "not valid Unicode"),
     ({"interfaces": (InterfaceStats("tap0", mac="zz:zz"),)}, "lvxIfMac", "not a MAC"),
     ({"disks": (DiskStats("d" * 40, read_bytes=1),)}, "lvxDiskEntry", "bad index"),
     ({"disks": (DiskStats("vda", read_bytes=1), DiskStats("vda", read_bytes=2))},

@@ -15,11 +15,21 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from typing import NamedTuple, overload
+from typing import NamedTuple, Union, overload
 
 from agentx_virt.agentx.constants import ValueType
 from agentx_virt.agentx.pdu import Value, VarBind
 from agentx_virt.oid import OID, format_oid
+
+# A stored value: a VarBind value, or text that is served as its UTF-8 octets.  Text
+# is encoded per request, so the table shares the snapshot's strings instead of
+# holding an encoded copy of every name, path and MAC-less string column.
+Stored = Union[Value, str]
+
+
+def served(value: Stored) -> Value:
+    """The VarBind value for a stored one."""
+    return value.encode("utf-8") if type(value) is str else value  # type: ignore[return-value]
 
 
 class Repeated(Sequence[ValueType]):
@@ -49,12 +59,13 @@ class Repeated(Sequence[ValueType]):
 
 class Block(NamedTuple):
     """The entries under one OID prefix: ``prefix + instances[i]`` is a ``types[i]``
-    whose value is ``values[i]``; ``instances`` are non-empty and strictly increasing."""
+    whose value is ``values[i]`` (see ``served``); ``instances`` are non-empty and
+    strictly increasing."""
 
     prefix: OID
     instances: Sequence[OID]
     types: Sequence[ValueType]
-    values: Sequence[Value]
+    values: Sequence[Stored]
 
 
 class OidTable:
@@ -129,7 +140,7 @@ class OidTable:
     def _iterate(self) -> Iterator[VarBind]:
         for prefix, instances, types, values in self._blocks:
             for instance, kind, value in zip(instances, types, values):
-                yield VarBind(prefix + instance, kind, value)
+                yield VarBind(prefix + instance, kind, served(value))
 
     def _block_of(self, name: OID) -> int:
         """The index of the block whose prefix ``name`` starts with, or -1 - (the index of
@@ -149,7 +160,7 @@ class OidTable:
             instance = name[len(prefix):]
             i = bisect_left(instances, instance)
             if i < len(instances) and instances[i] == instance:
-                return VarBind(name, types[i], values[i])
+                return VarBind(name, types[i], served(values[i]))
         objects = self._objects
         k = bisect_right(objects, name) - 1
         if k >= 0 and name[: len(objects[k])] == objects[k]:
@@ -170,13 +181,13 @@ class OidTable:
             instance = start[len(prefix):]
             i = bisect_left(instances, instance) if include else bisect_right(instances, instance)
             if i < len(instances):
-                found = VarBind(prefix + instances[i], types[i], values[i])
+                found = VarBind(prefix + instances[i], types[i], served(values[i]))
             j += 1
         else:
             j = -1 - j       # the first block after start
         if found is None and j < len(blocks):
             prefix, instances, types, values = blocks[j]
-            found = VarBind(prefix + instances[0], types[0], values[0])
+            found = VarBind(prefix + instances[0], types[0], served(values[0]))
         if found is not None and (not end or found.name < end):
             return found
         return VarBind(start, ValueType.END_OF_MIB_VIEW)

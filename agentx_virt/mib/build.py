@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 from agentx_virt.agentx.constants import ValueType
 from agentx_virt.agentx.pdu import Value
-from agentx_virt.agentx.store import Block, OidTable, Repeated
+from agentx_virt.agentx.store import Block, OidTable, Repeated, Stored, served
 from agentx_virt.libvirt_names import reason_name, severity
 from agentx_virt.mib.model import Mib, MibError, MibObject, shipped_mib
 from agentx_virt.oid import OID, format_oid
@@ -231,7 +231,7 @@ def date_and_time(when: datetime) -> bytes:
                        utc.second, utc.microsecond // 100000, b"+", 0, 0)
 
 
-Converter = Callable[[object], Value]
+Converter = Callable[[object], Stored]
 
 
 def _sizes_check(sizes: tuple[tuple[int, int], ...]) -> Callable[[bytes], bytes]:
@@ -239,6 +239,22 @@ def _sizes_check(sizes: tuple[tuple[int, int], ...]) -> Callable[[bytes], bytes]
         if sizes and not any(low <= len(wire) <= high for low, high in sizes):
             raise Reject(f"length {len(wire)} is outside {list(sizes)}")
         return wire
+    return check
+
+
+def _text_check(sizes: tuple[tuple[int, int], ...]) -> Callable[[str], str]:
+    """Checks the length text has once UTF-8 encoded; the table keeps the text itself."""
+    def check(text: str) -> str:
+        if text.isascii():
+            length = len(text)
+        else:
+            try:
+                length = len(text.encode("utf-8"))
+            except UnicodeEncodeError:
+                raise Reject("text that is not valid Unicode") from None
+        if sizes and not any(low <= length <= high for low, high in sizes):
+            raise Reject(f"length {length} is outside {list(sizes)}")
+        return text
     return check
 
 
@@ -285,9 +301,11 @@ def converter(obj: MibObject) -> Converter:
                 raise Reject("not a UUID") from None
         return uuid_octets
     if syntax.base is ValueType.OCTET_STRING:
-        def octets(value: object) -> Value:
+        text = _text_check(syntax.sizes)
+
+        def octets(value: object) -> Stored:
             if isinstance(value, str):
-                return sized(value.encode("utf-8"))
+                return text(value)
             if isinstance(value, bytes):
                 return sized(value)
             raise Reject(f"{type(value).__name__} for a string object")
@@ -321,7 +339,7 @@ def converter(obj: MibObject) -> Converter:
 
 def _index_subids(obj: MibObject, convert: Converter, value: object, implied: bool) -> OID:
     """The sub-identifiers an index value adds to the instance (RFC 2578 §7.7)."""
-    wire = convert(value)
+    wire = served(convert(value))
     if isinstance(wire, bytes):
         syntax = obj.syntax
         fixed = syntax is not None and len(syntax.sizes) == 1 and \
@@ -391,10 +409,10 @@ class _Builder:
             # A column with a value in every row shares the table's instance list; one
             # that skips a row gets its own list from the first skip on.
             instances: Optional[list[OID]] = None
-            values: list[Value] = []
+            values: list[Stored] = []
             for k, (instance, row) in enumerate(rows):
                 value = getter(row)
-                wire: Value = None
+                wire: Stored = None
                 if value is not None:
                     try:
                         wire = convert(value)
