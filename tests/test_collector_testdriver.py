@@ -8,7 +8,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from agentx_virt.collector.poller import Poller, reader_for, selected
+from agentx_virt.collector.poller import LAYOUT_REFRESH_CYCLES, Poller, reader_for, selected
 from agentx_virt.config import DEFAULT_STATS, Config
 from agentx_virt.snapshot import DomainStats, Snapshot
 from agentx_virt.testdriver import domain_uuid, node_xml
@@ -132,3 +132,15 @@ def test_an_unchanged_domain_list_publishes_no_new_snapshot(node: str) -> None:
     assert len(published) == 1 + len(poller.readers)
     for reader in poller.readers:
         reader.join(1)
+
+
+def test_a_layout_read_again_unchanged_keeps_its_objects(node: str) -> None:
+    poller = Poller(Config(uri=node, interval_s=5, domain_timeout_s=2), lambda _s: None)
+    poller.partition_once()
+    first = {ref.uuid: ref.layout for refs in poller._by_reader.values() for ref in refs}
+    for _ in range(LAYOUT_REFRESH_CYCLES):    # every layout is read again in between
+        poller.partition_once()
+    again = {ref.uuid: ref.layout for refs in poller._by_reader.values() for ref in refs}
+    assert again.keys() == first.keys()
+    assert all(again[uuid] is first[uuid] for uuid in first)
+    poller.stop()

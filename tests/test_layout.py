@@ -41,3 +41,11 @@ BOMB = ("<!DOCTYPE d [<!ENTITY a 'aaaaaaaaaa'>"
 def test_xml_that_does_not_parse_is_a_call_failure_that_says_why(xml: str, why: str) -> None:
     with pytest.raises(CallFailed, match=why):
         parse_layout(xml)
+
+
+def test_text_that_repeats_across_domains_is_one_object() -> None:
+    first, second = parse_layout(domain_xml(1, tags=2)), parse_layout(domain_xml(4, tags=2))
+    assert first.disks[0].target is second.disks[0].target          # "vda"
+    assert first.disks[0].bus is second.disks[0].bus                # "virtio"
+    assert first.nics[0].source is second.nics[0].source            # "br0"
+    assert first.tag is second.tag                                  # "virt-1"

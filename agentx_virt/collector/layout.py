@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
@@ -41,6 +42,12 @@ class Layout:
     tag: Optional[str] = None
 
 
+def _shared(text: Optional[str]) -> Optional[str]:
+    """One string object for text that repeats across domains (``vda``, ``virtio``, a
+    network's name): the parser makes a new one for every attribute of every domain."""
+    return None if text is None else sys.intern(text)
+
+
 def _source(element: ElementTree.Element, attributes: tuple[str, ...]) -> Optional[str]:
     source = element.find("source")
     if source is None:
@@ -67,21 +74,23 @@ def parse_layout(xml: str) -> Layout:
         target = disk.find("target")
         if target is None or not target.get("dev"):
             continue
-        disks.append(Disk(str(target.get("dev")),
+        disks.append(Disk(sys.intern(str(target.get("dev"))),
                           _source(disk, ("file", "dev", "name", "volume", "dir")),
-                          target.get("bus")))
+                          _shared(target.get("bus"))))
     nics = []
     for nic in root.iterfind("devices/interface"):
         target = nic.find("target")
         if target is None or not target.get("dev"):
             continue
         mac = nic.find("mac")
-        nics.append(Nic(str(target.get("dev")), None if mac is None else mac.get("address"),
-                        _source(nic, ("bridge", "network", "dev", "path"))))
+        nics.append(Nic(sys.intern(str(target.get("dev"))),
+                        None if mac is None else mac.get("address"),
+                        _shared(_source(nic, ("bridge", "network", "dev", "path")))))
     max_vcpus: Optional[int] = None
     vcpu = root.find("vcpu")
     if vcpu is not None and vcpu.text and vcpu.text.strip().isdigit():
         max_vcpus = int(vcpu.text.strip())
     tag_element = root.find(f"metadata/{{{OVIRTMAP_NS}}}tag")
-    tag = tag_element.text.strip() if tag_element is not None and tag_element.text else None
+    tag = _shared(tag_element.text.strip()) if tag_element is not None and tag_element.text \
+        else None
     return Layout(tuple(disks), tuple(nics), max_vcpus, tag)

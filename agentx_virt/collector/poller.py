@@ -232,6 +232,8 @@ class Poller:
                 log.warning("cannot read the XML of domain %s (%s); polling it without "
                             "devices", name, exc)
             layout = cached[0] if cached is not None else Layout()
+        if cached is not None and layout == cached[0]:
+            layout = cached[0]        # keep the long-lived objects; the new copy is freed
         self._layouts[uuid] = (layout, self._cycle)
         return layout
 
