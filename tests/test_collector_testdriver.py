@@ -134,13 +134,14 @@ def test_an_unchanged_domain_list_publishes_no_new_snapshot(node: str) -> None:
         reader.join(1)
 
 
-def test_a_layout_read_again_unchanged_keeps_its_objects(node: str) -> None:
+def test_an_unchanged_domain_keeps_its_objects_when_listed_and_read_again(node: str) -> None:
     poller = Poller(Config(uri=node, interval_s=5, domain_timeout_s=2), lambda _s: None)
     poller.partition_once()
-    first = {ref.uuid: ref.layout for refs in poller._by_reader.values() for ref in refs}
+    first = {ref.uuid: ref for refs in poller._by_reader.values() for ref in refs}
     for _ in range(LAYOUT_REFRESH_CYCLES):    # every layout is read again in between
         poller.partition_once()
-    again = {ref.uuid: ref.layout for refs in poller._by_reader.values() for ref in refs}
+    again = {ref.uuid: ref for refs in poller._by_reader.values() for ref in refs}
     assert again.keys() == first.keys()
     assert all(again[uuid] is first[uuid] for uuid in first)
+    assert all(again[uuid].layout is first[uuid].layout for uuid in first)
     poller.stop()

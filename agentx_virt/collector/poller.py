@@ -191,10 +191,13 @@ class Poller:
                 continue
             found[uuid] = (name, self._layout(conn, dom, uuid, name))
         indexes = self._indexes(found)
-        refs = {uuid: DomainRef(uuid, name, layout,
-                                reader_for(layout.tag, self.config.instances),
-                                indexes[uuid.lower()])
-                for uuid, (name, layout) in found.items()}
+        refs: dict[str, DomainRef] = {}
+        for uuid, (name, layout) in found.items():
+            ref = DomainRef(uuid, name, layout, reader_for(layout.tag, self.config.instances),
+                            indexes[uuid.lower()])
+            known = self._refs.get(uuid)
+            # An unchanged domain keeps its DomainRef, whose strings the statistics share.
+            refs[uuid] = known if known == ref else ref
         by_reader: dict[int, list[DomainRef]] = {}
         for ref in refs.values():
             by_reader.setdefault(ref.reader, []).append(ref)
