@@ -54,7 +54,8 @@ def vm_rss_mib(pid: object = "self") -> tuple[float, float]:
     return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
 
 
-def daemon_rss(uri: str, domains: int, workdir: Path, cycles: int) -> tuple[float, float, float]:
+def daemon_rss(uri: str, domains: int, workdir: Path, cycles: int,
+               workers: int) -> tuple[float, float, float]:
     """RSS of ``agentx-virt run`` as a user starts it (its own process, snmpd as master),
     after it serves every domain and then ``cycles`` more polls at a 2 s interval, with a
     walk of the domain table during each: (MiB after the first walk, at the end, peak).
@@ -63,11 +64,14 @@ def daemon_rss(uri: str, domains: int, workdir: Path, cycles: int) -> tuple[floa
     package does: compiling the sources at startup (e.g. with PYTHONDONTWRITEBYTECODE
     set in a source tree) leaves about 1 MiB more resident."""
     compileall.compile_dir(str(Path(agentx_virt.__file__).parent), quiet=1)
+    config = workdir / "agentx-virt.toml"
+    workdir.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"[poll]\nworkers = {workers}\n")
     with PrivateSnmpd(workdir) as snmpd:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "agentx_virt.cli", "run", "--uri", uri, "--agentx",
-             snmpd.agentx_address, "--interval", "2", "--state-dir", str(workdir / "state"),
-             "--log-level", "error"], stdin=subprocess.DEVNULL)
+            [sys.executable, "-m", "agentx_virt.cli", "run", "--config", str(config), "--uri",
+             uri, "--agentx", snmpd.agentx_address, "--interval", "2", "--state-dir",
+             str(workdir / "state"), "--log-level", "error"], stdin=subprocess.DEVNULL)
         try:
             count = format_oid(shipped_mib().object("lvxDomainCount").oid) + ".0"
             deadline = time.monotonic() + 120
@@ -170,10 +174,11 @@ def main(argv: list[str]) -> int:
         first_1000_s = first_s
         print(f"{counted} domains: first full snapshot served after {first_s:.2f} s; "
               f"lvxDomainTable walk {values} values at {rate:.0f} values/s")
-        rss_first, rss_end, peak = daemon_rss(test_uri, counted, work / "rss", args.rss_cycles)
+        rss_first, rss_end, peak = daemon_rss(test_uri, counted, work / "rss", args.rss_cycles,
+                                              args.workers)
         print(f"RSS of 'agentx-virt run' serving {counted} domains (libvirtd is another "
               f"process): {rss_first:.0f} MiB after the first walk, {rss_end:.0f} MiB after "
-              f"{args.rss_cycles} more polls, peak {peak:.0f} MiB")
+              f"{args.rss_cycles} more polls ({rss_end * 1.048576:.1f} MB), peak {peak:.0f} MiB")
         walked = args.domains
         for target in sorted(args.walk_domains):
             if target > walked:     # (plus the driver's built-in domain)
@@ -193,7 +198,7 @@ def main(argv: list[str]) -> int:
           f"total {local_poll + local_build:.3f} ms")
     print(f"cpu_ms_per_domain_cycle_local={local_poll + local_build:.3f} "
           f"cpu_ms_per_domain_cycle_remote={poll_ms + build_ms:.3f} "
-          f"first_snapshot_s={first_1000_s:.2f} rss_mib={peak:.0f}")
+          f"first_snapshot_s={first_1000_s:.2f} rss_mib={peak:.1f}")
     return 0
 
 

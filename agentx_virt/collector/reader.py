@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import libvirt
 
@@ -64,6 +64,12 @@ class ReaderResult:
 
 class _Stuck(CollectorError):
     """controlInfo says the domain's monitor has been occupied too long."""
+
+
+class _Polled(NamedTuple):
+    stats: DomainStats
+    taken_ns: int                 # when its CPU time was read
+    problems: tuple[str, ...]     # failures worth a log line
 
 
 @dataclass
@@ -201,7 +207,7 @@ class Reader:
         tasks: list[Task] = []
         for ref in refs:
             task = Task(ref.uuid, lambda: None, label=f"domain {ref.name}")
-            task.function = self._sampler(control, ref, task)
+            task.function = self._sampler(control, ref, task, started_wall)
             if self.guard.submit(task):
                 tasks.append(task)
         cycle_end = started + self.config.interval_s * 0.9
@@ -226,9 +232,9 @@ class Reader:
                 outcomes[task.key] = task.result
         return self._emit(started_wall, started, refs, outcomes, "timedOut")
 
-    def _sampler(self, control: Connection, ref: DomainRef,
-                 task: Task) -> Callable[[], Sample]:
-        def sample() -> Sample:
+    def _sampler(self, control: Connection, ref: DomainRef, task: Task,
+                 wall: datetime) -> Callable[[], _Polled]:
+        def sample() -> _Polled:
             self.touched.add(ref.uuid)
             ctl_dom = control.domain(ref.uuid)
             try:
@@ -243,8 +249,10 @@ class Reader:
             monitor = self._monitor_connection()
             task.context = monitor          # so an abandoned call retires this connection
             dom = monitor.domain(ref.uuid)
-            return sample_domain(monitor, dom, ref.uuid, ref.name, ref.layout, self.config.wants,
-                                 self._memo)
+            # The record is made here on the worker, so a cycle holds each domain's
+            # statistics once (not also the field values until every domain is done).
+            return self._fresh(ref, sample_domain(monitor, dom, ref.uuid, ref.name, ref.layout,
+                                                  self.config.wants, self._memo), wall)
         return sample
 
     def _emit(self, started_wall: datetime, started: float, refs: list[DomainRef],
@@ -262,18 +270,20 @@ class Reader:
                     if conn is not None:
                         conn.forget(ref.uuid)
                 continue
-            if isinstance(outcome, Sample):
+            if isinstance(outcome, _Polled):
                 for problem in outcome.problems:
                     log.warning("%s: %s", self.name, problem)
-                domains[ref.uuid] = self._fresh(ref, outcome, now, started_wall)
+                self._history[ref.uuid] = _History(outcome.stats, now, outcome.taken_ns)
+                domains[ref.uuid] = outcome.stats
                 continue
             domains[ref.uuid] = self._stale(ref, str(outcome), now)
         result = ReaderResult(self.number, started_wall, int((now - started) * 1000), domains)
         self._publish(result)
         return result
 
-    def _fresh(self, ref: DomainRef, sample: Sample, now: float,
-               wall: datetime) -> DomainStats:
+    def _fresh(self, ref: DomainRef, sample: Sample, wall: datetime) -> _Polled:
+        """The domain's record from a sample and its last good one (runs on a worker: only
+        the reader thread writes the history, while no task for the domain runs)."""
         values = sample.values
         previous = self._history.get(ref.uuid)
         cpu = values.get("cpu_time_total_ns")
@@ -300,8 +310,7 @@ class Reader:
             partition_tag=ref.layout.tag or "", poll_status="ok", data_age_s=0,
             cpu_util_vcpus=util_vcpus, cpu_util_host=util_host,
             discontinuity_time=discontinuity, **values)
-        self._history[ref.uuid] = _History(fresh, now, sample.taken_ns)
-        return fresh
+        return _Polled(fresh, sample.taken_ns, sample.problems)
 
     def _stale(self, ref: DomainRef, status: str, now: float) -> DomainStats:
         previous = self._history.get(ref.uuid)
