@@ -236,16 +236,11 @@ class Reader:
                  wall: datetime) -> Callable[[], _Polled]:
         def sample() -> _Polled:
             self.touched.add(ref.uuid)
-            ctl_dom = control.domain(ref.uuid)
-            try:
-                state, _details, state_ms = control.call(f"controlInfo of {ref.name}",
-                                                         ctl_dom.controlInfo, 0)
-            except NotAvailable:
-                pass  # not running: there is no monitor to be stuck
-            else:
-                if state == CONTROL_OCCUPIED and \
-                        state_ms >= self.config.domain_timeout_s * 1000:
-                    raise _Stuck(f"{ref.name}: monitor occupied for {state_ms} ms")
+            last = self._history.get(ref.uuid)
+            # A domain that was shut off at its last poll has no monitor to be stuck on,
+            # unless it was started since: then a hang costs one abandoned call.
+            if last is None or last.stats.state in ACTIVE_STATES:
+                self._check_control(control, ref)
             monitor = self._monitor_connection()
             task.context = monitor          # so an abandoned call retires this connection
             dom = monitor.domain(ref.uuid)
@@ -254,6 +249,17 @@ class Reader:
             return self._fresh(ref, sample_domain(monitor, dom, ref.uuid, ref.name, ref.layout,
                                                   self.config.wants, self._memo), wall)
         return sample
+
+    def _check_control(self, control: Connection, ref: DomainRef) -> None:
+        """Raise _Stuck when the domain's monitor has been occupied past the deadline."""
+        ctl_dom = control.domain(ref.uuid)
+        try:
+            state, _details, state_ms = control.call(f"controlInfo of {ref.name}",
+                                                     ctl_dom.controlInfo, 0)
+        except NotAvailable:
+            return  # not running: there is no monitor to be stuck
+        if state == CONTROL_OCCUPIED and state_ms >= self.config.domain_timeout_s * 1000:
+            raise _Stuck(f"{ref.name}: monitor occupied for {state_ms} ms")
 
     def _emit(self, started_wall: datetime, started: float, refs: list[DomainRef],
               outcomes: Mapping[str, object], default: str) -> ReaderResult:
