@@ -106,3 +106,43 @@ def test_a_finished_task_does_not_keep_its_work_alive_in_a_cycle() -> None:
     finally:
         gc.enable()
         guard.stop()
+
+
+def test_a_domain_always_runs_on_its_slots_thread() -> None:
+    """So each worker's libvirt connection looks up and keeps only its slot's domains."""
+    guard = Guard("t", workers=3, max_threads=6)
+    seen: dict[str, set[str]] = {}
+
+    def note(key: str) -> None:
+        seen.setdefault(key, set()).add(threading.current_thread().name)
+
+    for _ in range(3):
+        tasks = [Task(f"d{n}", lambda n=n: note(f"d{n}")) for n in range(30)]  # type: ignore[misc]
+        for task in tasks:
+            assert guard.submit(task)
+        guard.wait(tasks, deadline_s=5, cycle_end=time.monotonic() + 5)
+    assert all(len(threads) == 1 for threads in seen.values())
+    assert len(set().union(*seen.values())) == 3          # and the domains are spread
+    guard.stop()
+
+
+def test_a_stuck_slot_gets_a_replacement_thread_for_its_other_domains() -> None:
+    release = threading.Event()
+    guard = Guard("t", workers=2, max_threads=4)
+    stuck = Task("stuck", lambda: release.wait(30))
+    assert guard.submit(stuck)
+    wait_for(lambda: stuck.started is not None, timeout=2)
+    guard.wait([stuck], deadline_s=0.1, cycle_end=time.monotonic() + 1)
+    assert stuck.abandoned
+    # Keys that share the stuck task's slot still run, on the slot's new thread.
+    same_slot = [k for k in (f"d{n}" for n in range(40))
+                 if hash(k) % 2 == hash("stuck") % 2][:5]
+    tasks = [Task(k, lambda: threading.current_thread().name) for k in same_slot]
+    for task in tasks:
+        assert guard.submit(task)
+    guard.wait(tasks, deadline_s=2, cycle_end=time.monotonic() + 2)
+    assert all(t.error is None and t.result for t in tasks)
+    assert len({t.result for t in tasks}) == 1
+    release.set()
+    wait_for(lambda: guard.threads == 2, timeout=5)      # the surplus thread left
+    guard.stop()

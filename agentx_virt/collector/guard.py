@@ -6,6 +6,11 @@ worker is started so the healthy domains keep ``workers`` threads.  A domain
 whose task is still running gets no second task.  Threads are bounded: at most
 ``workers`` plus one per abandoned task, and never more than ``max_threads``;
 a worker whose abandoned call finally returns exits if it is surplus.
+
+Each domain always goes to the same one of ``workers`` slots (its key's hash),
+and a slot's tasks run on that slot's thread: a worker's own libvirt connection
+then looks up and keeps only its slot's domains, instead of every worker
+connection keeping every domain.
 """
 
 from __future__ import annotations
@@ -67,11 +72,14 @@ class Guard:
         # for the same task; it must not call back into the guard.
         self._on_abandoned = on_abandoned
         self._on_abandoned_done = on_abandoned_done
-        self._queue: queue.Queue[Optional[Task]] = queue.Queue()
+        self._queues: list[queue.Queue[Optional[Task]]] = [queue.Queue()
+                                                           for _ in range(workers)]
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)   # a waited-for task settled
         self._threads = 0
         self._abandoned = 0
+        self._slot_threads = [0] * workers       # threads per slot, abandoned ones included
+        self._slot_abandoned = [0] * workers
         self._in_flight: dict[str, Task] = {}
         self._serial = 0
         self._stopping = False
@@ -93,7 +101,7 @@ class Guard:
                 return False
             self._in_flight[task.key] = task
             self._ensure_workers()
-        self._queue.put(task)
+        self._queues[self._slot(task.key)].put(task)
         return True
 
     def wait(self, tasks: list[Task], deadline_s: float, cycle_end: float) -> None:
@@ -147,20 +155,27 @@ class Guard:
         """Let idle workers exit; workers blocked in libvirt exit when their call returns."""
         with self._lock:
             self._stopping = True
-            count = self._threads
-        for _ in range(count):
-            self._queue.put(None)
+            counts = list(self._slot_threads)
+        for slot, count in enumerate(counts):
+            for _ in range(count):
+                self._queues[slot].put(None)
 
     # ------------------------------------------------------------ internals
 
+    def _slot(self, key: str) -> int:
+        return hash(key) % self.workers
+
     def _ensure_workers(self) -> None:
-        # Called with the lock held: keep `workers` threads free of abandoned calls.
-        while self._threads - self._abandoned < self.workers and \
-                self._threads < self.max_threads:
+        # Called with the lock held: keep one thread free of abandoned calls per slot.
+        for slot in range(self.workers):
+            if self._slot_threads[slot] - self._slot_abandoned[slot] >= 1 or \
+                    self._threads >= self.max_threads:
+                continue
             self._serial += 1
             self._threads += 1
-            threading.Thread(target=self._work, name=f"{self.name}-worker-{self._serial}",
-                             daemon=True).start()
+            self._slot_threads[slot] += 1
+            threading.Thread(target=self._work, args=(slot,),
+                             name=f"{self.name}-worker-{self._serial}", daemon=True).start()
 
     def _cancel(self, task: Task) -> None:
         with self._lock:
@@ -178,6 +193,7 @@ class Guard:
             task.abandoned = True
             self._settle(task)
             self._abandoned += 1
+            self._slot_abandoned[self._slot(task.key)] += 1
             if self._on_abandoned is not None:
                 self._on_abandoned(task)
             self._ensure_workers()
@@ -196,19 +212,20 @@ class Guard:
             if not waiter.open:
                 self._settled.notify_all()
 
-    def _work(self) -> None:
+    def _work(self, slot: int) -> None:
         while True:
-            task = self._queue.get()
+            task = self._queues[slot].get()
             if task is None:
                 with self._lock:
                     self._threads -= 1
+                    self._slot_threads[slot] -= 1
                 return
-            stay = self._run(task)
+            stay = self._run(task, slot)
             del task        # not held while waiting for the next one
             if not stay:
                 return
 
-    def _run(self, task: Task) -> bool:
+    def _run(self, task: Task, slot: int) -> bool:
         """Run one task on this worker; False when the worker is surplus and must exit."""
         with self._lock:
             if task.cancelled:
@@ -230,9 +247,12 @@ class Guard:
             surplus = False
             if was_abandoned:
                 self._abandoned -= 1
-                surplus = self._threads - self._abandoned > self.workers
+                self._slot_abandoned[slot] -= 1
+                # Surplus when its slot got a replacement meanwhile.
+                surplus = self._slot_threads[slot] - self._slot_abandoned[slot] > 1
                 if surplus:
                     self._threads -= 1
+                    self._slot_threads[slot] -= 1
             self._settle(task)
         if was_abandoned:
             log.info("%s: %s answered again after %.1f s", self.name, task.label,
