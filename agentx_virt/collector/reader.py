@@ -1,13 +1,15 @@
 """A reader instance: polls its own domains on its own timer and its own libvirt connections.
 
-Each reader has a control connection (``controlInfo`` and lookups, which answer at
-once even while a domain's monitor is stuck) and, per worker thread, a monitor
-connection for the statistics calls that can block.  A stuck call must not share
+Each reader has a control connection, which tells at the start of a cycle whether
+libvirt answers, and per worker thread a monitor connection for the domain's calls:
+``controlInfo`` first (libvirtd answers it at once even while the domain's monitor
+is stuck), then the statistics calls that can block.  A stuck call must not share
 a connection with healthy ones: libvirtd serves 5 requests at a time per
 connection, and measured here, a healthy call on the same connection as a stuck
-one waited 5 s (the keepalive interval) for its reply.  So the worker whose call
-is abandoned keeps its connection to itself; that connection is retired, and
-closed by the worker when the call finally returns.
+one waited 5 s (the keepalive interval) for its reply.  A worker makes one call at
+a time, and the worker whose call is abandoned keeps its connection to itself;
+that connection is retired, and closed by the worker when the call finally
+returns.
 """
 
 from __future__ import annotations
@@ -194,7 +196,7 @@ class Reader:
         started = time.monotonic()
         refs = self._assignment()
         try:
-            control = self._control_connection()
+            self._control_connection()
         except LibvirtUnavailable as exc:
             if not self._down:
                 log.warning("%s: %s; domains keep their last values (poll status error) "
@@ -207,7 +209,7 @@ class Reader:
         tasks: list[Task] = []
         for ref in refs:
             task = Task(ref.uuid, lambda: None, label=f"domain {ref.name}")
-            task.function = self._sampler(control, ref, task, started_wall)
+            task.function = self._sampler(ref, task, started_wall)
             if self.guard.submit(task):
                 tasks.append(task)
         cycle_end = started + self.config.interval_s * 0.9
@@ -232,34 +234,31 @@ class Reader:
                 outcomes[task.key] = task.result
         return self._emit(started_wall, started, refs, outcomes, "timedOut")
 
-    def _sampler(self, control: Connection, ref: DomainRef, task: Task,
-                 wall: datetime) -> Callable[[], _Polled]:
+    def _sampler(self, ref: DomainRef, task: Task, wall: datetime) -> Callable[[], _Polled]:
         def sample() -> _Polled:
             self.touched.add(ref.uuid)
+            monitor = self._monitor_connection()
+            task.context = monitor          # so an abandoned call retires this connection
+            dom = monitor.domain(ref.uuid)
             last = self._history.get(ref.uuid)
             # A domain that was shut off at its last poll has no monitor to be stuck on,
             # unless it was started since: then a hang costs one abandoned call.
             if last is None or last.stats.state in ACTIVE_STATES:
-                self._check_control(control, ref)
-            monitor = self._monitor_connection()
-            task.context = monitor          # so an abandoned call retires this connection
-            dom = monitor.domain(ref.uuid)
+                self._check_control(monitor, dom, ref.name)
             # The record is made here on the worker, so a cycle holds each domain's
             # statistics once (not also the field values until every domain is done).
             return self._fresh(ref, sample_domain(monitor, dom, ref.uuid, ref.name, ref.layout,
                                                   self.config.wants, self._memo), wall)
         return sample
 
-    def _check_control(self, control: Connection, ref: DomainRef) -> None:
+    def _check_control(self, conn: Connection, dom: libvirt.virDomain, name: str) -> None:
         """Raise _Stuck when the domain's monitor has been occupied past the deadline."""
-        ctl_dom = control.domain(ref.uuid)
         try:
-            state, _details, state_ms = control.call(f"controlInfo of {ref.name}",
-                                                     ctl_dom.controlInfo, 0)
+            state, _details, state_ms = conn.call(f"controlInfo of {name}", dom.controlInfo, 0)
         except NotAvailable:
             return  # not running: there is no monitor to be stuck
         if state == CONTROL_OCCUPIED and state_ms >= self.config.domain_timeout_s * 1000:
-            raise _Stuck(f"{ref.name}: monitor occupied for {state_ms} ms")
+            raise _Stuck(f"{name}: monitor occupied for {state_ms} ms")
 
     def _emit(self, started_wall: datetime, started: float, refs: list[DomainRef],
               outcomes: Mapping[str, object], default: str) -> ReaderResult:
