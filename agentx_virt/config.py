@@ -24,10 +24,16 @@ Example (every key optional)::
     log_level = "INFO"
 
     [traps]
-    enable = ["state", "define", "io_error", "job", "poll"]
+    enable = ["state", "define", "io_error", "job", "poll", "threshold"]
     persistent = false              # re-send every domain's state each interval
     hold_down = 0                   # seconds: at most one state trap per domain per this
     stall_cycles = 3                # polls without data before lvxDomainPollStalled
+
+    [thresholds]                    # lvxDomainThresholdCrossed when a polled value rises
+                                    # above "rising", Cleared once it is back at or below
+                                    # "falling" (default: rising); the metric's MIB units
+    lvxDomainCpuUtilVcpus = { rising = 9000, falling = 8000 }   # hundredths of a percent
+    lvxDomainMemRssKiB = 4194304
 
 Every unknown key or bad value is a ``ConfigError`` naming the file, the line
 and the key.
@@ -53,7 +59,15 @@ else:  # pragma: no cover - Python 3.9/3.10
 
 DEFAULT_URI = "qemu:///system"
 # Kinds of notification [traps] enable can name (each maps to MIB notifications).
-TRAP_KINDS = ("state", "define", "io_error", "job", "poll")
+TRAP_KINDS = ("state", "define", "io_error", "job", "poll", "threshold")
+# lvxDomainTable gauges a threshold can watch (tests check each against the MIB).
+THRESHOLD_METRICS = ("lvxDomainCpuUtilVcpus", "lvxDomainCpuUtilHost", "lvxDomainMemRssKiB",
+                     "lvxDomainMemoryCurrentKiB", "lvxDomainMemoryMaximumKiB",
+                     "lvxDomainBalloonActualKiB", "lvxDomainMemUnusedKiB",
+                     "lvxDomainMemUsableKiB", "lvxDomainMemAvailableKiB",
+                     "lvxDomainVcpusCurrent", "lvxDomainVcpusMaximum",
+                     "lvxDomainDataAgeSeconds")
+_GAUGE64_MAX = 2**64 - 1
 
 # Statistics groups, collected unless left out of [poll] stats.
 BASE_STATS = ("cpu", "memory", "vcpu", "disk", "interface")
@@ -70,6 +84,15 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 class ConfigError(ValueError):
     """The configuration is wrong; the message names where and what."""
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Crossed when ``metric`` rises above ``rising``; cleared at or below ``falling``."""
+
+    metric: str          # an lvxDomainTable object name from THRESHOLD_METRICS
+    rising: int
+    falling: int
 
 
 @dataclass(frozen=True)
@@ -90,6 +113,7 @@ class Config:
     persistent_traps: bool = False
     hold_down_s: float = 0.0
     stall_cycles: int = 3
+    thresholds: tuple[Threshold, ...] = ()
 
     def wants(self, group: str) -> bool:
         return group in self.stats
@@ -134,6 +158,31 @@ def _choices(known: tuple[str, ...], what: str) -> Callable[[Any], tuple[str, ..
             raise ValueError(f"unknown {what} {unknown}; known: {', '.join(known)}")
         return tuple(dict.fromkeys(names))
     return check
+
+
+def _threshold_bound(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _GAUGE64_MAX:
+        raise ValueError(f"{what} must be an integer from 0 to 2^64-1, got {value!r}")
+    return int(value)
+
+
+def _threshold(metric: str, value: Any) -> Threshold:
+    """``N`` or ``{ rising = N, falling = M }`` for one metric (M <= N)."""
+    if metric not in THRESHOLD_METRICS:
+        raise ValueError(f"not a metric a threshold can watch; known: "
+                         f"{', '.join(THRESHOLD_METRICS)}")
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"rising", "falling"})
+        if unknown or "rising" not in value:
+            raise ValueError(f"must be a number or {{ rising = N, falling = M }}, got keys "
+                             f"{sorted(value)}")
+        rising = _threshold_bound(value["rising"], "rising")
+        falling = _threshold_bound(value.get("falling", rising), "falling")
+        if falling > rising:
+            raise ValueError(f"falling ({falling}) must not be above rising ({rising})")
+        return Threshold(metric, rising, falling)
+    rising = _threshold_bound(value, "the threshold")
+    return Threshold(metric, rising, rising)
 
 
 def _bool(value: Any) -> bool:
@@ -211,9 +260,21 @@ def load(path: Optional[Path], overrides: Mapping[str, Any] = {},
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         for section, table in data.items():
-            if not isinstance(table, dict) or section not in {s for s, _ in _KEYS}:
+            if not isinstance(table, dict) or \
+                    section not in {s for s, _ in _KEYS} | {"thresholds"}:
                 raise ConfigError(f"{path}:{_line_of(text, section, None)}: unknown section "
-                                  f"[{section}]; known: libvirt, agentx, poll, agent, traps")
+                                  f"[{section}]; known: libvirt, agentx, poll, agent, traps, "
+                                  f"thresholds")
+            if section == "thresholds":
+                thresholds = []
+                for metric, value in table.items():
+                    try:
+                        thresholds.append(_threshold(metric, value))
+                    except ValueError as exc:
+                        raise ConfigError(f"{path}:{_line_of(text, section, metric)}: "
+                                          f"[thresholds] {metric}: {exc}") from None
+                values["thresholds"] = tuple(thresholds)
+                continue
             for key, value in table.items():
                 spec = _KEYS.get((section, key))
                 where = f"{path}:{_line_of(text, section, key)}: [{section}] {key}"

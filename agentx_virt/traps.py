@@ -20,6 +20,10 @@ What it sends:
   poll finds a new failed or cancelled job in the completed slot.
 * lvxDomainPollStalled (warning) once a domain's data is ``stall_cycles`` polls
   old, lvxDomainPollRecovered (okay) when it is fresh again.
+* lvxDomainThresholdCrossed when a freshly polled metric with a configured
+  threshold rises above its rising value (also at the first poll that finds it
+  there), and lvxDomainThresholdCleared once it is back at or below its falling
+  value: one trap per crossing, however many polls it stays there.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from agentx_virt.collector.events import (
     Lifecycle,
     Reconnected,
 )
-from agentx_virt.config import TRAP_KINDS, Config
+from agentx_virt.config import TRAP_KINDS, Config, Threshold
 from agentx_virt.libvirt_names import (
     DEFINED_DETAILS,
     EVENT_DEFINED,
@@ -53,7 +57,7 @@ from agentx_virt.libvirt_names import (
     reason_name,
     severity,
 )
-from agentx_virt.mib.build import Reject, converter
+from agentx_virt.mib.build import TABLES, Reject, converter
 from agentx_virt.mib.model import Mib
 from agentx_virt.snapshot import DomainStats, Snapshot
 
@@ -71,6 +75,7 @@ class TrapSettings:
     hold_down_s: float = 0.0          # at most one state trap per domain per this long
     stall_cycles: int = 3
     interval_s: float = 10.0
+    thresholds: tuple[Threshold, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class _Domain:
     stalled: bool = False
     failed_job: Optional[tuple[Any, ...]] = None
     persistent_at: float = float("-inf")
+    crossed: set[str] = field(default_factory=set)   # metrics above their threshold
 
 
 class Notifier:
@@ -108,6 +114,8 @@ class Notifier:
         self._events_dropped = events_dropped           # counted on libvirt's thread
         self._dropped_reported = 0
         self._converters: dict[str, Callable[[object], Any]] = {}
+        domain_columns = next(t.columns for t in TABLES if t.entry == "lvxDomainEntry")
+        self._thresholds = [(t, domain_columns[t.metric]) for t in settings.thresholds]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
 
@@ -271,8 +279,10 @@ class Notifier:
             uuid = d.uuid.lower()
             known = self._domains.get(uuid)
             if known is None:
-                self._domains[uuid] = _Domain(d.name, d.state, d.state_reason,
-                                              failed_job=_failed_job(d))
+                known = self._domains[uuid] = _Domain(d.name, d.state, d.state_reason,
+                                                      failed_job=_failed_job(d))
+                if self._thresholds and d.poll_status == "ok":
+                    self._check_thresholds(uuid, known, d)   # already above: say so
                 continue
             known.name = d.name
             if known.state is None and d.state is not None:
@@ -291,6 +301,8 @@ class Notifier:
                     "lvxDomainEventText": job.error_message or "failed",
                 }, _COMPLETED_SLOT)
             known.failed_job = failed
+            if self._thresholds and d.poll_status == "ok":
+                self._check_thresholds(uuid, known, d)
             if self.settings.persistent and known.state is not None and \
                     now - known.persistent_at >= self.settings.interval_s:
                 known.persistent_at = now
@@ -313,6 +325,23 @@ class Notifier:
                 "lvxDomainPollStatus": d.poll_status,
                 "lvxDomainDataAgeSeconds": d.data_age_s or 0,
             })
+
+    def _check_thresholds(self, uuid: str, known: _Domain, d: DomainStats) -> None:
+        for threshold, getter in self._thresholds:
+            value = getter(d)
+            if not isinstance(value, int):
+                continue              # not reported by libvirt this time: no change
+            metric = threshold.metric
+            if metric not in known.crossed and value > threshold.rising:
+                known.crossed.add(metric)
+                self._send("threshold", "lvxDomainThresholdCrossed", uuid, d.name, {
+                    "lvxDomainEventMetric": metric, "lvxDomainEventValue": value,
+                    "lvxDomainEventThreshold": threshold.rising})
+            elif metric in known.crossed and value <= threshold.falling:
+                known.crossed.discard(metric)
+                self._send("threshold", "lvxDomainThresholdCleared", uuid, d.name, {
+                    "lvxDomainEventMetric": metric, "lvxDomainEventValue": value,
+                    "lvxDomainEventThreshold": threshold.falling})
 
     # ------------------------------------------------------------ building traps
 
@@ -359,5 +388,5 @@ def settings_for(config: Config) -> TrapSettings:
     """TrapSettings from the agent's Config."""
     return TrapSettings(kinds=frozenset(config.traps), persistent=config.persistent_traps,
                         hold_down_s=config.hold_down_s, stall_cycles=config.stall_cycles,
-                        interval_s=config.interval_s)
+                        interval_s=config.interval_s, thresholds=config.thresholds)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agentx_virt.config import DEFAULT_STATS, Config, ConfigError, load
+from agentx_virt.config import DEFAULT_STATS, Config, ConfigError, Threshold, load
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -94,10 +94,42 @@ stall_cycles = 5
 
 
 @pytest.mark.parametrize("text, message", [
-    ("[traps]\nenable = [\"state\", \"threshold\"]\n", r"unknown notification kind\(s\)"),
+    ("[traps]\nenable = [\"state\", \"thresholds\"]\n", r"unknown notification kind\(s\)"),
     ("[traps]\npersistent = 1\n", "must be true or false"),
     ("[traps]\nstall_cycles = 0\n", "must be an integer >= 1"),
 ])
 def test_bad_traps_values(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(write(tmp_path, text), environ={})
+
+
+def test_thresholds_section(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+[thresholds]
+lvxDomainCpuUtilVcpus = { rising = 9000, falling = 8000 }
+lvxDomainMemRssKiB = 4194304
+lvxDomainDataAgeSeconds = { rising = 60 }
+""")
+    assert load(path, environ={}).thresholds == (
+        Threshold("lvxDomainCpuUtilVcpus", 9000, 8000),
+        Threshold("lvxDomainMemRssKiB", 4194304, 4194304),
+        Threshold("lvxDomainDataAgeSeconds", 60, 60))
+    assert Config().thresholds == () and "threshold" in Config().traps
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[thresholds]\nlvxDomainName = 5\n", r":2: \[thresholds\] lvxDomainName: not a metric"),
+    ("[thresholds]\nlvxDomainCpuTimeTotalNs = 5\n", "not a metric a threshold can watch"),
+    ("[thresholds]\nlvxDomainMemRssKiB = -1\n", "integer from 0 to 2"),
+    ("[thresholds]\nlvxDomainMemRssKiB = 1.5\n", "integer from 0 to 2"),
+    ("[thresholds]\nlvxDomainMemRssKiB = true\n", "integer from 0 to 2"),
+    ("[thresholds]\nlvxDomainMemRssKiB = { falling = 3 }\n", "rising = N, falling = M"),
+    ("[thresholds]\nlvxDomainMemRssKiB = { rising = 3, above = 4 }\n",
+     "rising = N, falling = M"),
+    ("[thresholds]\nlvxDomainMemRssKiB = { rising = 3, falling = 4 }\n",
+     r"falling \(4\) must not be above rising \(3\)"),
+    ("[threshold]\nlvxDomainMemRssKiB = 3\n", r"unknown section \[threshold\]"),
+])
+def test_bad_thresholds(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(write(tmp_path, text), environ={})

@@ -7,8 +7,11 @@ import queue
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from agentx_virt.agentx.constants import ValueType
 from agentx_virt.agentx.traps import Trap, TrapQueue
 from agentx_virt.collector.events import EventsLost, IoError, Lifecycle, Reconnected
+from agentx_virt.config import THRESHOLD_METRICS, Threshold
+from agentx_virt.mib.build import TABLES
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.snapshot import DomainStats, HostInfo, JobStats, PollInfo, Snapshot
 from agentx_virt.traps import Notifier, SnapshotSeen, TrapSettings
@@ -172,3 +175,54 @@ def test_lost_events_are_logged_by_the_notifier(caplog: Any) -> None:
         notifier._report_dropped_events()
         notifier._report_dropped_events()        # nothing new: no second line
     assert len(caplog.records) == 1 and "3 event(s) lost" in caplog.text
+
+
+def test_threshold_crossed_once_cleared_at_falling_and_only_on_fresh_data() -> None:
+    metric = "lvxDomainCpuUtilVcpus"
+    notifier, traps = make(thresholds=(Threshold(metric, 9000, 8000),))
+
+    def poll(util: int | None, status: str = "ok") -> list[tuple[str, Any, Any]]:
+        notifier.handle(snapshot(domain(cpu_util_vcpus=util, poll_status=status)))
+        return [(named(t), value(t, "lvxDomainEventValue"),
+                 value(t, "lvxDomainEventThreshold")) for t in drain(traps)]
+
+    assert poll(9500) == [("lvxDomainThresholdCrossed", 9500, 9000)]  # the first poll too
+    assert poll(9900) == []                   # still above: no second trap
+    assert poll(8500) == []                   # between falling and rising: still crossed
+    assert poll(None) == []                   # not reported this time: no change
+    assert poll(100, status="timedOut") == []  # last good values are not news
+    assert poll(8000) == [("lvxDomainThresholdCleared", 8000, 8000)]
+    assert poll(9000) == []                   # at rising is not above it
+    assert poll(9001) == [("lvxDomainThresholdCrossed", 9001, 9000)]
+    notifier.handle(snapshot(domain(cpu_util_vcpus=9800)))
+    notifier.handle(snapshot(domain(cpu_util_vcpus=1)))
+    crossed_then_cleared = drain(traps)
+    assert [named(t) for t in crossed_then_cleared] == ["lvxDomainThresholdCleared"]
+    trap = crossed_then_cleared[0]
+    assert value(trap, "lvxDomainEventMetric") == metric.encode()
+    assert value(trap, "lvxDomainName") == b"web-1"
+    assert [vb.name[-1] for vb in trap.varbinds] == [42] * 5     # the domain's row index
+
+
+def test_thresholds_per_metric_and_domain_and_the_kind_switch() -> None:
+    thresholds = (Threshold("lvxDomainMemRssKiB", 1000, 1000),
+                  Threshold("lvxDomainDataAgeSeconds", 30, 0))
+    notifier, traps = make(thresholds=thresholds)
+    other = "6a7e0000-0000-4000-8000-000000000002"
+    notifier.handle(snapshot(domain(mem_rss_kib=2000, data_age_s=0),
+                             domain(index=43, uuid=other, name="db-1", mem_rss_kib=10)))
+    (trap,) = drain(traps)
+    assert (named(trap), value(trap, "lvxDomainName"), value(trap, "lvxDomainEventMetric")) \
+        == ("lvxDomainThresholdCrossed", b"web-1", b"lvxDomainMemRssKiB")
+    quiet, traps = make(thresholds=thresholds, kinds=frozenset({"state"}))
+    quiet.handle(snapshot(domain(mem_rss_kib=2000)))
+    assert drain(traps) == []
+
+
+def test_threshold_metrics_are_gauges_of_the_domain_table_the_builder_fills() -> None:
+    columns = next(t.columns for t in TABLES if t.entry == "lvxDomainEntry")
+    for metric in THRESHOLD_METRICS:
+        syntax = MIB.object(metric).syntax
+        assert metric in columns, metric
+        assert syntax is not None and (syntax.base is ValueType.GAUGE32 or
+                                       syntax.tc == "CounterBasedGauge64"), metric

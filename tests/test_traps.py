@@ -13,14 +13,15 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import libvirt
 import pytest
 
-from agentx_virt.config import Config
+from agentx_virt.config import Config, Threshold
 from agentx_virt.daemon import Agent, AgentThread
 from agentx_virt.libvirtd import PrivateLibvirtd
 from agentx_virt.mib.model import shipped_mib
@@ -105,14 +106,14 @@ class Stack:
     agent: Agent
 
 
-@pytest.fixture
-def stack(host: Host, short_tmp: Path) -> Iterator[Stack]:
+@contextmanager
+def running_stack(host: Host, workdir: Path, **settings: Any) -> Iterator[Stack]:
     # TCP from snmpd to snmptrapd: UDP drops traps in a burst once snmptrapd's socket
     # buffer is full (measured: 1,340 of 2,000 arrived over UDP, all 2,000 left the agent).
-    trapd = PrivateSnmptrapd(short_tmp / "trapd", transport="tcp").start()
-    snmpd = PrivateSnmpd(short_tmp / "snmpd", trap_port=trapd.port, trap_transport="tcp").start()
+    trapd = PrivateSnmptrapd(workdir / "trapd", transport="tcp").start()
+    snmpd = PrivateSnmpd(workdir / "snmpd", trap_port=trapd.port, trap_transport="tcp").start()
     agent = Agent(Config(uri=host.uri, agentx=snmpd.agentx_address, interval_s=1,
-                         domain_timeout_s=0.5, state_dir=short_tmp / "state"))
+                         domain_timeout_s=0.5, state_dir=workdir / "state", **settings))
     running = AgentThread(agent).start()
     try:
         assert running.wait_ready(30)
@@ -121,6 +122,12 @@ def stack(host: Host, short_tmp: Path) -> Iterator[Stack]:
         running.stop()
         snmpd.stop()
         trapd.stop()
+
+
+@pytest.fixture
+def stack(host: Host, short_tmp: Path) -> Iterator[Stack]:
+    with running_stack(host, short_tmp) as running:
+        yield running
 
 
 def row_of(stack: Stack, name: str) -> str:
@@ -159,6 +166,46 @@ def test_each_transition_sends_one_trap_with_the_state_from_the_event(
         assert r.values["lvxDomainUuid"].replace(" ", "").lower() == uuid_hex
         reason_code = int(r.values["lvxDomainStateReason"])
         assert reason_code > 0
+
+
+def test_a_threshold_is_crossed_once_and_cleared_below_its_falling_value(
+        host: Host, short_tmp: Path) -> None:
+    dom = host.conn.lookupByName("vm0019")
+    if not dom.isActive():
+        dom.create()
+    # vm0019 may have 2 GiB, the other vmNNNN domains at most 1 GiB (KiB below); the
+    # driver's own "test" domain, with 2 GiB, is left out.
+    dom.setMemory(1048576)
+    rising, falling = 1500000, 900000
+    with running_stack(host, short_tmp, exclude=("test",), thresholds=(
+            Threshold("lvxDomainMemoryCurrentKiB", rising, falling),)) as stack:
+        index = row_of(stack, "vm0019")
+
+        def mine() -> list[Received]:
+            return [r for r in ours(stack.trapd.traps()) if r.trap.startswith(
+                "lvxDomainThreshold") and r.values["lvxDomainName"] == "vm0019"]
+
+        time.sleep(2.5)                                     # two polls below: nothing
+        assert mine() == []
+        dom.setMemory(1800000)
+        wait_for(lambda: len(mine()) == 1, 20)
+        dom.setMemory(1200000)                              # between the two: no trap
+        time.sleep(2.5)
+        dom.setMemory(800000)
+        wait_for(lambda: len(mine()) == 2, 20)
+        time.sleep(2.5)                                     # stays below: nothing more
+        crossed, cleared = mine()
+        assert (crossed.trap, cleared.trap) == ("lvxDomainThresholdCrossed",
+                                                "lvxDomainThresholdCleared")
+        assert [(r.values["lvxDomainEventMetric"], r.values["lvxDomainEventValue"],
+                 r.values["lvxDomainEventThreshold"]) for r in (crossed, cleared)] == [
+            ("lvxDomainMemoryCurrentKiB", "1800000", str(rising)),
+            ("lvxDomainMemoryCurrentKiB", "800000", str(falling))]
+        assert crossed.instance == cleared.instance == index
+        others = [r for r in ours(stack.trapd.traps()) if r.trap.startswith(
+            "lvxDomainThreshold") and r.values["lvxDomainName"] != "vm0019"]
+        assert others == []                                 # the rest stay at or below 1 GiB
+    dom.setMemory(1048576)
 
 
 def test_define_and_undefine_have_their_own_notifications(host: Host, stack: Stack) -> None:
