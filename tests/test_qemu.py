@@ -9,10 +9,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import libvirt
 import pytest
 
+from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.poller import Poller
 from agentx_virt.config import Config
 from agentx_virt.daemon import Agent, AgentThread
@@ -64,6 +66,33 @@ def test_bulk_stats_path(libvirtd: PrivateLibvirtd) -> None:
         nic = d.interfaces[0]
         assert nic.target == f"tap{name[1]}" and nic.mac == f"52:54:00:aa:00:0{name[1]}"
         assert nic.rx_bytes is not None
+
+
+def test_disk_errors_are_asked_only_of_paused_qemu_domains(
+        libvirtd: PrivateLibvirtd, monkeypatch: pytest.MonkeyPatch) -> None:
+    """QEMU keeps a disk's I/O error status only while the error has the guest stopped."""
+    asked: list[str] = []
+    original = Connection.call
+
+    def call(self: Connection, what: str, function: Any, *args: Any) -> Any:
+        if what.startswith("diskErrors of "):
+            asked.append(what.split(" of ", 1)[1])
+        return original(self, what, function, *args)
+
+    monkeypatch.setattr(Connection, "call", call)
+    snapshot = poll(libvirtd.uri)
+    assert asked == []
+    assert [domain(snapshot, n).disk_errors for n in ("q1", "q2")] == [(), ()]
+    conn = libvirt.open(libvirtd.uri)
+    q1 = conn.lookupByName("q1")
+    q1.suspend()
+    try:
+        snapshot = poll(libvirtd.uri)
+        assert asked == ["q1"]                     # paused: asked, and it has none
+        assert domain(snapshot, "q1").disk_errors == () and domain(snapshot, "q1").state == 3
+    finally:
+        q1.resume()
+        conn.close()
 
 
 def test_job_stats_during_a_dump_and_after_a_managed_save(libvirtd: PrivateLibvirtd,

@@ -85,7 +85,7 @@ class Poller:
         self._results: dict[int, ReaderResult] = {}
         self._tables_changed: Optional[datetime] = None
         self._last_forget = time.monotonic()
-        self.readers = [Reader(k, config, self._assignment(k), self._host_cpus, self._publish)
+        self.readers = [Reader(k, config, self._assignment(k), self._host_info, self._publish)
                         for k in range(config.instances)]
         self._thread = threading.Thread(target=self._run, name="partitioner", daemon=True)
 
@@ -136,8 +136,8 @@ class Poller:
                 return list(self._by_reader.get(reader, ()))
         return domains
 
-    def _host_cpus(self) -> Optional[int]:
-        return self._host.host_cpus
+    def _host_info(self) -> HostInfo:
+        return self._host
 
     def _connection(self) -> Connection:
         if self._conn is not None and self._conn.alive:

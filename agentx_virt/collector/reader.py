@@ -37,7 +37,7 @@ from agentx_virt.collector.layout import Layout
 from agentx_virt.collector.sample import ACTIVE_STATES, CallMemo, Sample, sample_domain
 from agentx_virt.config import Config
 from agentx_virt.record import slotted
-from agentx_virt.snapshot import DomainStats
+from agentx_virt.snapshot import DomainStats, HostInfo
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +83,13 @@ class _History:
 
 class Reader:
     def __init__(self, number: int, config: Config, assignment: Callable[[], list[DomainRef]],
-                 host_cpus: Callable[[], Optional[int]],
+                 host: Callable[[], HostInfo],
                  publish: Callable[[ReaderResult], None]) -> None:
         self.number = number
         self.config = config
         self.name = f"reader-{number}"
         self._assignment = assignment
-        self._host_cpus = host_cpus
+        self._host = host             # the partitioner's view of the host (CPUs, driver)
         self._publish = publish
         self._stop = threading.Event()
         self._control: Optional[Connection] = None
@@ -248,7 +248,8 @@ class Reader:
             # The record is made here on the worker, so a cycle holds each domain's
             # statistics once (not also the field values until every domain is done).
             return self._fresh(ref, sample_domain(monitor, dom, ref.uuid, ref.name, ref.layout,
-                                                  self.config.wants, self._memo), wall)
+                                                  self.config.wants, self._memo,
+                                                  self._host().hypervisor_type), wall)
         return sample
 
     def _check_control(self, conn: Connection, dom: libvirt.virDomain, name: str) -> None:
@@ -304,7 +305,7 @@ class Reader:
                 used_ns = cpu - previous_cpu
                 if elapsed_ns > 0:
                     vcpus = values.get("vcpus_current") or len(values.get("vcpus", ())) or None
-                    host_cpus = self._host_cpus()
+                    host_cpus = self._host().host_cpus
                     if vcpus:
                         util_vcpus = min(10000, round(used_ns * 10000 / (elapsed_ns * vcpus)))
                     if host_cpus:

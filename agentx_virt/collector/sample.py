@@ -30,6 +30,7 @@ from agentx_virt.snapshot import (
 )
 
 ACTIVE_STATES = frozenset({1, 2, 3, 4, 7})   # running, blocked, paused, shutdown, pmsuspended
+PAUSED = 3
 # Reading the completed job's statistics deletes them in libvirt unless KEEP_COMPLETED is
 # given: without it the row would vanish at the next read, and so would what
 # `virsh domjobinfo --completed` shows an operator.
@@ -155,7 +156,8 @@ def _bulk_groups(wants: Callable[[str], bool]) -> int:
 
 
 def sample_domain(conn: Connection, dom: libvirt.virDomain, uuid: str, name: str,
-                  layout: Layout, wants: Callable[[str], bool], memo: CallMemo) -> Sample:
+                  layout: Layout, wants: Callable[[str], bool], memo: CallMemo,
+                  hypervisor: Optional[str] = None) -> Sample:
     """Everything selected about one domain: DomainStats fields but the index and poll ones.
 
     Raises:
@@ -237,9 +239,15 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, uuid: str, name: str
     if wants("disk"):
         values["disks"] = _disks(calls, uuid, record, layout, active)
     if wants("disk_err") and active:
-        errors = calls.get("diskErrors", dom.diskErrors, 0) or {}
-        values["disk_errors"] = tuple(DiskError(str(t), int(c))
-                                      for t, c in sorted(errors.items()) if int(c) != 0)
+        if hypervisor == "QEMU" and values["state"] != PAUSED:
+            # QEMU records a disk's I/O error status only when the error stops the guest
+            # (error policy stop/enospc) and clears it when the guest continues, so a
+            # domain that is not paused has none to report: no monitor call for it.
+            values["disk_errors"] = ()
+        else:
+            errors = calls.get("diskErrors", dom.diskErrors, 0) or {}
+            values["disk_errors"] = tuple(DiskError(str(t), int(c))
+                                          for t, c in sorted(errors.items()) if int(c) != 0)
 
     # Interfaces
     if wants("interface"):
