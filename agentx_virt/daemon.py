@@ -24,7 +24,7 @@ from agentx_virt.config import Config
 from agentx_virt.domain_index import DomainIndexRegistry, StateFileError
 from agentx_virt.mib.build import build_table
 from agentx_virt.mib.model import Mib, shipped_mib
-from agentx_virt.snapshot import Snapshot
+from agentx_virt.snapshot import Snapshot, uuid_key
 from agentx_virt.traps import Notifier, settings_for
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class Agent:
         self.stop_requested.set()
 
     def _index_of(self, uuid: str) -> int:
-        return self.registry.assign([uuid], time.time())[uuid.lower()]
+        return self.registry.assign([uuid], time.time())[uuid_key(uuid)]
 
     def _event_dropped(self, record: object) -> None:
         # libvirt's event thread: count only; the notifier reports drops in the MIB.

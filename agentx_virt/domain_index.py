@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from agentx_virt.record import slotted
+from agentx_virt.snapshot import uuid_key
+
 log = logging.getLogger(__name__)
 
 MAX_INDEX = 2**31 - 1
@@ -29,10 +32,11 @@ class StateFileError(Exception):
     """The state file exists but cannot be used; the message names it and says why."""
 
 
-@dataclass(frozen=True)
+@slotted
+@dataclass
 class _Known:
     index: int
-    last_seen: float
+    last_seen: float          # updated in place at each sighting
 
 
 class DomainIndexRegistry:
@@ -52,16 +56,17 @@ class DomainIndexRegistry:
         with self._lock:
             in_use: Optional[set[int]] = None      # made once, when a new UUID needs it
             for key in uuids:
-                key = key.lower()
+                key = uuid_key(key)
                 known = self._known.get(key)
                 if known is not None:
+                    known.last_seen = now
                     index = known.index
                 else:
                     if in_use is None:
                         in_use = {k.index for k in self._known.values()}
                     index = self._fresh_index(in_use)
                     in_use.add(index)
-                self._known[key] = _Known(index, now)
+                    self._known[key] = _Known(index, now)
                 result[key] = index
         return result
 
@@ -110,7 +115,7 @@ class DomainIndexRegistry:
             if index in seen_indexes:
                 raise ValueError(f"index {index} is given to two domains")
             seen_indexes.add(index)
-            registry._known[str(key).lower()] = _Known(index, float(last_seen))
+            registry._known[uuid_key(str(key))] = _Known(index, float(last_seen))
         next_index = data["next_index"]
         if not isinstance(next_index, int) or not 1 <= next_index <= MAX_INDEX:
             raise ValueError(f"next_index {next_index!r} is outside 1..{MAX_INDEX}")

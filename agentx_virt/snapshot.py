@@ -16,6 +16,14 @@ from typing import Optional
 from agentx_virt.record import slotted
 
 
+def uuid_key(uuid: str) -> str:
+    """The lower-case form of a UUID, as the same string object when it already is one
+    (libvirt's are): tables keyed by UUID then share the string instead of each
+    holding a copy per domain."""
+    lowered = uuid.lower()
+    return uuid if lowered == uuid else lowered
+
+
 @slotted
 @dataclass(frozen=True)
 class HostInfo:

@@ -59,7 +59,8 @@ from agentx_virt.libvirt_names import (
 )
 from agentx_virt.mib.build import TABLES, Reject, converter
 from agentx_virt.mib.model import Mib
-from agentx_virt.snapshot import DomainStats, Snapshot
+from agentx_virt.record import slotted
+from agentx_virt.snapshot import DomainStats, Snapshot, uuid_key
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class SnapshotSeen:
     at: float = field(default_factory=time.monotonic)
 
 
+@slotted
 @dataclass
 class _Domain:
     name: str
@@ -95,7 +97,7 @@ class _Domain:
     stalled: bool = False
     failed_job: Optional[tuple[Any, ...]] = None
     persistent_at: float = float("-inf")
-    crossed: set[str] = field(default_factory=set)   # metrics above their threshold
+    crossed: tuple[str, ...] = ()                # metrics above their threshold
 
 
 class Notifier:
@@ -187,7 +189,7 @@ class Notifier:
         return domain
 
     def _lifecycle(self, event: Lifecycle) -> None:
-        uuid = event.uuid.lower()
+        uuid = uuid_key(event.uuid)
         if event.event == EVENT_DEFINED:
             self._domain(uuid, event.name)
             self._send("define", "lvxDomainDefined", uuid, event.name, {
@@ -249,7 +251,7 @@ class Notifier:
                 self._send_state(uuid, domain, state, reason, previous)
 
     def _io_error(self, event: IoError) -> None:
-        uuid = event.uuid.lower()
+        uuid = uuid_key(event.uuid)
         domain = self._domain(uuid, event.name)
         action = detail_name(IO_ERROR_ACTIONS, event.action)
         self._send("io_error", "lvxDomainIoError", uuid, domain.name, {
@@ -260,7 +262,7 @@ class Notifier:
         })
 
     def _job_completed(self, event: JobCompleted) -> None:
-        uuid = event.uuid.lower()
+        uuid = uuid_key(event.uuid)
         stats = dict(event.stats)
         elapsed = stats.get("time_elapsed")
         self._send("job", "lvxDomainJobCompleted", uuid, event.name, {
@@ -276,7 +278,7 @@ class Notifier:
         now = time.monotonic()
         stall_s = self.settings.stall_cycles * self.settings.interval_s
         for d in snapshot.domains:
-            uuid = d.uuid.lower()
+            uuid = uuid_key(d.uuid)
             known = self._domains.get(uuid)
             if known is None:
                 known = self._domains[uuid] = _Domain(d.name, d.state, d.state_reason,
@@ -333,12 +335,12 @@ class Notifier:
                 continue              # not reported by libvirt this time: no change
             metric = threshold.metric
             if metric not in known.crossed and value > threshold.rising:
-                known.crossed.add(metric)
+                known.crossed += (metric,)
                 self._send("threshold", "lvxDomainThresholdCrossed", uuid, d.name, {
                     "lvxDomainEventMetric": metric, "lvxDomainEventValue": value,
                     "lvxDomainEventThreshold": threshold.rising})
             elif metric in known.crossed and value <= threshold.falling:
-                known.crossed.discard(metric)
+                known.crossed = tuple(m for m in known.crossed if m != metric)
                 self._send("threshold", "lvxDomainThresholdCleared", uuid, d.name, {
                     "lvxDomainEventMetric": metric, "lvxDomainEventValue": value,
                     "lvxDomainEventThreshold": threshold.falling})

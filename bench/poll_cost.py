@@ -3,7 +3,8 @@ and the AgentX walk rate of the domain table, against a private (remote) libvirt
 
 The libvirtd runs in its own process (``agentx_virt.libvirtd``), so its CPU and
 memory are not counted as ours, as on a real host.  Test-driver domains are
-defined on its shared ``test:///default`` driver; two QEMU/TCG domains are
+defined on its shared ``test:///default`` driver; QEMU/TCG domains (two, or
+``--qemu-domains N``: with few, the fixed cost of a cycle weighs on each) are
 started on its QEMU driver.  Needs root (the private libvirtd).
 
     python bench/poll_cost.py --domains 1000 --walk-domains 1000 5000
@@ -153,6 +154,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workers", type=int, default=Config.workers,
                         help="worker threads per reader (default: the config default)")
     parser.add_argument("--walk-domains", type=int, nargs="*", default=[1000, 5000])
+    parser.add_argument("--qemu-domains", type=int, default=2,
+                        help="QEMU/TCG domains to start (64 MiB each)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     libvirt.registerErrorHandler(lambda _c, _e: None, None)
@@ -161,8 +164,8 @@ def main(argv: list[str]) -> int:
         test_uri = daemon.test_uri
         holder = libvirt.open(test_uri)
         define_test_domains(holder, args.domains)
-        daemon.start_domain("q1", 1)
-        daemon.start_domain("q2", 2)
+        for number in range(1, args.qemu_domains + 1):
+            daemon.start_domain(f"q{number}", number)
         poll_ms, build_ms, counted = cpu_per_domain_cycle(test_uri, args.cycles, args.workers)
         print(f"remote test driver, {counted} domains (1 built in): poll {poll_ms:.3f} ms CPU per "
               f"domain per cycle, table build {build_ms:.3f} ms, total "

@@ -8,7 +8,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -18,6 +18,7 @@ from agentx_virt.agentx.codec import Decoder, encode
 from agentx_virt.agentx.session import AgentXSession, SessionConfig, SessionThread
 from agentx_virt.agentx.store import OidTable, ServedStore
 from agentx_virt.agentx.traps import TrapQueue
+from agentx_virt.collector.connection import Connection
 from agentx_virt.libvirtd import PrivateLibvirtd, available
 from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd
 from agentx_virt.oid import OID
@@ -31,6 +32,21 @@ def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"condition not met within {timeout:g} s")
+
+
+def domains_asked(monkeypatch: pytest.MonkeyPatch, api: str) -> list[str]:
+    """The names of the domains the collector calls ``api`` for, in call order, from now
+    on (a list that fills as the calls are made)."""
+    asked: list[str] = []
+    original = Connection.call
+
+    def call(self: Connection, what: str, function: Any, *args: Any) -> Any:
+        if what.startswith(f"{api} of "):
+            asked.append(what.split(" of ", 1)[1])
+        return original(self, what, function, *args)
+
+    monkeypatch.setattr(Connection, "call", call)
+    return asked
 
 
 def private_libvirtd(factory: pytest.TempPathFactory, who: str) -> PrivateLibvirtd:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 import libvirt
 import pytest
 
-from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.poller import LAYOUT_REFRESH_CYCLES, Poller, reader_for, selected
 from agentx_virt.collector.sample import ACTIVE_STATES
 from agentx_virt.config import DEFAULT_STATS, Config
 from agentx_virt.snapshot import DomainStats, Snapshot
 from agentx_virt.testdriver import domain_uuid, node_xml
+
+from .conftest import domains_asked
 
 DOMAINS = 30
 
@@ -152,15 +152,7 @@ def test_an_unchanged_domain_keeps_its_objects_when_listed_and_read_again(node: 
 
 def test_control_info_is_skipped_for_domains_shut_off_at_their_last_poll(
         node: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    asked: list[str] = []
-    original = Connection.call
-
-    def call(self: Connection, what: str, function: Any, *args: Any) -> Any:
-        if what.startswith("controlInfo of "):
-            asked.append(what.split(" of ", 1)[1])
-        return original(self, what, function, *args)
-
-    monkeypatch.setattr(Connection, "call", call)
+    asked = domains_asked(monkeypatch, "controlInfo")
     poller = Poller(Config(uri=node, interval_s=5, domain_timeout_s=2), lambda _s: None)
     poller.partition_once()
     for reader in poller.readers:

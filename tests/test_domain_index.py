@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agentx_virt.domain_index import DomainIndexRegistry, StateFileError
+from agentx_virt.snapshot import uuid_key
 
 A, B, C = ("6695eb01-f6a4-8304-79aa-97f2502e193f", "0e6ce3a6-9d8f-4bd4-a3b5-1c2a6d5e7f80",
            "11111111-2222-4333-8444-555555555555")
@@ -71,3 +72,12 @@ def test_long_unseen_domains_are_forgotten() -> None:
     registry.assign([B], now=100)
     assert registry.forget_unseen(now=150, after_s=120) == [A]
     assert registry.assign([A], now=151) == {A: 3}           # a new index, not 1 again
+
+
+def test_uuid_keys_are_lower_case_and_share_the_string_when_they_already_are() -> None:
+    text = "6a7e0000-0000-4000-8000-0000000000ab"
+    assert uuid_key(text) is text
+    assert uuid_key(text.upper()) == text
+    registry = DomainIndexRegistry()
+    (key,) = registry.assign([text], now=1)
+    assert key is text

@@ -9,12 +9,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import libvirt
 import pytest
 
-from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.poller import Poller
 from agentx_virt.config import Config
 from agentx_virt.daemon import Agent, AgentThread
@@ -24,7 +22,7 @@ from agentx_virt.netsnmp import PrivateSnmpd, snmp_tool
 from agentx_virt.oid import format_oid
 from agentx_virt.snapshot import DomainStats, Snapshot
 
-from .conftest import private_libvirtd, wait_for
+from .conftest import domains_asked, private_libvirtd, wait_for
 
 pytestmark = pytest.mark.peers
 MIB = shipped_mib()
@@ -71,15 +69,7 @@ def test_bulk_stats_path(libvirtd: PrivateLibvirtd) -> None:
 def test_disk_errors_are_asked_only_of_paused_qemu_domains(
         libvirtd: PrivateLibvirtd, monkeypatch: pytest.MonkeyPatch) -> None:
     """QEMU keeps a disk's I/O error status only while the error has the guest stopped."""
-    asked: list[str] = []
-    original = Connection.call
-
-    def call(self: Connection, what: str, function: Any, *args: Any) -> Any:
-        if what.startswith("diskErrors of "):
-            asked.append(what.split(" of ", 1)[1])
-        return original(self, what, function, *args)
-
-    monkeypatch.setattr(Connection, "call", call)
+    asked = domains_asked(monkeypatch, "diskErrors")
     snapshot = poll(libvirtd.uri)
     assert asked == []
     assert [domain(snapshot, n).disk_errors for n in ("q1", "q2")] == [(), ()]

@@ -28,7 +28,7 @@ from agentx_virt.collector.layout import Layout, parse_layout
 from agentx_virt.collector.reader import DomainRef, Reader, ReaderResult
 from agentx_virt.config import Config
 from agentx_virt.domain_index import DomainIndexRegistry, StateFileError
-from agentx_virt.snapshot import DomainStats, HostInfo, PollInfo, Snapshot
+from agentx_virt.snapshot import DomainStats, HostInfo, PollInfo, Snapshot, uuid_key
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ class Poller:
         refs: dict[str, DomainRef] = {}
         for uuid, (name, layout) in found.items():
             ref = DomainRef(uuid, name, layout, reader_for(layout.tag, self.config.instances),
-                            indexes[uuid.lower()])
+                            indexes[uuid_key(uuid)])
             known = self._refs.get(uuid)
             # An unchanged domain keeps its DomainRef, whose strings the statistics share.
             refs[uuid] = known if known == ref else ref
