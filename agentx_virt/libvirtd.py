@@ -47,6 +47,25 @@ _DOMAIN = """<domain type='qemu'>
 </domain>"""
 
 
+# A guest that crashes at once: its boot sector (x86 real mode) writes 1 ("guest
+# panicked") to the ISA pvpanic device at port 0x505, then loops:
+#   mov dx, 0x505 / mov al, 1 / out dx, al / jmp $
+_PANIC_BOOT_CODE = bytes.fromhex("BA0505B001EEEBFE")
+_PANICKING_DOMAIN = """<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+  <on_crash>preserve</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'><driver name='qemu' type='raw'/>
+      <source file='{image}'/><target dev='vda' bus='virtio'/></disk>
+    <panic model='isa'><address type='isa' iobase='0x505'/></panic>
+  </devices>
+</domain>"""
+
+
 def available() -> Optional[str]:
     """None when a private libvirtd can run here, else why not."""
     if os.geteuid() != 0:
@@ -120,6 +139,22 @@ class PrivateLibvirtd:
             dom = conn.defineXML(_DOMAIN.format(name=name, image=image,
                                                 mac=f"52:54:00:aa:00:{number:02x}",
                                                 tap=f"tap{number}"))
+            self.domains.append(name)
+            dom.create()
+        finally:
+            conn.close()
+
+    def start_panicking_domain(self, name: str) -> None:
+        """Define and start a QEMU/TCG domain whose guest panics as soon as it boots (in
+        under a second here); with ``on_crash`` preserve, libvirt then reports it
+        crashed (reason panicked) and keeps it in that state."""
+        image = self.root / "images" / f"{name}.img"
+        image.parent.mkdir(parents=True, exist_ok=True)
+        sector = _PANIC_BOOT_CODE + bytes(510 - len(_PANIC_BOOT_CODE)) + b"\x55\xaa"
+        image.write_bytes(sector + bytes(1024 * 1024 - len(sector)))
+        conn = libvirt.open(self.uri)
+        try:
+            dom = conn.defineXML(_PANICKING_DOMAIN.format(name=name, image=image))
             self.domains.append(name)
             dom.create()
         finally:

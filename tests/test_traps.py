@@ -25,7 +25,13 @@ from agentx_virt.config import Config, Threshold
 from agentx_virt.daemon import Agent, AgentThread
 from agentx_virt.libvirtd import PrivateLibvirtd
 from agentx_virt.mib.model import shipped_mib
-from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd, snmp_command, tool_env
+from agentx_virt.netsnmp import (
+    PrivateSnmpd,
+    PrivateSnmptrapd,
+    snmp_command,
+    snmp_tool,
+    tool_env,
+)
 from agentx_virt.oid import format_oid
 from agentx_virt.testdriver import define_domain
 
@@ -335,6 +341,37 @@ def test_qemu_domain_transitions_and_a_completed_save_job(host: Host, short_tmp:
         assert [r.values["lvxJobOperation"] for r in jobs] == [str(operations["save"])]
     finally:
         conn.close()
+        running.stop()
+        snmpd.stop()
+        trapd.stop()
+
+
+def test_a_guest_panic_is_a_crashed_state_change_with_failure_severity(
+        host: Host, short_tmp: Path) -> None:
+    """A real crash: the guest's boot sector reports a panic through the pvpanic device."""
+    daemon = host.libvirtd
+    trapd = PrivateSnmptrapd(short_tmp / "trapd4", transport="tcp").start()
+    snmpd = PrivateSnmpd(short_tmp / "snmpd4", trap_port=trapd.port, trap_transport="tcp").start()
+    agent = Agent(Config(uri=daemon.uri, agentx=snmpd.agentx_address, interval_s=1,
+                         domain_timeout_s=0.5, state_dir=short_tmp / "state4"))
+    running = AgentThread(agent).start()
+    try:
+        assert running.wait_ready(30)
+        daemon.start_panicking_domain("qp")
+
+        def mine() -> list[Received]:
+            return [r for r in received(trapd) if r.values["lvxDomainName"] == "qp"]
+        wait_for(lambda: any(r.values["lvxDomainState"] == "6" for r in mine()), 30)
+        crashed = [r for r in mine() if r.values["lvxDomainState"] == "6"]
+        assert [(r.values["lvxDomainStateReasonText"], r.values["lvxDomainPreviousState"],
+                 r.values["lvxDomainSeverity"]) for r in crashed] == [("panicked", "1", "3")]
+        # A poll agrees: lvxDomainState crashed(6), reason panicked(1), severity failure(3).
+        row = crashed[0].instance
+        cells = [f"{oid_of(n)}.{row}" for n in ("lvxDomainState", "lvxDomainStateReason",
+                                                 "lvxDomainSeverity")]
+        wait_for(lambda: snmp_tool("snmpget", snmpd.agent, *cells, options=["-Oqv"])
+                 .stdout.split() == ["6", "1", "3"], 15)
+    finally:
         running.stop()
         snmpd.stop()
         trapd.stop()
