@@ -74,6 +74,7 @@ class _Polled(NamedTuple):
     problems: tuple[str, ...]     # failures worth a log line
 
 
+@slotted
 @dataclass
 class _History:
     stats: DomainStats            # the last good stats, as published
