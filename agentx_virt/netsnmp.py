@@ -212,17 +212,20 @@ class PrivateSnmptrapd:
     are dropped when snmptrapd's receive buffer overflows).
     """
 
-    def __init__(self, workdir: Path, transport: str = "udp") -> None:
+    def __init__(self, workdir: Path, transport: str = "udp",
+                 extra_config: Sequence[str] = ()) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.transport = transport
+        self.extra_config = tuple(extra_config)     # e.g. a traphandle line
         self.port = free_port(socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM)
         self.log_path = self.workdir / "snmptrapd.log"
         self.process: Optional[subprocess.Popen[bytes]] = None
 
     def start(self, timeout: float = 10.0) -> PrivateSnmptrapd:
         config = self.workdir / "snmptrapd.conf"
-        config.write_text("disableAuthorization yes\ndoNotLogTraps no\n")
+        config.write_text("disableAuthorization yes\ndoNotLogTraps no\n"
+                          + "".join(f"{line}\n" for line in self.extra_config))
         env = tool_env()
         env["SNMP_PERSISTENT_DIR"] = str(self.workdir / "persist")
         self.log_path.write_text("")

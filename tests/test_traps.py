@@ -8,6 +8,7 @@ agent sees; QEMU/TCG domains on the same daemon cover a libvirtd restart.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -212,6 +213,76 @@ def test_a_threshold_is_crossed_once_and_cleared_below_its_falling_value(
             "lvxDomainThreshold") and r.values["lvxDomainName"] != "vm0019"]
         assert others == []                                 # the rest stay at or below 1 GiB
     dom.setMemory(1048576)
+
+
+SNMPTT_INI = """[General]
+mode = standalone
+multiple_event = 1
+dns_enable = 0
+net_snmp_perl_enable = 0
+[Logging]
+stdout_enable = 0
+log_enable = 1
+log_file = {log}
+log_system_enable = 0
+unknown_trap_log_enable = 1
+unknown_trap_log_file = {unknown}
+syslog_enable = 0
+syslog_system_enable = 0
+[Debugging]
+DEBUGGING = 0
+[TrapFiles]
+snmptt_conf_files = <<END
+{conf}
+END
+"""
+
+
+def test_the_packaged_snmptt_example_formats_state_changes(host: Host, short_tmp: Path) -> None:
+    """snmptrapd hands each trap to snmptt (standalone mode) with packaging's definitions."""
+    snmptt = shutil.which("snmptt") or "/usr/sbin/snmptt"
+    if not Path(snmptt).exists():
+        pytest.fail("snmptt is not installed (tests/run.sh installs Debian's snmptt)")
+    work = short_tmp / "snmptt"
+    work.mkdir()
+    log, unknown = work / "snmptt.log", work / "unknown.log"
+    conf = Path(__file__).resolve().parents[1] / "packaging" / "snmptt.conf.example"
+    ini = work / "snmptt.ini"
+    ini.write_text(SNMPTT_INI.format(log=log, unknown=unknown, conf=conf))
+    trapd = PrivateSnmptrapd(work / "trapd", transport="tcp",
+                             extra_config=[f"traphandle default {snmptt} --ini={ini}"]).start()
+    snmpd = PrivateSnmpd(work / "snmpd", trap_port=trapd.port, trap_transport="tcp").start()
+    agent = Agent(Config(uri=host.uri, agentx=snmpd.agentx_address, interval_s=1,
+                         domain_timeout_s=0.5, state_dir=work / "state"))
+    running = AgentThread(agent).start()
+    dom = host.conn.lookupByName("vm0017")
+    try:
+        assert running.wait_ready(30)
+        if not dom.isActive():
+            dom.create()
+        time.sleep(0.5)
+        uuid = dom.UUIDString()
+        dom.suspend()
+        dom.resume()
+
+        def lines() -> list[str]:
+            return [line for line in (log.read_text() if log.exists() else "").splitlines()
+                    if "vm0017" in line]
+        wait_for(lambda: len(lines()) >= 2, 30)
+        paused, running_again = lines()[:2]
+        # snmptt's log line: date, trap OID, severity (the EVENT whose MATCH on the
+        # severity varbind held), category, host, then the FORMAT text.
+        trap_oid = notification_oid("lvxDomainStateChange")
+        assert f'{trap_oid} Warning "Status Events"' in paused
+        assert "- Domain vm0017 (" in paused and "is now state 3 (user), was state 1" in paused
+        assert f'{trap_oid} Normal "Status Events"' in running_again
+        assert "is now state 1 (unpaused), was state 3" in running_again
+        assert uuid.replace("-", "")[:8].upper() in paused.replace(" ", "").upper()
+        assert not unknown.exists() or "vm0017" not in unknown.read_text()
+    finally:
+        running.stop()
+        snmpd.stop()
+        trapd.stop()
 
 
 def test_define_and_undefine_have_their_own_notifications(host: Host, stack: Stack) -> None:
