@@ -39,8 +39,9 @@ class Task:
     """One domain's work in one cycle."""
 
     def __init__(self, key: str, function: Callable[[], Any], context: object = None,
-                 label: Optional[str] = None) -> None:
+                 label: Optional[str] = None, slot: Optional[int] = None) -> None:
         self.key = key
+        self.slot = slot                  # the worker slot; None: by the key's hash
         self.label = label or key         # for log lines, e.g. the domain's name
         self.function = function
         self.context = context            # e.g. the connection the task uses
@@ -100,8 +101,10 @@ class Guard:
             if running is not None:
                 return False
             self._in_flight[task.key] = task
+            if task.slot is None or not 0 <= task.slot < self.workers:
+                task.slot = self.slot(task.key)
             self._ensure_workers()
-        self._queues[self._slot(task.key)].put(task)
+        self._queues[task.slot].put(task)
         return True
 
     def wait(self, tasks: list[Task], deadline_s: float, cycle_end: float) -> None:
@@ -162,7 +165,8 @@ class Guard:
 
     # ------------------------------------------------------------ internals
 
-    def _slot(self, key: str) -> int:
+    def slot(self, key: str) -> int:
+        """The worker slot a task with this key goes to (unless it names one)."""
         return hash(key) % self.workers
 
     def _ensure_workers(self) -> None:
@@ -193,7 +197,7 @@ class Guard:
             task.abandoned = True
             self._settle(task)
             self._abandoned += 1
-            self._slot_abandoned[self._slot(task.key)] += 1
+            self._slot_abandoned[self.slot(task.key) if task.slot is None else task.slot] += 1
             if self._on_abandoned is not None:
                 self._on_abandoned(task)
             self._ensure_workers()

@@ -34,7 +34,14 @@ from agentx_virt.collector.errors import (
 )
 from agentx_virt.collector.guard import Guard, Task
 from agentx_virt.collector.layout import Layout
-from agentx_virt.collector.sample import ACTIVE_STATES, CallMemo, Sample, sample_domain
+from agentx_virt.collector.sample import (
+    ACTIVE_STATES,
+    CallMemo,
+    Prefetched,
+    Sample,
+    bulk_stats,
+    sample_domain,
+)
 from agentx_virt.config import Config
 from agentx_virt.record import slotted
 from agentx_virt.snapshot import DomainStats, HostInfo
@@ -42,6 +49,7 @@ from agentx_virt.snapshot import DomainStats, HostInfo
 log = logging.getLogger(__name__)
 
 CONTROL_OCCUPIED = getattr(libvirt, "VIR_DOMAIN_CONTROL_OCCUPIED", 2)
+BULK_KEY = "bulk statistics"     # the guard's keys for calls that cover many domains
 
 
 @slotted
@@ -101,6 +109,8 @@ class Reader:
         self._memo = CallMemo()
         self._down = False                       # libvirt unreachable at the last poll
         self._history: dict[str, _History] = {}
+        self._timed_out: set[str] = set()        # UUIDs not answered in the last cycle
+        self._bulk_problem: Optional[str] = None  # the last failure of the bulk call
         self.touched: set[str] = set()   # UUIDs this reader made calls for (for tests)
         self.guard = Guard(self.name, config.workers, config.workers + 64,
                            on_abandoned=self._retire_monitor,
@@ -207,13 +217,15 @@ class Reader:
         if self._down:
             log.info("%s: libvirt is back", self.name)
             self._down = False
+        cycle_end = started + self.config.interval_s * 0.9
+        prefetched = self._prefetch(refs, cycle_end)
         tasks: list[Task] = []
         for ref in refs:
             task = Task(ref.uuid, lambda: None, label=f"domain {ref.name}")
-            task.function = self._sampler(ref, task, started_wall)
+            task.function = self._sampler(ref, task, started_wall, prefetched.get(ref.uuid))
             if self.guard.submit(task):
                 tasks.append(task)
-        cycle_end = started + self.config.interval_s * 0.9
+        del prefetched
         self.guard.wait(tasks, self.config.domain_timeout_s, cycle_end)
         outcomes: dict[str, object] = {}
         for task in tasks:
@@ -235,7 +247,66 @@ class Reader:
                 outcomes[task.key] = task.result
         return self._emit(started_wall, started, refs, outcomes, "timedOut")
 
-    def _sampler(self, ref: DomainRef, task: Task, wall: datetime) -> Callable[[], _Polled]:
+    def _prefetch(self, refs: list[DomainRef], cycle_end: float) -> dict[str, Prefetched]:
+        """Bulk statistics of the reader's domains, one guarded call per worker slot for
+        the domains of that slot (so on the connection that already knows them), by UUID.
+
+        One call for many domains costs a fraction of one per domain (measured on 8
+        QEMU/TCG domains: 0.22 against 0.47-0.53 ms of CPU per domain for controlInfo,
+        bulk statistics and the current job).  Domains not answered in the last cycle,
+        or with a call still running, are left out.  A hang that begins just before the
+        call can still hold it (FACTS.md: NOWAIT does not help the first call after a
+        fresh hang): then that slot's call is abandoned at the domain deadline, its
+        connection retired, and the slot's domains are asked one by one, in the same
+        cycle and for as long as the call stays stuck.
+        """
+        by_slot: dict[int, list[DomainRef]] = {}
+        for ref in refs:
+            if ref.uuid not in self._timed_out and self.guard.in_flight(ref.uuid) is None:
+                by_slot.setdefault(self.guard.slot(ref.uuid), []).append(ref)
+        tasks = []
+        for slot, wanted in by_slot.items():
+            if len(wanted) < 2:
+                continue          # nothing to gain over the domain's own call
+            task = Task(f"{BULK_KEY} {slot}", lambda: None, slot=slot,
+                        label=f"the bulk statistics of {len(wanted)} domains")
+            task.function = self._bulk_call(task, wanted)
+            if self.guard.submit(task):
+                tasks.append(task)
+        if not tasks:
+            return {}
+        self.guard.wait(tasks, self.config.domain_timeout_s, cycle_end)
+        found: dict[str, Prefetched] = {}
+        problems = []
+        for task in tasks:
+            if task.error is None and isinstance(task.result, dict):
+                found.update(task.result)
+            else:
+                problems.append(str(task.error) if task.error is not None
+                                else "no answer in time")
+        problem = "; ".join(problems) or None
+        if problem is not None and problem != self._bulk_problem:
+            log.info("%s: bulk statistics for many domains failed (%s); those domains are "
+                     "asked one by one", self.name, problem)
+        self._bulk_problem = problem
+        return found
+
+    def _bulk_call(self, task: Task, wanted: list[DomainRef]
+                   ) -> Callable[[], dict[str, Prefetched]]:
+        def call() -> dict[str, Prefetched]:
+            monitor = self._monitor_connection()
+            task.context = monitor          # so an abandoned call retires this connection
+            doms = []
+            for ref in wanted:
+                try:
+                    doms.append(monitor.domain(ref.uuid))
+                except DomainGone:
+                    continue                # its own task reports it gone
+            return bulk_stats(monitor, doms, self.config.wants) if doms else {}
+        return call
+
+    def _sampler(self, ref: DomainRef, task: Task, wall: datetime,
+                 prefetched: Optional[Prefetched]) -> Callable[[], _Polled]:
         def sample() -> _Polled:
             self.touched.add(ref.uuid)
             monitor = self._monitor_connection()
@@ -250,7 +321,8 @@ class Reader:
             # statistics once (not also the field values until every domain is done).
             return self._fresh(ref, sample_domain(monitor, dom, ref.uuid, ref.name, ref.layout,
                                                   self.config.wants, self._memo,
-                                                  self._host().hypervisor_type), wall)
+                                                  self._host().hypervisor_type, prefetched),
+                               wall)
         return sample
 
     def _check_control(self, conn: Connection, dom: libvirt.virDomain, name: str) -> None:
@@ -284,6 +356,7 @@ class Reader:
                 domains[ref.uuid] = outcome.stats
                 continue
             domains[ref.uuid] = self._stale(ref, str(outcome), now)
+        self._timed_out = {uuid for uuid, d in domains.items() if d.poll_status == "timedOut"}
         result = ReaderResult(self.number, started_wall, int((now - started) * 1000), domains)
         self._publish(result)
         return result
