@@ -66,6 +66,17 @@ def test_bulk_stats_path(libvirtd: PrivateLibvirtd) -> None:
         assert nic.rx_bytes is not None
 
 
+def test_one_bulk_statistics_call_covers_the_domains_of_a_worker(
+        libvirtd: PrivateLibvirtd, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = domains_asked(monkeypatch, "domainListGetStats")
+    snapshot = poll(libvirtd.uri, workers=1)
+    assert asked == ["2 domains"]              # not once per domain
+    for name in ("q1", "q2"):                  # and each domain has its bulk-only values
+        d = domain(snapshot, name)
+        assert d.poll_status == "ok" and d.vcpus[0].wait_ns is not None
+        assert d.disks[0].read_time_ns is not None
+
+
 def test_disk_errors_are_asked_only_of_paused_qemu_domains(
         libvirtd: PrivateLibvirtd, monkeypatch: pytest.MonkeyPatch) -> None:
     """QEMU keeps a disk's I/O error status only while the error has the guest stopped."""
@@ -158,10 +169,13 @@ def cells(snmpd: PrivateSnmpd, name: str) -> dict[str, str]:
             for line in result.stdout.splitlines() if " " in line}
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_a_hung_domain_does_not_stall_the_others(libvirtd: PrivateLibvirtd, snmpd: PrivateSnmpd,
-                                                 short_tmp: Path) -> None:
+                                                 short_tmp: Path, workers: int) -> None:
+    """With one worker both domains share one bulk statistics call, which the fresh hang
+    holds: the other domain is then asked on its own within the same cycle."""
     agent = Agent(Config(uri=libvirtd.uri, agentx=snmpd.agentx_address, interval_s=2,
-                         domain_timeout_s=1, state_dir=short_tmp / "state"))
+                         domain_timeout_s=1, state_dir=short_tmp / "state", workers=workers))
     running = AgentThread(agent).start()
     pid = libvirtd.qemu_pid("q1")
     stopped = False
