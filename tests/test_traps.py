@@ -13,8 +13,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -114,12 +114,15 @@ class Stack:
 
 
 @contextmanager
-def running_stack(host: Host, workdir: Path, **settings: Any) -> Iterator[Stack]:
+def running_stack(uri: str, workdir: Path, trapd_config: Sequence[str] = (),
+                  **settings: Any) -> Iterator[Stack]:
+    """snmptrapd, snmpd and an agent polling ``uri`` every second, ready to use."""
     # TCP from snmpd to snmptrapd: UDP drops traps in a burst once snmptrapd's socket
     # buffer is full (measured: 1,340 of 2,000 arrived over UDP, all 2,000 left the agent).
-    trapd = PrivateSnmptrapd(workdir / "trapd", transport="tcp").start()
+    trapd = PrivateSnmptrapd(workdir / "trapd", transport="tcp",
+                             extra_config=trapd_config).start()
     snmpd = PrivateSnmpd(workdir / "snmpd", trap_port=trapd.port, trap_transport="tcp").start()
-    agent = Agent(Config(uri=host.uri, agentx=snmpd.agentx_address, interval_s=1,
+    agent = Agent(Config(uri=uri, agentx=snmpd.agentx_address, interval_s=1,
                          domain_timeout_s=0.5, state_dir=workdir / "state", **settings))
     running = AgentThread(agent).start()
     try:
@@ -133,7 +136,7 @@ def running_stack(host: Host, workdir: Path, **settings: Any) -> Iterator[Stack]
 
 @pytest.fixture
 def stack(host: Host, short_tmp: Path) -> Iterator[Stack]:
-    with running_stack(host, short_tmp) as running:
+    with running_stack(host.uri, short_tmp) as running:
         yield running
 
 
@@ -184,7 +187,7 @@ def test_a_threshold_is_crossed_once_and_cleared_below_its_falling_value(
     # driver's own "test" domain, with 2 GiB, is left out.
     dom.setMemory(1048576)
     rising, falling = 1500000, 900000
-    with running_stack(host, short_tmp, exclude=("test",), thresholds=(
+    with running_stack(host.uri, short_tmp, exclude=("test",), thresholds=(
             Threshold("lvxDomainMemoryCurrentKiB", rising, falling),)) as stack:
         index = row_of(stack, "vm0019")
 
@@ -249,15 +252,8 @@ def test_the_packaged_snmptt_example_formats_state_changes(host: Host, short_tmp
     conf = Path(__file__).resolve().parents[1] / "packaging" / "snmptt.conf.example"
     ini = work / "snmptt.ini"
     ini.write_text(SNMPTT_INI.format(log=log, unknown=unknown, conf=conf))
-    trapd = PrivateSnmptrapd(work / "trapd", transport="tcp",
-                             extra_config=[f"traphandle default {snmptt} --ini={ini}"]).start()
-    snmpd = PrivateSnmpd(work / "snmpd", trap_port=trapd.port, trap_transport="tcp").start()
-    agent = Agent(Config(uri=host.uri, agentx=snmpd.agentx_address, interval_s=1,
-                         domain_timeout_s=0.5, state_dir=work / "state"))
-    running = AgentThread(agent).start()
     dom = host.conn.lookupByName("vm0017")
-    try:
-        assert running.wait_ready(30)
+    with running_stack(host.uri, work, [f"traphandle default {snmptt} --ini={ini}"]):
         if not dom.isActive():
             dom.create()
         time.sleep(0.5)
@@ -279,10 +275,6 @@ def test_the_packaged_snmptt_example_formats_state_changes(host: Host, short_tmp
         assert "is now state 1 (unpaused), was state 3" in running_again
         assert uuid.replace("-", "")[:8].upper() in paused.replace(" ", "").upper()
         assert not unknown.exists() or "vm0017" not in unknown.read_text()
-    finally:
-        running.stop()
-        snmpd.stop()
-        trapd.stop()
 
 
 def test_define_and_undefine_have_their_own_notifications(host: Host, stack: Stack) -> None:
@@ -381,14 +373,8 @@ def test_traps_raised_while_snmpd_is_away_arrive_after_it_returns(
 def test_qemu_domain_transitions_and_a_completed_save_job(host: Host, short_tmp: Path) -> None:
     daemon = host.libvirtd
     daemon.start_domain("qe", 5)
-    trapd = PrivateSnmptrapd(short_tmp / "trapd3", transport="tcp").start()
-    snmpd = PrivateSnmpd(short_tmp / "snmpd3", trap_port=trapd.port, trap_transport="tcp").start()
-    agent = Agent(Config(uri=daemon.uri, agentx=snmpd.agentx_address, interval_s=1,
-                         domain_timeout_s=0.5, state_dir=short_tmp / "state3"))
-    running = AgentThread(agent).start()
-    conn = libvirt.open(daemon.uri)
-    try:
-        assert running.wait_ready(30)
+    with running_stack(daemon.uri, short_tmp) as stack, closing(libvirt.open(daemon.uri)) as conn:
+        trapd = stack.trapd
         time.sleep(0.5)
         dom = conn.lookupByName("qe")
         for change in (dom.suspend, dom.resume, dom.destroy, dom.create,
@@ -410,11 +396,6 @@ def test_qemu_domain_transitions_and_a_completed_save_job(host: Host, short_tmp:
                 if r.values["lvxDomainName"] == "qe"]
         operations = MIB.object("lvxJobOperation").syntax.enum  # type: ignore[union-attr]
         assert [r.values["lvxJobOperation"] for r in jobs] == [str(operations["save"])]
-    finally:
-        conn.close()
-        running.stop()
-        snmpd.stop()
-        trapd.stop()
 
 
 def test_a_guest_panic_is_a_crashed_state_change_with_failure_severity(
@@ -422,13 +403,8 @@ def test_a_guest_panic_is_a_crashed_state_change_with_failure_severity(
     """A real crash: the guest's boot sector reports a panic through the pvpanic device."""
     daemon = host.libvirtd
     daemon.start_domain("qw", 9)     # a domain to poll (wait_ready) before the crash
-    trapd = PrivateSnmptrapd(short_tmp / "trapd4", transport="tcp").start()
-    snmpd = PrivateSnmpd(short_tmp / "snmpd4", trap_port=trapd.port, trap_transport="tcp").start()
-    agent = Agent(Config(uri=daemon.uri, agentx=snmpd.agentx_address, interval_s=1,
-                         domain_timeout_s=0.5, state_dir=short_tmp / "state4"))
-    running = AgentThread(agent).start()
-    try:
-        assert running.wait_ready(30)
+    with running_stack(daemon.uri, short_tmp) as stack:
+        trapd, snmpd = stack.trapd, stack.snmpd
         daemon.start_panicking_domain("qp")
 
         def mine() -> list[Received]:
@@ -446,10 +422,6 @@ def test_a_guest_panic_is_a_crashed_state_change_with_failure_severity(
                                                  "lvxDomainSeverity")]
         wait_for(lambda: snmp_tool("snmpget", snmpd.agent, *cells, options=["-Oqv"])
                  .stdout.split() == ["6", "1", "3"], 15)
-    finally:
-        running.stop()
-        snmpd.stop()
-        trapd.stop()
 
 
 def test_changes_missed_while_libvirtd_restarts_are_sent_after_it_returns(
