@@ -8,6 +8,8 @@ import time
 import weakref
 from typing import Callable
 
+import pytest
+
 from agentx_virt.collector.guard import Guard, Task
 
 from .conftest import wait_for
@@ -145,4 +147,12 @@ def test_a_stuck_slot_gets_a_replacement_thread_for_its_other_domains() -> None:
     assert len({t.result for t in tasks}) == 1
     release.set()
     wait_for(lambda: guard.threads == 2, timeout=5)      # the surplus thread left
+    guard.stop()
+
+
+def test_a_slot_outside_the_workers_is_refused() -> None:
+    guard = Guard("t", workers=2, max_threads=2)
+    with pytest.raises(ValueError, match=r"slot 2 is not one of 0\.\.1"):
+        guard.submit(Task("d", lambda: None, slot=2))
+    assert guard.in_flight("d") is None and guard.threads == 0
     guard.stop()

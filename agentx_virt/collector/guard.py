@@ -94,6 +94,9 @@ class Guard:
 
     def submit(self, task: Task) -> bool:
         """Queue ``task``; False (nothing queued) when its key still has a task running."""
+        slot = self.slot(task.key) if task.slot is None else task.slot
+        if not 0 <= slot < self.workers:
+            raise ValueError(f"task {task.label}: slot {slot} is not one of 0..{self.workers - 1}")
         with self._lock:
             if self._stopping:
                 return False
@@ -101,10 +104,9 @@ class Guard:
             if running is not None:
                 return False
             self._in_flight[task.key] = task
-            if task.slot is None or not 0 <= task.slot < self.workers:
-                task.slot = self.slot(task.key)
+            task.slot = slot
             self._ensure_workers()
-        self._queues[task.slot].put(task)
+        self._queues[slot].put(task)
         return True
 
     def wait(self, tasks: list[Task], deadline_s: float, cycle_end: float) -> None:
@@ -197,7 +199,8 @@ class Guard:
             task.abandoned = True
             self._settle(task)
             self._abandoned += 1
-            self._slot_abandoned[self.slot(task.key) if task.slot is None else task.slot] += 1
+            assert task.slot is not None        # set by submit
+            self._slot_abandoned[task.slot] += 1
             if self._on_abandoned is not None:
                 self._on_abandoned(task)
             self._ensure_workers()
