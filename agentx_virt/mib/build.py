@@ -234,10 +234,14 @@ def date_and_time(when: datetime) -> bytes:
 Converter = Callable[[object], Stored]
 
 
+def _check_length(sizes: tuple[tuple[int, int], ...], length: int) -> None:
+    if sizes and not any(low <= length <= high for low, high in sizes):
+        raise Reject(f"length {length} is outside {list(sizes)}")
+
+
 def _sizes_check(sizes: tuple[tuple[int, int], ...]) -> Callable[[bytes], bytes]:
     def check(wire: bytes) -> bytes:
-        if sizes and not any(low <= len(wire) <= high for low, high in sizes):
-            raise Reject(f"length {len(wire)} is outside {list(sizes)}")
+        _check_length(sizes, len(wire))
         return wire
     return check
 
@@ -252,8 +256,7 @@ def _text_check(sizes: tuple[tuple[int, int], ...]) -> Callable[[str], str]:
                 length = len(text.encode("utf-8"))
             except UnicodeEncodeError:
                 raise Reject("text that is not valid Unicode") from None
-        if sizes and not any(low <= length <= high for low, high in sizes):
-            raise Reject(f"length {length} is outside {list(sizes)}")
+        _check_length(sizes, length)
         return text
     return check
 
