@@ -4,7 +4,8 @@ It runs as root inside ``unshare --mount --net``, with libvirt's directories
 bind-mounted from a work directory, so it touches nothing of the host's
 libvirt and its tap devices live in their own network namespace.  Domains are
 64 MiB, one vCPU, a blank qcow2 disk (they idle in the firmware) and an
-``ethernet`` NIC (so interface statistics exist).  Stopped by pid.
+``ethernet`` NIC (so interface statistics exist); ``start_panicking_domain`` adds one
+whose guest reports a panic at once.  Stopped by pid.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""``@slotted``: the same frozen dataclass, with ``__slots__`` instead of a ``__dict__``.
+"""``@slotted``: the same dataclass (frozen or not), with ``__slots__`` instead of a
+``__dict__``.
 
 Python 3.10's ``dataclass(slots=True)`` does this; 3.9 (RHEL 9) has no such flag,
 so the class is rebuilt here the same way.  Put it above the dataclass decorator::
