@@ -131,18 +131,26 @@ class _Calls:
 
 
 def _int(value: Any) -> Optional[int]:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    kind = type(value)        # (bool, a subclass of int, is not a count)
+    if kind is int:
+        return value          # type: ignore[no-any-return]
+    return int(value) if kind is float else None
 
 
-def _indexed(record: Mapping[str, Any], prefix: str) -> dict[int, dict[str, Any]]:
-    """{'net.0.name': 'tap0', 'net.0.rx.bytes': 5} -> {0: {'name': 'tap0', 'rx.bytes': 5}}."""
-    found: dict[int, dict[str, Any]] = {}
+_INDEXED_GROUPS = frozenset({"vcpu", "block", "net"})
+
+
+def _indexed(record: Mapping[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:
+    """The numbered entries of a bulk record by group, in one pass over its keys:
+    {'net.0.name': 'tap0', 'vcpu.1.time': 5} -> {'net': {0: {'name': 'tap0'}},
+    'vcpu': {1: {'time': 5}}}."""
+    found: dict[str, dict[int, dict[str, Any]]] = {}
     for key, value in record.items():
-        if not key.startswith(prefix):
-            continue
-        number, _, rest = key[len(prefix):].partition(".")
-        if number.isdigit() and rest:
-            found.setdefault(int(number), {})[rest] = value
+        group, _, rest = key.partition(".")
+        if group in _INDEXED_GROUPS:
+            number, _, name = rest.partition(".")
+            if name and number.isdigit():
+                found.setdefault(group, {}).setdefault(int(number), {})[name] = value
     return found
 
 
@@ -218,6 +226,7 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, uuid: str, name: str
     if not all(key in record for key in ("state.state", "balloon.maximum",
                                          "balloon.current", "vcpu.current", "cpu.time")):
         info = conn.call(f"info of {name}", dom.info)
+    indexed = _indexed(record)
     state = _int(record.get("state.state"))
     values["state"] = state if state is not None else int(info[0])
     reason = _int(record.get("state.reason"))
@@ -256,7 +265,7 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, uuid: str, name: str
     if wants("vcpu"):
         values["vcpus_current"] = _int(record.get("vcpu.current")) or _int(info[3])
         values["vcpus_maximum"] = _int(record.get("vcpu.maximum")) or layout.max_vcpus
-        per_vcpu = _indexed(record, "vcpu.")
+        per_vcpu = indexed.get("vcpu")
         if per_vcpu:
             values["vcpus"] = tuple(
                 VcpuStats(n, _int(v.get("state")), _int(v.get("time")), _int(v.get("wait")))
@@ -275,7 +284,7 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, uuid: str, name: str
 
     # Disks
     if wants("disk"):
-        values["disks"] = _disks(calls, uuid, record, layout, active)
+        values["disks"] = _disks(calls, uuid, indexed.get("block", {}), layout, active)
     if wants("disk_err") and active:
         if hypervisor == "QEMU" and values["state"] != PAUSED:
             # QEMU records a disk's I/O error status only when the error stops the guest
@@ -289,7 +298,7 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, uuid: str, name: str
 
     # Interfaces
     if wants("interface"):
-        values["interfaces"] = _interfaces(calls, record, layout, active)
+        values["interfaces"] = _interfaces(calls, indexed.get("net", {}), layout, active)
 
     # Jobs: the current one every poll of an active domain (controlInfo says OK during
     # a dump, so it cannot tell); the completed one when a job was seen at the last
@@ -330,12 +339,12 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, uuid: str, name: str
                   tuple(calls.problems))
 
 
-def _disks(calls: _Calls, uuid: str, record: Mapping[str, Any], layout: Layout,
+def _disks(calls: _Calls, uuid: str, entries: Mapping[int, dict[str, Any]], layout: Layout,
            active: bool) -> tuple[DiskStats, ...]:
     # One entry per disk without the BACKING flag (it may still carry a backingIndex);
     # should a chain appear, the first entry of a name is the top image.
     by_name: dict[str, dict[str, Any]] = {}
-    for _, entry in sorted(_indexed(record, "block.").items()):
+    for _, entry in sorted(entries.items()):
         by_name.setdefault(str(entry.get("name")), entry)
     disks = []
     for disk in layout.disks:
@@ -364,9 +373,9 @@ def _disks(calls: _Calls, uuid: str, record: Mapping[str, Any], layout: Layout,
     return tuple(disks)
 
 
-def _interfaces(calls: _Calls, record: Mapping[str, Any], layout: Layout,
+def _interfaces(calls: _Calls, entries: Mapping[int, dict[str, Any]], layout: Layout,
                 active: bool) -> tuple[InterfaceStats, ...]:
-    by_name = {str(v.get("name")): v for v in _indexed(record, "net.").values()}
+    by_name = {str(v.get("name")): v for v in entries.values()}
     nics = []
     keys = (("rx.bytes", "rx_bytes"), ("rx.pkts", "rx_packets"), ("rx.errs", "rx_errors"),
             ("rx.drop", "rx_drops"), ("tx.bytes", "tx_bytes"), ("tx.pkts", "tx_packets"),
