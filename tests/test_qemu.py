@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Callable
 
 import libvirt
 import pytest
@@ -75,6 +76,47 @@ def test_one_bulk_statistics_call_covers_the_domains_of_a_worker(
         d = domain(snapshot, name)
         assert d.poll_status == "ok" and d.vcpus[0].wait_ns is not None
         assert d.disks[0].read_time_ns is not None
+
+
+def test_control_info_is_asked_only_of_a_domain_whose_monitor_did_not_answer(
+        libvirtd: PrivateLibvirtd, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bulk record filled by the domain's monitor needs no controlInfo after it; a
+    record without those statistics (another call holds the job) does, and a domain
+    stuck past the deadline is then found without a call that blocks."""
+    asked = domains_asked(monkeypatch, "controlInfo")
+    snapshot = poll(libvirtd.uri, workers=1)
+    assert asked == []
+    assert [domain(snapshot, n).poll_status for n in ("q1", "q2")] == ["ok", "ok"]
+
+    pid = libvirtd.qemu_pid("q1")
+    holder = libvirt.openReadOnly(libvirtd.uri)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        # Another client's monitor call on the stopped QEMU holds q1's job.
+        held = threading.Thread(target=lambda: _ignore_errors(
+            holder.lookupByName("q1").memoryStats), daemon=True)
+        held.start()
+        time.sleep(1.5)
+        poller = Poller(Config(uri=libvirtd.uri, interval_s=5, domain_timeout_s=1, workers=1),
+                        lambda _s: None)
+        snapshot = poller.poll_once()
+        abandoned = poller.readers[0].guard.abandoned
+        poller.stop()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    held.join(30)
+    holder.close()
+    assert asked == ["q1"]
+    assert domain(snapshot, "q1").poll_status == "timedOut"
+    assert domain(snapshot, "q2").poll_status == "ok"
+    assert abandoned == 0, "controlInfo found the stuck monitor without a blocked call"
+
+
+def _ignore_errors(call: Callable[[], object]) -> None:
+    try:
+        call()
+    except libvirt.libvirtError:
+        pass
 
 
 def test_disk_errors_are_asked_only_of_paused_qemu_domains(

@@ -3,13 +3,15 @@
 Each reader has a control connection, which tells at the start of a cycle whether
 libvirt answers, and per worker thread a monitor connection for the domain's calls:
 ``controlInfo`` first (libvirtd answers it at once even while the domain's monitor
-is stuck), then the statistics calls that can block.  A stuck call must not share
-a connection with healthy ones: libvirtd serves 5 requests at a time per
-connection, and measured here, a healthy call on the same connection as a stuck
-one waited 5 s (the keepalive interval) for its reply.  A worker makes one call at
-a time, and the worker whose call is abandoned keeps its connection to itself;
-that connection is retired, and closed by the worker when the call finally
-returns.
+is stuck), then the statistics calls that can block.  The check is left out when
+the domain's bulk record of this cycle holds statistics only its monitor gives.
+
+A stuck call must not share a connection with healthy ones: libvirtd serves 5
+requests at a time per connection, and measured here, a healthy call on the same
+connection as a stuck one waited 5 s (the keepalive interval) for its reply.  A
+worker makes one call at a time, and the worker whose call is abandoned keeps its
+connection to itself; that connection is retired, and closed by the worker when
+the call finally returns.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from agentx_virt.collector.sample import (
     Prefetched,
     Sample,
     bulk_stats,
+    monitor_answered,
     sample_domain,
 )
 from agentx_virt.config import Config
@@ -314,8 +317,10 @@ class Reader:
             dom = monitor.domain(ref.uuid)
             last = self._history.get(ref.uuid)
             # A domain that was shut off at its last poll has no monitor to be stuck on,
-            # unless it was started since: then a hang costs one abandoned call.
-            if last is None or last.stats.state in ACTIVE_STATES:
+            # unless it was started since: then a hang costs one abandoned call.  One
+            # whose monitor filled its bulk record in this cycle is not asked either.
+            if ((last is None or last.stats.state in ACTIVE_STATES)
+                    and not monitor_answered(prefetched)):
                 self._check_control(monitor, dom, ref.name)
             # The record is made here on the worker, so a cycle holds each domain's
             # statistics once (not also the field values until every domain is done).

@@ -178,6 +178,22 @@ class Prefetched:
     taken_ns: int               # time.monotonic_ns() when the call returned
 
 
+# QEMU fills these bulk statistics only while it holds the domain's job, and a NOWAIT
+# call takes the job only when no other call holds it (FACTS.md: with the job held by a
+# stuck call, the record comes back at once without them).
+_JOB_ONLY_KEYS = ("balloon.rss", "block.0.rd.reqs")
+
+
+def monitor_answered(prefetched: Optional[Prefetched]) -> bool:
+    """True when the bulk record was filled by the domain's monitor during the call: its
+    job was free and its monitor answered a moment ago, so a ``controlInfo`` check before
+    the domain's own calls would tell nothing new."""
+    if prefetched is None:
+        return False
+    record = prefetched.record
+    return any(key in record for key in _JOB_ONLY_KEYS)
+
+
 def bulk_stats(conn: Connection, doms: list[libvirt.virDomain],
                wants: Callable[[str], bool]) -> dict[str, Prefetched]:
     """The bulk statistics of ``doms`` in one call (NOWAIT), by UUID.
