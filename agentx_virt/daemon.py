@@ -107,6 +107,7 @@ class Agent:
                                 self.notifier.failed)
 
         poller = Poller(config, self.publisher.publish, registry, state_path, trap_counts)
+        self.watcher.on_layout_change = poller.layout_changed
         session_thread = SessionThread(session).start()
         log.info("agentx-virt %s: polling %s every %g s with %d reader(s); AgentX master %s",
                  __version__, config.uri, config.interval_s, config.instances, config.agentx)

@@ -150,6 +150,24 @@ def test_an_unchanged_domain_keeps_its_objects_when_listed_and_read_again(node: 
     poller.stop()
 
 
+def test_the_xml_is_read_again_for_the_domains_an_event_named(
+        node: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    poller = Poller(Config(uri=node, interval_s=5, domain_timeout_s=2), lambda _s: None)
+    poller.partition_once()                     # every XML read (cycle 1)
+    asked = domains_asked(monkeypatch, "XMLDesc")
+    for _ in range(LAYOUT_REFRESH_CYCLES - 2):
+        poller.partition_once()
+    assert asked == []                          # nothing said they changed
+    poller.layout_changed(domain_uuid(3).upper())
+    poller.partition_once()
+    assert asked == ["vm0003"]
+    asked.clear()
+    poller.layout_changed(None)                 # events were lost: any may have changed
+    poller.partition_once()
+    assert sorted(asked) == sorted(by_name(poller._snapshot()))
+    poller.stop()
+
+
 def test_control_info_is_skipped_for_domains_shut_off_at_their_last_poll(
         node: str, monkeypatch: pytest.MonkeyPatch) -> None:
     asked = domains_asked(monkeypatch, "controlInfo")

@@ -291,6 +291,28 @@ def test_define_and_undefine_have_their_own_notifications(host: Host, stack: Sta
     assert not [r for r in received(stack.trapd) if r.values["lvxDomainName"] == "vm0099"]
 
 
+def test_a_new_partition_tag_moves_the_domain_at_the_next_cycle(host: Host,
+                                                               short_tmp: Path) -> None:
+    """The METADATA_CHANGE event has the domain's XML read again at once, long before the
+    periodic re-read (LAYOUT_REFRESH_CYCLES cycles of 1 s here)."""
+    dom = host.conn.lookupByName("vm0005")
+    namespace = "http://ovirt.org/ovirtmap/tag/1.0"
+    with running_stack(host.uri, short_tmp, instances=2) as stack:
+        row = row_of(stack, "vm0005")
+
+        def cell(name: str) -> str:
+            return snmp_tool("snmpget", stack.snmpd.agent, f"{oid_of(name)}.{row}",
+                             options=["-Oqv"]).stdout.strip()
+        assert (cell("lvxDomainReader"), cell("lvxDomainPartitionTag")) == ("0", '""')
+        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, "<tag>virt-1</tag>", "ovirtmap",
+                        namespace, 0)
+        try:
+            wait_for(lambda: cell("lvxDomainReader") == "1", 10)
+            assert cell("lvxDomainPartitionTag") == '"virt-1"'
+        finally:
+            dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, None, None, namespace, 0)
+
+
 def test_storm_of_2000_changes_during_walks(host: Host, stack: Stack) -> None:
     names = [f"vm{n:04d}" for n in range(1, 21)]
     doms = [host.conn.lookupByName(n) for n in names]

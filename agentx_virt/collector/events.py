@@ -6,6 +6,11 @@ lost.  The watcher owns one libvirt connection for events; when it closes
 (libvirtd restarted) the watcher reopens it with capped backoff and puts a
 ``Reconnected`` record on the queue so the notifier can look for changes it
 missed.
+
+Events that change what a domain's XML says (a device added or removed, metadata
+set, the domain defined or started) are also handed to ``on_layout_change`` with
+the domain's UUID, and a reconnection with None (anything may have changed); the
+poller only notes them, and reads those domains' XML at its next cycle.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import libvirt
 
@@ -73,14 +78,24 @@ class Reconnected:
 Event = Union[Lifecycle, IoError, JobCompleted, EventsLost, Reconnected]
 
 
-class EventWatcher:
-    """Keeps a libvirt connection registered for lifecycle, I/O error and job events."""
+_LAYOUT_LIFECYCLE = frozenset({libvirt.VIR_DOMAIN_EVENT_DEFINED,
+                               libvirt.VIR_DOMAIN_EVENT_STARTED})
+_LAYOUT_EVENTS = ("VIR_DOMAIN_EVENT_ID_DEVICE_ADDED", "VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED",
+                  "VIR_DOMAIN_EVENT_ID_METADATA_CHANGE")
 
-    def __init__(self, uri: str, sink: queue.Queue[Any], on_overflow: Any = None) -> None:
+
+class EventWatcher:
+    """Keeps a libvirt connection registered for lifecycle, I/O error, job and device
+    events."""
+
+    def __init__(self, uri: str, sink: queue.Queue[Any], on_overflow: Any = None,
+                 on_layout_change: Optional[Callable[[Optional[str]], None]] = None) -> None:
         self.uri = uri
         self.sink = sink
         self.dropped = 0
         self._on_overflow = on_overflow
+        # Runs on libvirt's event-loop thread: must only note the UUID and return.
+        self.on_layout_change = on_layout_change
         self._stop = threading.Event()
         self._lost = threading.Event()
         self._conn: Optional[Connection] = None
@@ -99,7 +114,17 @@ class EventWatcher:
                 self._on_overflow(record)
 
     def _lifecycle(self, _conn: Any, dom: Any, event: int, detail: int, _opaque: Any) -> None:
-        self._put(Lifecycle(dom.UUIDString(), dom.name(), int(event), int(detail)))
+        uuid = dom.UUIDString()
+        self._put(Lifecycle(uuid, dom.name(), int(event), int(detail)))
+        if event in _LAYOUT_LIFECYCLE:      # new config, or devices named at start
+            self._layout_changed(uuid)
+
+    def _device(self, _conn: Any, dom: Any, *_rest: Any) -> None:
+        self._layout_changed(dom.UUIDString())
+
+    def _layout_changed(self, uuid: Optional[str]) -> None:
+        if self.on_layout_change is not None:
+            self.on_layout_change(uuid)
 
     def _io_error(self, _conn: Any, dom: Any, source: str, alias: str, action: int,
                   reason: str, _opaque: Any) -> None:
@@ -137,6 +162,11 @@ class EventWatcher:
             if job_event is not None:
                 self._callbacks.append(virconn.domainEventRegisterAny(
                     None, job_event, self._job_completed, None))
+            for name in _LAYOUT_EVENTS:
+                event_id = getattr(libvirt, name, None)
+                if event_id is not None:
+                    self._callbacks.append(virconn.domainEventRegisterAny(
+                        None, event_id, self._device, None))
         except libvirt.libvirtError as exc:
             conn.close()
             raise CollectorError(f"cannot register for libvirt events at {self.uri}: "
@@ -171,6 +201,7 @@ class EventWatcher:
             if not first:
                 log.info("listening to libvirt events again")
                 self._put(Reconnected())
+                self._layout_changed(None)      # changes while no events came
             first = False
             delay = BACKOFF_FIRST_S
             self._lost.clear()

@@ -1,8 +1,9 @@
 """The poller: partitions domains among readers and merges their results into Snapshots.
 
 The partitioner, on its own thread and connection, lists the domains, applies
-the include/exclude filters, reads each domain's XML (cached, refreshed every
-``LAYOUT_REFRESH_CYCLES`` polls) for its devices and ovirtmap tag, and hands
+the include/exclude filters, reads each domain's XML for its devices and ovirtmap
+tag (again after an event says it changed, see ``layout_changed``, and in any case
+every ``LAYOUT_REFRESH_CYCLES`` cycles), and hands
 each reader its domains: ``virt-K`` goes to reader K, untagged domains and
 unknown tags to reader 0.  Readers poll on their own timers; whenever one
 finishes a cycle the aggregator builds a new Snapshot from every reader's
@@ -32,7 +33,8 @@ from agentx_virt.snapshot import DomainStats, HostInfo, PollInfo, Snapshot, uuid
 
 log = logging.getLogger(__name__)
 
-LAYOUT_REFRESH_CYCLES = 6
+# Without an event for it, a change of the XML is seen within this many cycles.
+LAYOUT_REFRESH_CYCLES = 30
 FORGET_CHECK_S = 3600.0
 _TAG = re.compile(r"virt-(\d+)")
 
@@ -81,6 +83,8 @@ class Poller:
         self._refs: dict[str, DomainRef] = {}
         self._by_reader: dict[int, list[DomainRef]] = {}
         self._layouts: dict[str, tuple[Layout, int]] = {}     # uuid -> (layout, cycle read)
+        self._changed_layouts: set[str] = set()     # UUIDs an event said changed (lower case)
+        self._all_layouts_changed = False
         self._cycle = 0
         self._results: dict[int, ReaderResult] = {}
         self._tables_changed: Optional[datetime] = None
@@ -136,6 +140,16 @@ class Poller:
                 return list(self._by_reader.get(reader, ()))
         return domains
 
+    def layout_changed(self, uuid: Optional[str]) -> None:
+        """The XML of domain ``uuid`` (None: of any domain) may have changed; it is read
+        again at the next partitioner cycle.  Safe on libvirt's event-loop thread: only
+        notes it."""
+        with self._lock:
+            if uuid is None:
+                self._all_layouts_changed = True
+            else:
+                self._changed_layouts.add(uuid.lower())
+
     def _host_info(self) -> HostInfo:
         return self._host
 
@@ -181,6 +195,13 @@ class Poller:
             if was_connected or self._cycle == 1:
                 self._publish(None)
             return
+        with self._lock:
+            named, self._changed_layouts = self._changed_layouts, set()
+            everything, self._all_layouts_changed = self._all_layouts_changed, False
+        due = self._cycle - LAYOUT_REFRESH_CYCLES
+        for uuid, (layout, _read) in list(self._layouts.items()):
+            if everything or uuid.lower() in named:
+                self._layouts[uuid] = (layout, due)     # read again below
         found: dict[str, tuple[str, Layout]] = {}
         for dom in listed:
             try:
