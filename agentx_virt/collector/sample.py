@@ -1,8 +1,9 @@
 """One domain's statistics from libvirt.
 
-The bulk stats API for this one domain (``domainListGetStats([dom], groups,
-NOWAIT)``) comes first; each group it leaves empty (the test driver fills only
-``state``) is asked for with the per-call API instead.  Calls that libvirt
+The domain's bulk stats record (``domainListGetStats(domains, groups, NOWAIT)``,
+from a call for many domains or for this one alone) comes first; each group it
+leaves empty (the test driver fills only ``state``) is asked for with the
+per-call API instead.  Calls that libvirt
 does not support for this driver are remembered and not repeated; statistics
 that are simply not there (inactive domain, no guest agent) are left absent.
 """
