@@ -11,6 +11,7 @@ one odd domain never costs the others their rows.
 from __future__ import annotations
 
 import struct
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -353,13 +354,38 @@ def _index_subids(obj: MibObject, convert: Converter, value: object, implied: bo
     raise Reject(f"{obj.name} cannot be an index")
 
 
+@dataclass
+class _MibParts:
+    """What every build of one Mib needs and no snapshot changes: made at its first build."""
+
+    converters: dict[str, Converter]
+    served: list[OID]        # every readable scalar and column, in OID order
+
+
+_PARTS: weakref.WeakKeyDictionary[Mib, _MibParts] = weakref.WeakKeyDictionary()
+
+
+def _parts(mib: Mib) -> _MibParts:
+    parts = _PARTS.get(mib)
+    if parts is None:
+        parts = _PARTS[mib] = _MibParts({}, [obj.oid for obj in mib.served()])
+    return parts
+
+
 class _Builder:
     """Collects one block per scalar and per column, each already in instance order."""
 
     def __init__(self, mib: Mib) -> None:
         self.mib = mib
+        self.parts = _parts(mib)
         self.blocks: list[Block] = []
         self.rejected: list[Rejected] = []
+
+    def converter(self, obj: MibObject) -> Converter:
+        convert = self.parts.converters.get(obj.name)
+        if convert is None:
+            convert = self.parts.converters[obj.name] = converter(obj)
+        return convert
 
     def reject(self, name: str, instance: OID, value: object, reason: str) -> None:
         self.rejected.append(Rejected(name, format_oid(instance), repr(value), reason))
@@ -368,7 +394,7 @@ class _Builder:
         if value is None:
             return
         try:
-            wire = converter(obj)(value)
+            wire = self.converter(obj)(value)
         except Reject as exc:
             self.reject(obj.name, (0,), value, str(exc))
             return
@@ -379,7 +405,7 @@ class _Builder:
         """(instance, row) for every row of every domain, in instance order; a row whose
         index does not convert, or repeats an earlier row's, is left out and reported."""
         entry = self.mib.object(spec.entry)
-        index_objects = [(obj, converter(obj), implied)
+        index_objects = [(obj, self.converter(obj), implied)
                          for obj, implied in ((self.mib.object(n), i) for n, i in entry.indices)]
         rows: list[tuple[OID, Any]] = []
         for domain in domains:
@@ -408,7 +434,7 @@ class _Builder:
         for name, getter in spec.columns.items():
             obj = self.mib.object(name)
             assert obj.syntax is not None
-            convert = converter(obj)
+            convert = self.converter(obj)
             # A column with a value in every row shares the table's instance list; one
             # that skips a row gets its own list from the first skip on.
             instances: Optional[list[OID]] = None
@@ -446,5 +472,5 @@ def build_table(snapshot: Snapshot, mib: Optional[Mib] = None) -> BuiltTable:
     for spec in TABLES:
         builder.table(spec, snapshot.domains)
     blocks = sorted(builder.blocks, key=lambda block: block.prefix)
-    table = OidTable.from_blocks(blocks, objects=[obj.oid for obj in mib.served()])
+    table = OidTable.from_blocks(blocks, objects=builder.parts.served)
     return BuiltTable(table, tuple(builder.rejected))
