@@ -106,12 +106,16 @@ class OidTable:
 
     def _init(self, blocks: list[Block], objects: Iterable[OID], check: bool) -> None:
         if check:
+            ordered: set[int] = set()   # instance lists already checked (columns share them)
             for block in blocks:
                 if not len(block.instances) == len(block.types) == len(block.values):
                     raise ValueError(f"block {format_oid(block.prefix)}: "
                                      f"{len(block.instances)} instances, {len(block.types)} "
                                      f"types, {len(block.values)} values")
                 instances = block.instances
+                if id(instances) in ordered:
+                    continue
+                ordered.add(id(instances))
                 for earlier, later in zip(instances, instances[1:]):
                     if not earlier < later:
                         raise ValueError(f"block {format_oid(block.prefix)}: instance "
