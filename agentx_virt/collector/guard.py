@@ -73,8 +73,9 @@ class Guard:
         # for the same task; it must not call back into the guard.
         self._on_abandoned = on_abandoned
         self._on_abandoned_done = on_abandoned_done
-        self._queues: list[queue.Queue[Optional[Task]]] = [queue.Queue()
-                                                           for _ in range(workers)]
+        # SimpleQueue: put and get in C, without queue.Queue's Python-level conditions.
+        self._queues: list[queue.SimpleQueue[Optional[Task]]] = [queue.SimpleQueue()
+                                                                 for _ in range(workers)]
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)   # a waited-for task settled
         self._threads = 0
