@@ -82,7 +82,8 @@ class Poller:
         self._host = HostInfo(False, config.uri)
         self._refs: dict[str, DomainRef] = {}
         self._by_reader: dict[int, list[DomainRef]] = {}
-        self._layouts: dict[str, tuple[Layout, int]] = {}     # uuid -> (layout, cycle read)
+        # uuid (lower case, as libvirt's UUIDString gives it) -> (layout, cycle read)
+        self._layouts: dict[str, tuple[Layout, int]] = {}
         self._changed_layouts: set[str] = set()     # UUIDs an event said changed (lower case)
         self._all_layouts_changed = False
         self._cycle = 0
@@ -199,9 +200,8 @@ class Poller:
             named, self._changed_layouts = self._changed_layouts, set()
             everything, self._all_layouts_changed = self._all_layouts_changed, False
         due = self._cycle - LAYOUT_REFRESH_CYCLES
-        for uuid, (layout, _read) in list(self._layouts.items()):
-            if everything or uuid.lower() in named:
-                self._layouts[uuid] = (layout, due)     # read again below
+        for uuid in list(self._layouts) if everything else named & self._layouts.keys():
+            self._layouts[uuid] = (self._layouts[uuid][0], due)     # read again below
         found: dict[str, tuple[str, Layout]] = {}
         for dom in listed:
             try:
