@@ -185,6 +185,13 @@ class Reader:
             self._monitors.add(conn)
         return conn
 
+    def _monitor_for(self, task: Task) -> Connection:
+        """This worker's monitor connection, recorded as the task's, so that abandoning
+        the task retires the connection (runs on the worker)."""
+        monitor = self._monitor_connection()
+        task.context = monitor
+        return monitor
+
     def _retire_monitor(self, task: Task) -> None:
         """The task's call is stuck: no new call goes to its connection."""
         conn = task.context
@@ -297,8 +304,7 @@ class Reader:
     def _bulk_call(self, task: Task, wanted: list[DomainRef]
                    ) -> Callable[[], dict[str, Prefetched]]:
         def call() -> dict[str, Prefetched]:
-            monitor = self._monitor_connection()
-            task.context = monitor          # so an abandoned call retires this connection
+            monitor = self._monitor_for(task)
             doms = []
             for ref in wanted:
                 try:
@@ -312,8 +318,7 @@ class Reader:
                  prefetched: Optional[Prefetched]) -> Callable[[], _Polled]:
         def sample() -> _Polled:
             self.touched.add(ref.uuid)
-            monitor = self._monitor_connection()
-            task.context = monitor          # so an abandoned call retires this connection
+            monitor = self._monitor_for(task)
             dom = monitor.domain(ref.uuid)
             last = self._history.get(ref.uuid)
             # A domain that was shut off at its last poll has no monitor to be stuck on,
