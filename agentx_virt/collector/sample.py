@@ -3,9 +3,9 @@
 The domain's bulk stats record (``domainListGetStats(domains, groups, NOWAIT)``,
 from a call for many domains or for this one alone) comes first; each group it
 leaves empty (the test driver fills only ``state``) is asked for with the
-per-call API instead.  Calls that libvirt
-does not support for this driver are remembered and not repeated; statistics
-that are simply not there (inactive domain, no guest agent) are left absent.
+per-call API instead.  Calls that libvirt does not support for this driver are
+remembered and not repeated; statistics that are simply not there (inactive
+domain, no guest agent) are left absent.
 """
 
 from __future__ import annotations
