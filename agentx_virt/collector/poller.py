@@ -149,7 +149,7 @@ class Poller:
             if uuid is None:
                 self._all_layouts_changed = True
             else:
-                self._changed_layouts.add(uuid.lower())
+                self._changed_layouts.add(uuid_key(uuid))
 
     def _host_info(self) -> HostInfo:
         return self._host
