@@ -78,6 +78,31 @@ def test_one_bulk_statistics_call_covers_the_domains_of_a_worker(
         assert d.disks[0].read_time_ns is not None
 
 
+def test_domains_alone_in_their_worker_slots_share_one_bulk_statistics_call(
+        libvirtd: PrivateLibvirtd, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the shared call each would make its own, and controlInfo before it."""
+    for workers in range(2, 32):
+        poller = Poller(Config(uri=libvirtd.uri, interval_s=5, domain_timeout_s=3,
+                               workers=workers), lambda _s: None)
+        poller.partition_once()
+        reader = poller.readers[0]
+        slots = {reader.guard.slot(ref.uuid) for ref in poller._assignment(0)()}
+        if len(slots) == 2:
+            break
+        poller.stop()
+    else:
+        pytest.fail("no worker count up to 31 puts q1 and q2 in different slots")
+    bulk = domains_asked(monkeypatch, "domainListGetStats")
+    control = domains_asked(monkeypatch, "controlInfo")
+    try:
+        snapshot = poller.poll_once()
+    finally:
+        poller.stop()
+    assert bulk == ["2 domains"] and control == []
+    assert [domain(snapshot, n).poll_status for n in ("q1", "q2")] == ["ok", "ok"]
+    assert all(domain(snapshot, n).disks[0].read_time_ns is not None for n in ("q1", "q2"))
+
+
 def test_control_info_is_asked_only_of_a_domain_whose_monitor_did_not_answer(
         libvirtd: PrivateLibvirtd, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bulk record filled by the domain's monitor needs no controlInfo after it; a
