@@ -24,7 +24,9 @@ from pathlib import Path
 import libvirt
 
 import agentx_virt
+from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.poller import LAYOUT_REFRESH_CYCLES, Poller
+from agentx_virt.collector.sample import COMPLETED, NOWAIT, SLOW_REFRESH_CYCLES, bulk_groups
 from agentx_virt.config import Config
 from agentx_virt.daemon import Agent, AgentThread
 from agentx_virt.libvirtd import PrivateLibvirtd
@@ -131,6 +133,33 @@ def cpu_per_domain_cycle(uri: str, cycles: int, workers: int
     return partition_cpu * per, poll_cpu * per, build_cpu * per, domains
 
 
+def libvirt_calls_alone(uri: str, cycles: int) -> float:
+    """ms of CPU per domain per cycle for the libvirt calls no cycle can do without, made
+    back to back on one connection with nothing else done: the domain list, one bulk
+    statistics call for every domain, each domain's current job, and its completed job
+    every SLOW_REFRESH_CYCLES cycles.  What the agent spends above this is its own."""
+    conn = Connection(uri, "bench")          # opened as the agent opens its connections
+    groups = bulk_groups(Config(uri=uri).wants)   # the default selectors
+
+    def cycle(number: int) -> int:
+        doms = conn.conn.listAllDomains(0)
+        conn.conn.domainListGetStats(doms, groups, NOWAIT)
+        for index, dom in enumerate(doms):
+            dom.jobStats()
+            if (index + number) % SLOW_REFRESH_CYCLES == 0:
+                dom.jobStats(COMPLETED)
+        return len(doms)
+
+    try:
+        domains = cycle(0)
+        started = time.process_time()
+        for number in range(1, cycles + 1):
+            cycle(number)
+        return (time.process_time() - started) * 1000 / (cycles * max(domains, 1))
+    finally:
+        conn.close()
+
+
 def cpu_line(figures: tuple[float, float, float, int]) -> str:
     partition, poll, build, _ = figures
     return (f"{partition + poll + build:.3f} ms CPU per domain per cycle (partitioner "
@@ -187,6 +216,9 @@ def main(argv: list[str]) -> int:
         print(f"remote test driver, {counted} domains (1 built in): {cpu_line(remote)}")
         qemu = cpu_per_domain_cycle(daemon.uri, args.cycles, args.workers)
         print(f"QEMU/TCG, {qemu[3]} domains: {cpu_line(qemu)}")
+        print(f"QEMU/TCG, {qemu[3]} domains: {libvirt_calls_alone(daemon.uri, args.cycles):.3f} "
+              "ms CPU per domain per cycle for the libvirt calls alone (domain list, one bulk "
+              "call, each domain's jobs)")
         first_s, values, rate = first_snapshot_and_walk(test_uri, counted, work / "walk1")
         first_1000_s = first_s
         print(f"{counted} domains: first full snapshot served after {first_s:.2f} s; "

@@ -155,7 +155,8 @@ def _indexed(record: Mapping[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:
     return found
 
 
-def _bulk_groups(wants: Callable[[str], bool]) -> int:
+def bulk_groups(wants: Callable[[str], bool]) -> int:
+    """The bulk statistics groups (VIR_DOMAIN_STATS_*) the selectors ask for."""
     groups = libvirt.VIR_DOMAIN_STATS_STATE
     for selector, group in (("cpu", "VIR_DOMAIN_STATS_CPU_TOTAL"),
                             ("memory", "VIR_DOMAIN_STATS_BALLOON"),
@@ -206,7 +207,7 @@ def bulk_stats(conn: Connection, doms: list[libvirt.virDomain],
         CollectorError: the call failed (LibvirtUnavailable when libvirt went away).
     """
     found = conn.call(f"domainListGetStats of {len(doms)} domains",
-                      conn.conn.domainListGetStats, doms, _bulk_groups(wants), NOWAIT)
+                      conn.conn.domainListGetStats, doms, bulk_groups(wants), NOWAIT)
     taken_ns = time.monotonic_ns()
     return {dom.UUIDString(): Prefetched(record, taken_ns) for dom, record in found or ()}
 
@@ -233,7 +234,7 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, uuid: str, name: str
         taken_ns = prefetched.taken_ns if "cpu.time" in record else time.monotonic_ns()
     else:
         bulk = calls.get("domainListGetStats", conn.conn.domainListGetStats, [dom],
-                         _bulk_groups(wants), NOWAIT)
+                         bulk_groups(wants), NOWAIT)
         if bulk:
             record = bulk[0][1]
         taken_ns = time.monotonic_ns()
