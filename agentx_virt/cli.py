@@ -95,6 +95,8 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _run(args: argparse.Namespace) -> int:
     config = _config(args)
+    from agentx_virt.malloc import limit_arenas  # only the daemon process needs ctypes
+    limit_arenas()
     agent = Agent(config)
 
     def request_stop(signum: int, _frame: object) -> None:

@@ -194,8 +194,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--domains", type=int, default=1000)
     parser.add_argument("--cycles", type=int, default=5)
-    parser.add_argument("--rss-cycles", type=int, default=10,
-                        help="polls (2 s apart, each with a walk) before the RSS is read")
+    parser.add_argument("--rss-cycles", type=int, default=40,
+                        help="polls (2 s apart, each with a walk) before the RSS is read; "
+                             "measured here, it grew by 0.4 MiB from 10 to 40 polls and no "
+                             "more up to 150")
     parser.add_argument("--workers", type=int, default=Config.workers,
                         help="worker threads per reader (default: the config default)")
     parser.add_argument("--walk-domains", type=int, nargs="*", default=[1000, 5000])

@@ -1,9 +1,11 @@
-"""Address parsing, the trap queue's accounting, OIDs, and the command line."""
+"""Address parsing, the trap queue's accounting, OIDs, the command line, and the daemon's
+malloc setting."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +144,15 @@ def test_slotted_records_stay_frozen_dataclasses_without_a_dict() -> None:
         stats.index = 3  # type: ignore[misc]
     with pytest.raises(TypeError, match="above @dataclass"):
         slotted(DomainStats)
+
+
+@pytest.mark.parametrize("environment, applied",
+                         [({}, "True"), ({"MALLOC_ARENA_MAX": "4"}, "False")])
+def test_malloc_arenas_are_capped_unless_the_user_chose(environment: dict[str, str],
+                                                        applied: str) -> None:
+    """glibc (Debian) has mallopt; a MALLOC_ARENA_MAX the user set is left alone."""
+    env = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
+    result = subprocess.run([sys.executable, "-c", "from agentx_virt.malloc import limit_arenas; "
+                             "print(limit_arenas())"], capture_output=True, text=True,
+                            env={**env, **environment}, check=True, stdin=subprocess.DEVNULL)
+    assert result.stdout.strip() == applied

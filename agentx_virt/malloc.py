@@ -1,0 +1,31 @@
+"""glibc malloc settings for the daemon process."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+M_ARENA_MAX = -8        # mallopt parameter number, from glibc's <malloc.h>
+DAEMON_ARENAS = 2
+
+
+def limit_arenas(count: int = DAEMON_ARENAS) -> bool:
+    """Cap glibc's malloc arenas at ``count``; call it before the daemon starts threads.
+
+    glibc gives threads that allocate at the same time arenas of their own, up to 8 per
+    CPU, and memory freed in one arena is reused only by that arena.  The daemon's
+    threads (readers, workers, libvirt's event loop, the AgentX session) spend their
+    time waiting on libvirt or snmpd, so sharing two arenas costs them little; measured
+    with ``bench/poll_cost.py`` at 1,001 remote test-driver domains, the resident size
+    after 40 polls went from 47.6 to 46.5 MiB.
+
+    Returns False, changing nothing, when MALLOC_ARENA_MAX is set (glibc has read it
+    already, and the user's choice stands) or the C library has no ``mallopt`` (not glibc).
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_ARENA_MAX, count))
