@@ -15,9 +15,9 @@ def limit_arenas(count: int = DAEMON_ARENAS) -> bool:
     glibc gives threads that allocate at the same time arenas of their own, up to 8 per
     CPU, and memory freed in one arena is reused only by that arena.  The daemon's
     threads (readers, workers, libvirt's event loop, the AgentX session) spend their
-    time waiting on libvirt or snmpd, so sharing two arenas costs them little; measured
-    with ``bench/poll_cost.py`` at 1,001 remote test-driver domains, the resident size
-    after 40 polls went from 47.6 to 46.5 MiB.
+    time waiting on libvirt or snmpd, so sharing two arenas costs them little.  Measured
+    as ``bench/poll_cost.py`` does, at 1,001 remote test-driver domains after 40 polls:
+    46.8-47.5 MiB resident in four runs with the cap, 47.6 MiB in two without it.
 
     Returns False, changing nothing, when MALLOC_ARENA_MAX is set (glibc has read it
     already, and the user's choice stands) or the C library has no ``mallopt`` (not glibc).
