@@ -17,7 +17,8 @@ def limit_arenas(count: int = DAEMON_ARENAS) -> bool:
     threads (readers, workers, libvirt's event loop, the AgentX session) spend their
     time waiting on libvirt or snmpd, so sharing two arenas costs them little.  Measured
     as ``bench/poll_cost.py`` does, at 1,001 remote test-driver domains after 40 polls:
-    46.8-47.5 MiB resident in four runs with the cap, 47.6 MiB in two without it.
+    46.8-47.7 MiB resident in five runs with the cap, 47.6 MiB in two without it: the
+    runs spread more than the cap moves them.
 
     Returns False, changing nothing, when MALLOC_ARENA_MAX is set (glibc has read it
     already, and the user's choice stands) or the C library has no ``mallopt`` (not glibc).
