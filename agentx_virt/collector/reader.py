@@ -311,8 +311,8 @@ class Reader:
                                 else "no answer in time")
         problem = "; ".join(problems) or None
         if problem is not None and problem != self._bulk_problem:
-            log.info("%s: bulk statistics for many domains failed (%s); those domains are "
-                     "asked one by one", self.name, problem)
+            log.info("%s: a bulk statistics call failed (%s); its domains are asked one "
+                     "by one", self.name, problem)
         self._bulk_problem = problem
         return found
 
