@@ -31,7 +31,9 @@ _LIBVIRTD_CONF = ('unix_sock_group = "root"\nunix_sock_rw_perms = "0770"\n'
 _START = """set -e
 mount --make-rprivate /
 for d in {dirs}; do mkdir -p "/$d"; mount --bind "{root}/$d" "/$d"; done
-exec /usr/sbin/libvirtd -f /etc/libvirt/libvirtd.conf
+# Its pid file in its own run directory: the default /run/libvirtd.pid is the host's
+# (or another private libvirtd's), and libvirtd refuses to start when it is locked.
+exec /usr/sbin/libvirtd -f /etc/libvirt/libvirtd.conf --pid-file /run/libvirt/libvirtd.pid
 """
 _DOMAIN = """<domain type='qemu'>
   <name>{name}</name>

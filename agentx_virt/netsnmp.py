@@ -28,12 +28,41 @@ class PeerError(RuntimeError):
     """A net-snmp program is missing or did not start (an environment problem, not ours)."""
 
 
+# What snmpd and snmptrapd print, before exiting with 1, when their port was taken.
+_PORT_TAKEN = ("Error opening specified endpoint", "Couldn't open a master agentx socket",
+               "Address already in use")
+# Start attempts of a peer whose ports were picked here; each new one picks new ports.
+PORT_ATTEMPTS = 5
+
+
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A loopback port that was free a moment ago."""
+    """A loopback port that was free a moment ago.
+
+    Another process may take it before the peer binds it; the peers here notice
+    that (the program exits saying so) and start again on fresh ports.
+    """
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _port_taken(log: Path, offset: int) -> bool:
+    """Whether the log, from ``offset`` on, says a port was already in use."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return False
+    return any(marker in text for marker in _PORT_TAKEN)
 
 
 def _require(program: str) -> str:
@@ -109,8 +138,9 @@ class PrivateSnmpd:
                  extra_config: Sequence[str] = ()) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.agentx_tcp_port = free_port(socket.SOCK_STREAM) if agentx_tcp else None
+        self._agentx_tcp = agentx_tcp
+        self._pick_ports()
+        self._ports_held = False    # true once snmpd has bound them: restarts keep them
         self.socket_path = self.workdir / "agentx.sock"
         self.trap_port = trap_port
         self.trap_transport = trap_transport
@@ -118,6 +148,10 @@ class PrivateSnmpd:
         self.log_path = self.workdir / "snmpd.log"
         self.process: Optional[subprocess.Popen[bytes]] = None
         self.spawned_at = 0.0  # time.perf_counter() when the snmpd process was last started
+
+    def _pick_ports(self) -> None:
+        self.port = free_port()
+        self.agentx_tcp_port = free_port(socket.SOCK_STREAM) if self._agentx_tcp else None
 
     @property
     def agent(self) -> str:
@@ -152,6 +186,21 @@ class PrivateSnmpd:
     def start(self, timeout: float = 15.0) -> PrivateSnmpd:
         if self.process is not None and self.process.poll() is None:
             return self
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            log_start = _size(self.log_path)
+            try:
+                self._start(timeout)
+            except PeerError:
+                if (self._ports_held or attempt == PORT_ATTEMPTS
+                        or not _port_taken(self.log_path, log_start)):
+                    raise
+                self._pick_ports()      # another process took a port meanwhile
+                continue
+            self._ports_held = True
+            return self
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> None:
         config = self.workdir / "snmpd.conf"
         config.write_text(self._config())
         persist = self.workdir / "persist"
@@ -173,7 +222,7 @@ class PrivateSnmpd:
                 probe = snmp_tool("snmpget", self.agent, "1.3.6.1.2.1.1.3.0",
                                   request_timeout=0.5)
                 if probe.returncode == 0:
-                    return self
+                    return
             time.sleep(0.05)
         self.stop()
         raise PeerError(f"snmpd did not become ready within {timeout} s:\n{self.log_tail()}")
@@ -218,11 +267,23 @@ class PrivateSnmptrapd:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.transport = transport
         self.extra_config = tuple(extra_config)     # e.g. a traphandle line
-        self.port = free_port(socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM)
+        self._kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
+        self.port = free_port(self._kind)
         self.log_path = self.workdir / "snmptrapd.log"
         self.process: Optional[subprocess.Popen[bytes]] = None
 
     def start(self, timeout: float = 10.0) -> PrivateSnmptrapd:
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._start(timeout)
+                return self
+            except PeerError:
+                if attempt == PORT_ATTEMPTS or not _port_taken(self.log_path, 0):
+                    raise
+                self.port = free_port(self._kind)   # another process took it meanwhile
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> None:
         config = self.workdir / "snmptrapd.conf"
         config.write_text("disableAuthorization yes\ndoNotLogTraps no\n"
                           + "".join(f"{line}\n" for line in self.extra_config))
@@ -239,7 +300,7 @@ class PrivateSnmptrapd:
             if self.process.poll() is not None:
                 raise PeerError(f"snmptrapd exited with {self.process.returncode}")
             if "NET-SNMP version" in self.log_path.read_text(errors="replace"):
-                return self
+                return
             time.sleep(0.05)
         self.stop()
         raise PeerError(f"snmptrapd did not start within {timeout} s")

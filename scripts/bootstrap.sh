@@ -2,7 +2,8 @@
 # Install what agentx-virt needs to run its demo and tests on Debian, then make .venv.
 #   - Debian packages (as root; only those missing are installed)
 #   - a virtualenv in .venv (override with AGENTX_VIRT_VENV) holding the package and
-#     its test extras; rebuilt when pyproject.toml or the Python changes
+#     its test extras at the versions constraints.txt pins; rebuilt when pyproject.toml,
+#     constraints.txt or the Python changes
 # Sourced by tests/run.sh and scripts/demo.sh; sets $venv.
 set -euo pipefail
 
@@ -31,14 +32,16 @@ fi
 python=${PYTHON:-/usr/bin/python3}
 venv=${AGENTX_VIRT_VENV:-.venv}
 stamp="$venv/.agentx-virt-installed"
-wanted="$(sha256sum pyproject.toml | cut -d' ' -f1) $("$python" -V 2>&1)"
+wanted="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1) $("$python" -V 2>&1)"
 if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
     echo "== creating $venv with $("$python" -V 2>&1)"
     rm -rf "$venv"
     "$python" -m venv "$venv"
     log="$venv/pip-install.log"
-    if ! { "$venv/bin/python" -m pip install --upgrade pip &&
-           "$venv/bin/python" -m pip install -e '.[test]'; } >"$log" 2>&1; then
+    # Every Python package comes at the version constraints.txt pins, build backends too.
+    pip=(env PIP_CONSTRAINT="$PWD/constraints.txt" "$venv/bin/python" -m pip)
+    if ! { "${pip[@]}" install --upgrade pip && "${pip[@]}" install -e '.[test]'; } \
+            >"$log" 2>&1; then
         tail -n 40 "$log" >&2
         echo "bootstrap: installing into $venv failed; full log: $log" >&2
         exit 1
