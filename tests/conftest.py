@@ -20,8 +20,9 @@ from agentx_virt.agentx.store import OidTable, ServedStore
 from agentx_virt.agentx.traps import TrapQueue
 from agentx_virt.collector.connection import Connection
 from agentx_virt.libvirtd import PrivateLibvirtd, available
-from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd
-from agentx_virt.oid import OID
+from agentx_virt.mib.model import shipped_mib
+from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd, snmp_tool
+from agentx_virt.oid import OID, format_oid
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
@@ -32,6 +33,20 @@ def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"condition not met within {timeout:g} s")
+
+
+def wait_polls(snmpd: PrivateSnmpd, polls: int, timeout: float = 30.0) -> None:
+    """Wait until the agent behind ``snmpd`` has served ``polls`` more poll cycles (each
+    a new lvxLastPollStart)."""
+    last_start = format_oid(shipped_mib().object("lvxLastPollStart").oid + (0,))
+
+    def start() -> str:
+        return snmp_tool("snmpget", snmpd.agent, last_start, options=["-Oqv"]).stdout
+
+    seen = [start()]
+    for _ in range(polls):
+        wait_for(lambda: start() not in seen, timeout)
+        seen.append(start())
 
 
 def domains_asked(monkeypatch: pytest.MonkeyPatch, api: str) -> list[str]:

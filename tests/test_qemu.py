@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
@@ -21,9 +20,9 @@ from agentx_virt.libvirtd import PrivateLibvirtd
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.netsnmp import PrivateSnmpd, snmp_tool
 from agentx_virt.oid import format_oid
-from agentx_virt.snapshot import DomainStats, Snapshot
+from agentx_virt.snapshot import DomainStats, PerfEvent, Snapshot
 
-from .conftest import domains_asked, private_libvirtd, wait_for
+from .conftest import domains_asked, private_libvirtd, wait_for, wait_polls
 
 pytestmark = pytest.mark.peers
 MIB = shipped_mib()
@@ -121,7 +120,14 @@ def test_control_info_is_asked_only_of_a_domain_whose_monitor_did_not_answer(
         held = threading.Thread(target=lambda: _ignore_errors(
             holder.lookupByName("q1").memoryStats), daemon=True)
         held.start()
-        time.sleep(1.5)
+        # Wait until libvirt reports q1's monitor busy for longer than the poller's
+        # 1 s deadline, so that controlInfo alone shows it stuck.
+        watcher = holder.lookupByName("q1")
+
+        def held_past_deadline() -> bool:
+            state, _details, state_ms = watcher.controlInfo()
+            return bool(state == libvirt.VIR_DOMAIN_CONTROL_OCCUPIED and state_ms >= 1500)
+        wait_for(held_past_deadline)
         poller = Poller(Config(uri=libvirtd.uri, interval_s=5, domain_timeout_s=1, workers=1),
                         lambda _s: None)
         snapshot = poller.poll_once()
@@ -217,8 +223,12 @@ def test_perf_software_events(libvirtd: PrivateLibvirtd) -> None:
         dom.setPerfEvents({"task_clock": True, "context_switches": True},
                           libvirt.VIR_DOMAIN_AFFECT_LIVE)
         try:
-            time.sleep(0.5)
-            perf = {p.name: p for p in domain(poll(libvirtd.uri, stats=("perf",)), "q1").perf}
+            def counted() -> bool:   # the counters start at 0 when enabled
+                perf.update((p.name, p) for p in
+                            domain(poll(libvirtd.uri, stats=("perf",)), "q1").perf)
+                return (perf["task_clock"].value or 0) > 0
+            perf: dict[str, PerfEvent] = {}
+            wait_for(counted)
         finally:
             dom.setPerfEvents({"task_clock": False, "context_switches": False},
                               libvirt.VIR_DOMAIN_AFFECT_LIVE)
@@ -261,7 +271,7 @@ def test_a_hung_domain_does_not_stall_the_others(libvirtd: PrivateLibvirtd, snmp
         threads_while_stuck = threading.active_count()
         cpu_seen = {cells(snmpd, "lvxDomainCpuTimeTotalNs")[q2]}
         for _ in range(4):                 # four more cycles with q1 stuck
-            time.sleep(2.1)
+            wait_polls(snmpd, 1)
             status = cells(snmpd, "lvxDomainPollStatus")
             assert status == {q1: timed_out, q2: ok}
             cpu_seen.add(cells(snmpd, "lvxDomainCpuTimeTotalNs")[q2])

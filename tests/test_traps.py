@@ -7,6 +7,7 @@ agent sees; QEMU/TCG domains on the same daemon cover a libvirtd restart.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -36,7 +37,7 @@ from agentx_virt.netsnmp import (
 from agentx_virt.oid import format_oid
 from agentx_virt.testdriver import define_domain
 
-from .conftest import private_libvirtd, wait_for
+from .conftest import private_libvirtd, wait_for, wait_polls
 
 pytestmark = pytest.mark.peers
 MIB = shipped_mib()
@@ -195,15 +196,15 @@ def test_a_threshold_is_crossed_once_and_cleared_below_its_falling_value(
             return [r for r in ours(stack.trapd.traps()) if r.trap.startswith(
                 "lvxDomainThreshold") and r.values["lvxDomainName"] == "vm0019"]
 
-        time.sleep(2.5)                                     # two polls below: nothing
+        wait_polls(stack.snmpd, 2)                          # two polls below: nothing
         assert mine() == []
         dom.setMemory(1800000)
         wait_for(lambda: len(mine()) == 1, 20)
         dom.setMemory(1200000)                              # between the two: no trap
-        time.sleep(2.5)
+        wait_polls(stack.snmpd, 2)
         dom.setMemory(800000)
         wait_for(lambda: len(mine()) == 2, 20)
-        time.sleep(2.5)                                     # stays below: nothing more
+        wait_polls(stack.snmpd, 2)                          # stays below: nothing more
         crossed, cleared = mine()
         assert (crossed.trap, cleared.trap) == ("lvxDomainThresholdCrossed",
                                                 "lvxDomainThresholdCleared")
@@ -253,19 +254,21 @@ def test_the_packaged_snmptt_example_formats_state_changes(host: Host, short_tmp
     ini = work / "snmptt.ini"
     ini.write_text(SNMPTT_INI.format(log=log, unknown=unknown, conf=conf))
     dom = host.conn.lookupByName("vm0017")
+
+    def lines() -> list[str]:
+        return [line for line in (log.read_text() if log.exists() else "").splitlines()
+                if "vm0017" in line]
+
     with running_stack(host.uri, work, [f"traphandle default {snmptt} --ini={ini}"]):
         if not dom.isActive():
             dom.create()
-        time.sleep(0.5)
+            wait_for(lambda: len(lines()) >= 1, 30)     # the start's own trap
+        before = len(lines())
         uuid = dom.UUIDString()
         dom.suspend()
         dom.resume()
-
-        def lines() -> list[str]:
-            return [line for line in (log.read_text() if log.exists() else "").splitlines()
-                    if "vm0017" in line]
-        wait_for(lambda: len(lines()) >= 2, 30)
-        paused, running_again = lines()[:2]
+        wait_for(lambda: len(lines()) >= before + 2, 30)
+        paused, running_again = lines()[before:before + 2]
         # snmptt's log line: date, trap OID, severity (the EVENT whose MATCH on the
         # severity varbind held), category, host, then the FORMAT text.
         trap_oid = notification_oid("lvxDomainStateChange")
@@ -316,10 +319,13 @@ def test_a_new_partition_tag_moves_the_domain_at_the_next_cycle(host: Host,
 def test_storm_of_2000_changes_during_walks(host: Host, stack: Stack) -> None:
     names = [f"vm{n:04d}" for n in range(1, 21)]
     doms = [host.conn.lookupByName(n) for n in names]
+    before = len(stack.trapd.traps())
+    woken = 0
     for dom in doms:
         if dom.info()[0] != libvirt.VIR_DOMAIN_RUNNING:
             dom.create() if not dom.isActive() else dom.resume()
-    time.sleep(1.5)
+            woken += 1
+    wait_for(lambda: len(stack.trapd.traps()) >= before + woken)   # one trap each
     before = len(stack.trapd.traps())
     pairs = 2000 // (2 * len(doms))
     walks = [subprocess.Popen(snmp_command("snmpbulkwalk", stack.snmpd.agent,
@@ -384,7 +390,7 @@ def test_traps_raised_while_snmpd_is_away_arrive_after_it_returns(
     stack.snmpd.stop()
     for change in (dom.suspend, dom.resume, dom.suspend, dom.resume):
         change()
-    time.sleep(1)
+    wait_for(lambda: stack.agent.traps.stats().waiting >= 4)     # held for snmpd
     stack.snmpd.start()
     wait_for(lambda: len(received(stack.trapd)) - before >= 4, 30)
     late = [r.values["lvxDomainState"] for r in received(stack.trapd)[before:]
@@ -397,21 +403,26 @@ def test_qemu_domain_transitions_and_a_completed_save_job(host: Host, short_tmp:
     daemon.start_domain("qe", 5)
     with running_stack(daemon.uri, short_tmp) as stack, closing(libvirt.open(daemon.uri)) as conn:
         trapd = stack.trapd
-        time.sleep(0.5)
+        row_of(stack, "qe")          # polled, so the agent knows its state
         dom = conn.lookupByName("qe")
-        for change in (dom.suspend, dom.resume, dom.destroy, dom.create,
-                       lambda: dom.managedSave(0), dom.create):
-            change()
-            time.sleep(0.3)
+
+        def mine() -> list[Received]:
+            return [r for r in received(trapd) if r.values["lvxDomainName"] == "qe"]
+
+        def has_traps(count: int) -> bool:
+            return len(mine()) >= count
         # One trap per libvirt event: QEMU reports destroy as shutdown then stopped,
         # a start as resumed then started, a restore as started then resumed.
         expected = [("3", "user"), ("1", "unpaused"), ("4", "user"), ("5", "destroyed"),
                     ("1", "unpaused"), ("1", "booted"), ("3", "user"), ("5", "saved"),
                     ("1", "restored"), ("1", "from_snapshot")]
-
-        def mine() -> list[Received]:
-            return [r for r in received(trapd) if r.values["lvxDomainName"] == "qe"]
-        wait_for(lambda: len(mine()) >= len(expected), 30)
+        traps_so_far = 0
+        for change, traps in ((dom.suspend, 1), (dom.resume, 1), (dom.destroy, 2),
+                              (dom.create, 2), (lambda: dom.managedSave(0), 2),
+                              (dom.create, 2)):
+            change()
+            traps_so_far += traps
+            wait_for(functools.partial(has_traps, traps_so_far), 30)
         assert [(r.values["lvxDomainState"], r.values["lvxDomainStateReasonText"])
                 for r in mine()] == expected
         jobs = [r for r in received(trapd, "lvxDomainJobCompleted")
@@ -458,11 +469,13 @@ def test_changes_missed_while_libvirtd_restarts_are_sent_after_it_returns(
     running = AgentThread(agent).start()
     try:
         assert running.wait_ready(30)
-        time.sleep(1)
+        wait_polls(snmpd, 1)                  # the notifier has seen qt running
         pid = daemon.qemu_pid("qt")
         daemon.stop_daemon()
         os.kill(pid, signal.SIGKILL)          # the domain dies while libvirtd is away
-        time.sleep(1)
+        connected = f"{oid_of('lvxLibvirtConnected')}.0"
+        wait_for(lambda: snmp_tool("snmpget", snmpd.agent, connected, options=["-Oqv"])
+                 .stdout.strip() == "2", 20)  # false(2): the agent saw libvirtd go
         daemon.start()
         wait_for(lambda: any(r.values.get("lvxDomainName") == "qt"
                              for r in received(trapd)), 40)
