@@ -17,6 +17,7 @@ from agentx_virt.collector.poller import Poller
 from agentx_virt.config import Config, ConfigError
 from agentx_virt.config import load as load_config
 from agentx_virt.daemon import Agent
+from agentx_virt.domain_index import STATE_FILE, DomainIndexRegistry, StateFileError
 from agentx_virt.dump import FORMATS, render
 from agentx_virt.mib.compile import (
     COMPILED_DIR,
@@ -41,10 +42,11 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"AgentX master: /path, unix:/path or tcp:HOST:PORT "
                           f"(default {DEFAULT_ADDRESS})")
     run.add_argument("--interval", type=float, metavar="S", help="seconds between polls")
-    run.add_argument("--state-dir", type=Path, metavar="DIR",
-                     help="where the domain index state is kept")
+    _state_dir_option(run, "where the domain index state is kept")
     dump = commands.add_parser("dump", help="poll libvirt once and print it (no snmpd needed)")
     _poll_options(dump)
+    _state_dir_option(dump, "the agent's state directory, read (never written) so that "
+                            "the indexes shown are the agent's")
     dump.add_argument("--format", choices=FORMATS, default="table")
     demo = commands.add_parser(
         "demo", help="run the agent on libvirt's test driver behind a private snmpd and walk it")
@@ -74,6 +76,11 @@ def _log_option(parser: argparse.ArgumentParser, default: object) -> None:
     parser.add_argument("--log-level", type=str.upper, default=default,
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="DEBUG, INFO, WARNING or ERROR (any case)")
+
+
+def _state_dir_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--state-dir", type=Path, metavar="DIR",
+                        help=f"{what} (default: [agent] state_dir, else {Config.state_dir})")
 
 
 def _poll_options(parser: argparse.ArgumentParser) -> None:
@@ -110,7 +117,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def _dump(args: argparse.Namespace) -> int:
     config = _config(args)
-    snapshot = Poller(config, lambda _snapshot: None).poll_once()
+    try:
+        registry = DomainIndexRegistry.load(config.state_dir / STATE_FILE, read_only=True)
+    except StateFileError as exc:
+        log.warning("%s; showing fresh indexes", exc)
+        registry = DomainIndexRegistry()
+    snapshot = Poller(config, lambda _snapshot: None, registry).poll_once()
     print(render(snapshot, args.format))
     return 0 if snapshot.host.libvirt_connected else 1
 

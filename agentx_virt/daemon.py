@@ -21,7 +21,7 @@ from agentx_virt.agentx.traps import TrapQueue
 from agentx_virt.collector.events import EventWatcher
 from agentx_virt.collector.poller import Poller
 from agentx_virt.config import Config
-from agentx_virt.domain_index import DomainIndexRegistry, StateFileError
+from agentx_virt.domain_index import STATE_FILE, DomainIndexRegistry, StateFileError
 from agentx_virt.mib.build import build_table
 from agentx_virt.mib.model import Mib, shipped_mib
 from agentx_virt.snapshot import Snapshot, uuid_key
@@ -29,7 +29,6 @@ from agentx_virt.traps import Notifier, settings_for
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "domain-index.json"
 EVENT_QUEUE = 100000   # libvirt events waiting for the notifier, at most
 
 
@@ -91,10 +90,14 @@ class Agent:
         config = self.config
         state_path = config.state_dir / STATE_FILE
         try:
-            registry = self.registry = DomainIndexRegistry.load(state_path)
+            registry = DomainIndexRegistry.load(state_path)
+            registry.save()       # the directory takes writes: indexes can stay stable
         except StateFileError as exc:
-            log.critical("%s", exc)
+            log.critical("%s: without it domain indexes could not stay stable across "
+                         "restarts; fix the state directory (--state-dir, [agent] "
+                         "state_dir) and start again", exc)
             return 1
+        self.registry = registry
         session = AgentXSession(
             SessionConfig(parse_address(config.agentx), (self.mib.root,), ident=self.mib.root,
                           description=f"agentx-virt {__version__}"),
@@ -106,7 +109,7 @@ class Agent:
             return stats.sent, (stats.dropped + stats.refused + self._events_dropped +
                                 self.notifier.failed)
 
-        poller = Poller(config, self.publisher.publish, registry, state_path, trap_counts)
+        poller = Poller(config, self.publisher.publish, registry, trap_counts)
         self.watcher.on_layout_change = poller.layout_changed
         session_thread = SessionThread(session).start()
         log.info("agentx-virt %s: polling %s every %g s with %d reader(s); AgentX master %s",
@@ -124,10 +127,7 @@ class Agent:
             self.notifier.stop()
             if session_thread.thread.is_alive():
                 session_thread.stop()
-            try:
-                registry.save(state_path)
-            except StateFileError as exc:
-                log.error("%s", exc)
+            registry.flush()
         if session_thread.error is not None:
             log.critical("stopping: the AgentX session failed: %s", session_thread.error)
             return 1

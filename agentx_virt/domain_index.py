@@ -5,31 +5,43 @@ out in increasing order and not reused while the UUID that had one is
 remembered, so an NMS never sees a new domain take over an old domain's row
 history.  A UUID unseen for ``FORGET_AFTER_S`` is forgotten (its index may then
 be handed out again once the counter wraps at 2^31-1).
+
+The registry is the only writer of its state file.  Whatever path asks for an
+index (the poller, the notifier), a new one is on disk (written to a temp
+file, fsynced, renamed over the old file, the directory fsynced) before
+``assign`` returns it: once an index has been served or sent in a trap, a
+``kill -9`` cannot make a restarted agent give it to another domain.  A write
+that fails keeps the agent serving; the failure shows in ``save_error`` and is
+logged once per condition.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import stat
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from agentx_virt.record import slotted
 from agentx_virt.snapshot import uuid_key
 
 log = logging.getLogger(__name__)
 
+STATE_FILE = "domain-index.json"     # in the state directory
 MAX_INDEX = 2**31 - 1
 FORGET_AFTER_S = 30 * 24 * 3600
 STATE_VERSION = 1
+MAX_STATE_BYTES = 256 * 1024 * 1024     # far above 100,000 domains (about 8 MB)
 
 
 class StateFileError(Exception):
-    """The state file exists but cannot be used; the message names it and says why."""
+    """The state file or its directory cannot be used; the message names it and says why."""
 
 
 @slotted
@@ -40,18 +52,28 @@ class _Known:
 
 
 class DomainIndexRegistry:
-    """UUID → lvxDomainIndex, with the time each UUID was last seen."""
+    """UUID → lvxDomainIndex, with the time each UUID was last seen.
 
-    def __init__(self) -> None:
+    With a ``path``, every assignment of a new index is saved there before it is
+    returned; without one (``agentx-virt dump``, tests) nothing is written.
+    """
+
+    def __init__(self, path: Optional[Path] = None) -> None:
         self._known: dict[str, _Known] = {}
         self._next = 1
         self._lock = threading.Lock()    # the poller and the notifier both assign
+        self.path = path
+        self.save_error: Optional[str] = None   # why the last save failed; None: it did not
 
     def __len__(self) -> int:
         return len(self._known)
 
     def assign(self, uuids: Iterable[str], now: float) -> dict[str, int]:
-        """Indexes for these UUIDs (new ones get fresh indexes); marks them seen at ``now``."""
+        """Indexes for these UUIDs (new ones get fresh indexes); marks them seen at ``now``.
+
+        New indexes are on disk when this returns, unless the save failed (see
+        ``save_error``): the agent goes on serving rather than going dark.
+        """
         result: dict[str, int] = {}
         with self._lock:
             in_use: Optional[set[int]] = None      # made once, when a new UUID needs it
@@ -68,6 +90,8 @@ class DomainIndexRegistry:
                     in_use.add(index)
                     self._known[key] = _Known(index, now)
                 result[key] = index
+            if in_use is not None:
+                self._save_locked()
         return result
 
     def _fresh_index(self, in_use: set[int]) -> int:
@@ -80,97 +104,206 @@ class DomainIndexRegistry:
         return index
 
     def forget_unseen(self, now: float, after_s: float = FORGET_AFTER_S) -> list[str]:
-        """Drop UUIDs not seen for ``after_s`` seconds; returns them."""
+        """Drop UUIDs not seen for ``after_s`` seconds and save; returns them."""
         with self._lock:
             stale = [key for key, known in self._known.items()
                      if now - known.last_seen > after_s]
             for key in stale:
                 del self._known[key]
+            self._save_locked()
         return stale
+
+    def flush(self) -> None:
+        """Save the sighting times too (at stop; new indexes are saved as they come)."""
+        with self._lock:
+            self._save_locked()
 
     # ------------------------------------------------------------ persistence
 
     def to_json(self) -> str:
         with self._lock:
-            known = dict(self._known)
+            return self._json_locked()
+
+    def _json_locked(self) -> str:
         return json.dumps({
             "version": STATE_VERSION,
             "next_index": self._next,
             "domains": {key: {"index": known.index, "last_seen": known.last_seen}
-                        for key, known in sorted(known.items())},
-        }, indent=1)
+                        for key, known in sorted(self._known.items())},
+        }, indent=0)
 
     @classmethod
-    def from_json(cls, text: str) -> DomainIndexRegistry:
+    def from_json(cls, text: str, path: Optional[Path] = None) -> DomainIndexRegistry:
         """Raises ValueError (with the reason) on anything but a well-formed state."""
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except RecursionError:
+            raise ValueError("nested too deeply to be a domain index state") from None
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
             raise ValueError(f"not a version {STATE_VERSION} domain index state")
-        registry = cls()
+        domains = data.get("domains")
+        if not isinstance(domains, dict):
+            raise ValueError("'domains' is not an object")
+        registry = cls(path)
         seen_indexes: set[int] = set()
-        for key, entry in dict(data["domains"]).items():
-            index, last_seen = entry["index"], entry["last_seen"]
-            if not isinstance(index, int) or not 1 <= index <= MAX_INDEX:
-                raise ValueError(f"index {index!r} of {key} is outside 1..{MAX_INDEX}")
+        for key, entry in domains.items():
+            if not isinstance(entry, dict):
+                raise ValueError(f"the entry of {key!r} is not an object")
+            index, last_seen = _whole(entry.get("index")), entry.get("last_seen")
+            if index is None or not 1 <= index <= MAX_INDEX:
+                raise ValueError(f"index {entry.get('index')!r} of {key!r} is outside "
+                                 f"1..{MAX_INDEX}")
+            if isinstance(last_seen, bool) or not isinstance(last_seen, (int, float)) or \
+                    not math.isfinite(last_seen):
+                raise ValueError(f"last_seen {last_seen!r} of {key!r} is not a time")
             if index in seen_indexes:
                 raise ValueError(f"index {index} is given to two domains")
             seen_indexes.add(index)
-            registry._known[uuid_key(str(key))] = _Known(index, float(last_seen))
-        next_index = data["next_index"]
-        if not isinstance(next_index, int) or not 1 <= next_index <= MAX_INDEX:
-            raise ValueError(f"next_index {next_index!r} is outside 1..{MAX_INDEX}")
+            registry._known[uuid_key(key)] = _Known(index, float(last_seen))
+        next_index = _whole(data.get("next_index"))
+        if next_index is None or not 1 <= next_index <= MAX_INDEX:
+            raise ValueError(f"next_index {data.get('next_index')!r} is outside 1..{MAX_INDEX}")
         registry._next = next_index
         return registry
 
     @classmethod
-    def load(cls, path: Path) -> DomainIndexRegistry:
+    def load(cls, path: Path, read_only: bool = False) -> DomainIndexRegistry:
         """Read the state file; a missing file is an empty registry.
 
-        A file that exists but cannot be parsed is moved aside to
-        ``PATH.corrupt`` and logged: the agent starts with fresh indexes rather
-        than not at all, and the operator learns that indexes changed.
+        A file that cannot be decoded in any way (not UTF-8, not JSON, nested too
+        deeply, wrong types, empty, a directory, a symlink, too large) is moved
+        aside to ``PATH.corrupt`` and logged: the agent starts with fresh indexes
+        rather than not at all, and the operator learns that indexes changed.
+        ``read_only`` (``agentx-virt dump``) reads it and never writes or moves.
 
         Raises:
-            StateFileError: the file cannot be read or moved aside (permissions).
+            StateFileError: the file cannot be read, or cannot be moved aside.
         """
+        owner = None if read_only else path
         try:
-            text = path.read_text()
+            text = _read_state(path)
         except FileNotFoundError:
-            return cls()
-        except OSError as exc:
-            raise StateFileError(f"cannot read domain index state {path}: {exc}") from None
-        try:
-            return cls.from_json(text)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            aside = path.with_name(path.name + ".corrupt")
+            return cls(owner)
+        except _Unusable as exc:
+            problem: Exception = exc
+        else:
             try:
-                os.replace(path, aside)
-            except OSError as move_error:
-                raise StateFileError(f"domain index state {path} is unusable ({exc}) and "
-                                     f"cannot be moved aside: {move_error}") from None
-            log.error("domain index state %s is unusable (%s); moved it to %s and started "
-                      "afresh: domains get new lvxDomainIndex values", path, exc, aside)
+                return cls.from_json(text, owner)
+            except ValueError as exc:
+                problem = exc
+        if read_only:
+            log.warning("domain index state %s is unusable (%s); showing fresh indexes",
+                        path, problem)
             return cls()
+        aside = _aside_name(path)
+        try:
+            os.replace(path, aside)
+        except OSError as move_error:
+            raise StateFileError(f"domain index state {path} is unusable ({problem}) and "
+                                 f"cannot be moved aside: {move_error}") from None
+        log.error("domain index state %s is unusable (%s); moved it to %s and started "
+                  "afresh: domains get new lvxDomainIndex values", path, problem, aside)
+        return cls(owner)
 
-    def save(self, path: Path) -> None:
-        """Write the state atomically (temp file, fsync, rename).
+    def save(self, path: Optional[Path] = None) -> None:
+        """Write the state atomically to ``path`` (default: the registry's own).
 
         Raises:
             StateFileError: the directory is missing or not writable.
         """
+        with self._lock:
+            _write_atomically(path or self._own_path(), self._json_locked())
+
+    def _own_path(self) -> Path:
+        if self.path is None:
+            raise StateFileError("this domain index registry has no state file")
+        return self.path
+
+    def _save_locked(self) -> None:
+        if self.path is None:
+            return
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Not tempfile.mkstemp: importing tempfile costs the daemon 0.7 MiB of RSS.
-            temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            _write_atomically(self.path, self._json_locked())
+        except StateFileError as exc:
+            if self.save_error is None:
+                log.error("%s; new domain indexes are served but would not survive a "
+                          "restart (reported once until a save succeeds)", exc)
+            self.save_error = str(exc)
+            return
+        if self.save_error is not None:
+            log.warning("domain index state %s written again after failures", self.path)
+            self.save_error = None
+
+
+class _Unusable(Exception):
+    """The state file exists but is no file of ours to decode."""
+
+
+def _aside_name(path: Path) -> Path:
+    """``PATH.corrupt``, or ``PATH.corrupt.N`` when earlier ones are kept there."""
+    aside = path.with_name(path.name + ".corrupt")
+    number = 0
+    while aside.exists() or aside.is_symlink():
+        number += 1
+        aside = path.with_name(f"{path.name}.corrupt.{number}")
+    return aside
+
+
+def _whole(value: Any) -> Optional[int]:
+    """``value`` when it is an int (a bool is not), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _read_state(path: Path) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if path.is_symlink():
+            raise _Unusable("it is a symbolic link") from None
+        raise StateFileError(f"cannot read domain index state {path}: {exc}") from None
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise _Unusable("it is not a regular file")
+            if info.st_size > MAX_STATE_BYTES:
+                raise _Unusable(f"it holds {info.st_size} bytes, over {MAX_STATE_BYTES}")
+            data = handle.read(MAX_STATE_BYTES + 1)
+    except IsADirectoryError:
+        raise _Unusable("it is a directory") from None
+    except OSError as exc:
+        raise StateFileError(f"cannot read domain index state {path}: {exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Unusable(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Temp file, fsync, rename over ``path``, fsync of the directory."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Not tempfile.mkstemp: importing tempfile costs the daemon 0.7 MiB of RSS.
+        temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        except BaseException:
             try:
-                with os.fdopen(fd, "w") as handle:
-                    handle.write(self.to_json())
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temp, path)
-            except BaseException:
                 os.unlink(temp)
-                raise
-        except OSError as exc:
-            raise StateFileError(f"cannot write domain index state {path}: {exc}") from None
+            except OSError:
+                pass
+            raise
+        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError as exc:
+        raise StateFileError(f"cannot write domain index state {path}: {exc}") from None

@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Callable, Optional
 
 from agentx_virt.collector.connection import Connection
@@ -28,7 +27,7 @@ from agentx_virt.collector.errors import CollectorError, LibvirtUnavailable
 from agentx_virt.collector.layout import Layout, parse_layout
 from agentx_virt.collector.reader import DomainRef, Reader, ReaderResult
 from agentx_virt.config import Config
-from agentx_virt.domain_index import DomainIndexRegistry, StateFileError
+from agentx_virt.domain_index import DomainIndexRegistry
 from agentx_virt.snapshot import DomainStats, HostInfo, PollInfo, Snapshot, uuid_key
 
 log = logging.getLogger(__name__)
@@ -64,13 +63,11 @@ class Poller:
 
     def __init__(self, config: Config, on_snapshot: Callable[[Snapshot], None],
                  registry: Optional[DomainIndexRegistry] = None,
-                 state_path: Optional[Path] = None,
                  trap_counts: Callable[[], tuple[Optional[int], Optional[int]]] = lambda: (
                      None, None)) -> None:
         self.config = config
         self._on_snapshot = on_snapshot
         self._registry = registry if registry is not None else DomainIndexRegistry()
-        self._state_path = state_path
         self._trap_counts = trap_counts
         self._lock = threading.Lock()
         # Readers and the partitioner publish from their own threads: building a snapshot
@@ -233,16 +230,13 @@ class Poller:
             self._publish(None)
 
     def _indexes(self, found: Mapping[str, tuple[str, Layout]]) -> dict[str, int]:
-        """lvxDomainIndex per (lower-case) UUID; the registry is saved when it changed."""
+        """lvxDomainIndex per (lower-case) UUID; new ones are on disk when this returns."""
         now = time.time()
-        known = len(self._registry)
         # New domains get their indexes in name order, so a fresh start reads naturally.
         indexes = self._registry.assign(sorted(found, key=lambda u: found[u][0]), now)
         if time.monotonic() - self._last_forget > FORGET_CHECK_S:
             self._last_forget = time.monotonic()
             self._registry.forget_unseen(now)
-        if len(self._registry) != known:
-            self._save_registry()
         return indexes
 
     def _layout(self, conn: Connection, dom: object, uuid: str, name: str) -> Layout:
@@ -296,11 +290,3 @@ class Poller:
             timed_out_domains=sum(1 for d in domains if d.poll_status == "timedOut"),
             tables_last_change=changed)
         return Snapshot(self._host, poll, tuple(domains), sent, dropped)
-
-    def _save_registry(self) -> None:
-        if self._state_path is None:
-            return
-        try:
-            self._registry.save(self._state_path)
-        except StateFileError as exc:
-            log.error("%s; domain indexes will not survive a restart", exc)
