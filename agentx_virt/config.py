@@ -24,7 +24,7 @@ Example (every key optional)::
     log_level = "INFO"
 
     [traps]
-    enable = ["state", "define", "io_error", "job", "poll", "threshold"]
+    enable = ["state", "define", "io_error", "job", "poll", "threshold", "libvirt"]
     persistent = false              # re-send every domain's state each interval
     hold_down = 0                   # seconds: at most one state trap per domain per this
     stall_cycles = 3                # polls without data before lvxDomainPollStalled
@@ -59,7 +59,7 @@ else:  # pragma: no cover - Python 3.9/3.10
 
 DEFAULT_URI = "qemu:///system"
 # Kinds of notification [traps] enable can name (each maps to MIB notifications).
-TRAP_KINDS = ("state", "define", "io_error", "job", "poll", "threshold")
+TRAP_KINDS = ("state", "define", "io_error", "job", "poll", "threshold", "libvirt")
 # lvxDomainTable gauges a threshold can watch (tests check each against the MIB).
 THRESHOLD_METRICS = ("lvxDomainCpuUtilVcpus", "lvxDomainCpuUtilHost", "lvxDomainMemRssKiB",
                      "lvxDomainMemoryCurrentKiB", "lvxDomainMemoryMaximumKiB",

@@ -22,7 +22,7 @@ from agentx_virt.collector.events import EventWatcher
 from agentx_virt.collector.poller import Poller
 from agentx_virt.config import Config
 from agentx_virt.domain_index import STATE_FILE, DomainIndexRegistry, StateFileError
-from agentx_virt.mib.build import build_table
+from agentx_virt.mib.build import AgentStatus, build_table
 from agentx_virt.mib.model import Mib, shipped_mib
 from agentx_virt.snapshot import Snapshot, uuid_key
 from agentx_virt.traps import Notifier, settings_for
@@ -36,15 +36,17 @@ class TablePublisher:
     """Turns each Snapshot into the served table; remembers what it has reported."""
 
     def __init__(self, store: ServedStore, mib: Mib,
-                 on_snapshot: Optional[Callable[[Snapshot], None]] = None) -> None:
+                 on_snapshot: Optional[Callable[[Snapshot], None]] = None,
+                 status: Callable[[], AgentStatus] = AgentStatus) -> None:
         self.store = store
         self._on_snapshot = on_snapshot
+        self._status = status
         self.mib = mib
         self.all_polled = threading.Event()   # set once every domain has been polled
         self._reported: set[tuple[str, str]] = set()
 
     def publish(self, snapshot: Snapshot) -> None:
-        built = build_table(snapshot, self.mib)
+        built = build_table(snapshot, self.mib, self._status())
         self.store.swap(built.table)
         if self._on_snapshot is not None:
             self._on_snapshot(snapshot)
@@ -70,7 +72,8 @@ class Agent:
         self.registry = DomainIndexRegistry()
         self.notifier = Notifier(settings_for(config), self.mib, self.traps, self._index_of,
                                  self.events, lambda: self._events_dropped)
-        self.publisher = TablePublisher(self.store, self.mib, self.notifier.on_snapshot)
+        self.publisher = TablePublisher(self.store, self.mib, self.notifier.on_snapshot,
+                                        self._status)
         self.watcher = EventWatcher(config.uri, self.events, on_overflow=self._event_dropped)
         self.stop_requested = threading.Event()
         self.session: Optional[AgentXSession] = None
@@ -81,6 +84,9 @@ class Agent:
 
     def _index_of(self, uuid: str) -> int:
         return self.registry.assign([uuid], time.time())[uuid_key(uuid)]
+
+    def _status(self) -> AgentStatus:
+        return AgentStatus(index_state_error=self.registry.save_error)
 
     def _event_dropped(self, record: object) -> None:
         # libvirt's event thread: count only; the notifier reports drops in the MIB.

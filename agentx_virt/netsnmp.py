@@ -10,6 +10,7 @@ one line.  Both are stopped by pid.  ``snmp_tool`` runs the net-snmp CLI
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,6 +32,8 @@ class PeerError(RuntimeError):
 # What snmpd and snmptrapd print, before exiting with 1, when their port was taken.
 _PORT_TAKEN = ("Error opening specified endpoint", "Couldn't open a master agentx socket",
                "Address already in use")
+# A line snmptrapd's log continues a long Hex-STRING with ("90 8D E5 ...").
+_HEX_CONTINUED = re.compile(r"[0-9A-F]{2}( [0-9A-F]{2})*( |$)")
 # Start attempts of a peer whose ports were picked here; each new one picks new ports.
 PORT_ATTEMPTS = 5
 
@@ -306,9 +309,15 @@ class PrivateSnmptrapd:
         raise PeerError(f"snmptrapd did not start within {timeout} s")
 
     def traps(self) -> list[str]:
-        """The lines logged for received traps, oldest first."""
-        return [line[5:] for line in self.log_path.read_text(errors="replace").splitlines()
-                if line.startswith("TRAP ")]
+        """The lines logged for received traps, oldest first.  snmptrapd breaks a long
+        Hex-STRING over several lines: those are joined back to their trap's line."""
+        traps: list[str] = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("TRAP "):
+                traps.append(line[5:])
+            elif traps and _HEX_CONTINUED.match(line):
+                traps[-1] += line
+        return traps
 
     def stop(self) -> None:
         stop_process(self.process)

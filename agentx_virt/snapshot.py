@@ -35,6 +35,7 @@ class HostInfo:
     hypervisor_version: Optional[str] = None   # "major.minor.release"
     libvirt_version: Optional[str] = None
     host_cpus: Optional[int] = None
+    last_error: Optional[str] = None           # why libvirt is unreachable, while it is
 
 
 @slotted
@@ -55,8 +56,9 @@ class VcpuStats:
     number: int
     state: Optional[int] = None          # virVcpuState
     time_ns: Optional[int] = None
-    wait_ns: Optional[int] = None
+    wait_ns: Optional[int] = None        # vcpu.N.wait: waits outside the guest (I/O)
     physical_cpu: Optional[int] = None
+    delay_ns: Optional[int] = None       # vcpu.N.delay: waited for a host CPU (steal)
 
 
 @slotted

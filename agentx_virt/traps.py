@@ -20,6 +20,9 @@ What it sends:
   poll finds a new failed or cancelled job in the completed slot.
 * lvxDomainPollStalled (warning) once a domain's data is ``stall_cycles`` polls
   old, lvxDomainPollRecovered (okay) when it is fresh again.
+* lvxLibvirtLost (failure) when a snapshot first says libvirt cannot be reached
+  (at start too), lvxLibvirtRestored (okay) when one says it can again: one pair
+  per outage, however many polls it lasts.
 * lvxDomainThresholdCrossed when a freshly polled metric with a configured
   threshold rises above its rising value (also at the first poll that finds it
   there), and lvxDomainThresholdCleared once it is back at or below its falling
@@ -57,7 +60,8 @@ from agentx_virt.libvirt_names import (
     reason_name,
     severity,
 )
-from agentx_virt.mib.build import TABLES, Reject, converter
+from agentx_virt.mib.build import TABLES
+from agentx_virt.mib.convert import Reject, converter
 from agentx_virt.mib.model import Mib
 from agentx_virt.record import slotted
 from agentx_virt.snapshot import DomainStats, Snapshot, uuid_key
@@ -112,6 +116,7 @@ class Notifier:
         self._index_of = index_of
         self._domains: dict[str, _Domain] = {}
         self._catch_up_after: Optional[float] = None   # wall time events resumed
+        self._libvirt_connected: Optional[bool] = None  # as the last snapshot said
         self.failed = 0                                 # traps we could not build
         self._events_dropped = events_dropped           # counted on libvirt's thread
         self._dropped_reported = 0
@@ -271,7 +276,19 @@ class Notifier:
             "lvxDomainEventText": "completed" + (f" in {elapsed} ms" if elapsed else ""),
         }, _COMPLETED_SLOT)
 
+    def _libvirt_health(self, snapshot: Snapshot) -> None:
+        host = snapshot.host
+        was, self._libvirt_connected = self._libvirt_connected, host.libvirt_connected
+        if host.libvirt_connected and was is False:
+            self._send_host("libvirt", "lvxLibvirtRestored", {
+                "lvxLibvirtConnected": True, "lvxLibvirtUri": host.uri})
+        elif not host.libvirt_connected and was is not False:
+            self._send_host("libvirt", "lvxLibvirtLost", {
+                "lvxLibvirtConnected": False, "lvxLibvirtUri": host.uri,
+                "lvxLibvirtLastError": host.last_error or "unreachable"})
+
     def _snapshot(self, snapshot: Snapshot) -> None:
+        self._libvirt_health(snapshot)
         catch_up = (self._catch_up_after is not None and snapshot.host.libvirt_connected and
                     snapshot.poll.last_poll_start is not None and
                     snapshot.poll.last_poll_start.timestamp() > self._catch_up_after)
@@ -353,6 +370,24 @@ class Notifier:
             convert = self._converters[name] = converter(self.mib.object(name))
         return served(convert(value))
 
+    def _send_host(self, kind: str, notification: str, values: dict[str, object]) -> None:
+        """A notification whose objects are scalars (instance 0)."""
+        if kind not in self.settings.kinds:
+            return
+        spec = self.mib.notification(notification)
+        try:
+            varbinds = [self._varbind(name, (0,), values[name]) for name in spec.objects]
+        except (Reject, KeyError) as exc:
+            self.failed += 1
+            log.error("cannot build %s: %s", notification, exc)
+            return
+        self.traps.put(Trap(spec.oid, tuple(varbinds)))
+
+    def _varbind(self, object_name: str, instance: tuple[int, ...], value: object) -> VarBind:
+        obj = self.mib.object(object_name)
+        assert obj.syntax is not None
+        return VarBind(obj.oid + instance, obj.syntax.base, self._convert(object_name, value))
+
     def _send(self, kind: str, notification: str, uuid: str, name: str,
               values: dict[str, object], slots: Optional[dict[str, str]] = None) -> None:
         if kind not in self.settings.kinds:
@@ -363,15 +398,12 @@ class Notifier:
         varbinds = []
         try:
             for object_name in spec.objects:
-                obj = self.mib.object(object_name)
                 instance: tuple[int, ...] = (index,)
                 if slots and object_name in slots:
                     slot_syntax = self.mib.object("lvxJobSlot").syntax
                     assert slot_syntax is not None
                     instance = (index, slot_syntax.enum[slots[object_name]])
-                assert obj.syntax is not None
-                varbinds.append(VarBind(obj.oid + instance, obj.syntax.base,
-                                        self._convert(object_name, values[object_name])))
+                varbinds.append(self._varbind(object_name, instance, values[object_name]))
         except (Reject, KeyError) as exc:
             self.failed += 1
             log.error("cannot build %s for %s: %s", notification, name, exc)

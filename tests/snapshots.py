@@ -35,7 +35,7 @@ def full_domain(index: int = 7, uuid: str = UUID_A, name: str = "web-1") -> Doma
         mem_available_kib=2000000, mem_rss_kib=2150000, swap_in_kib=10, swap_out_kib=20,
         major_faults=30, minor_faults=40000, reader=1, partition_tag="virt-1",
         poll_status="ok", data_age_s=3, discontinuity_time=WHEN,
-        vcpus=(VcpuStats(0, 1, 5000000000, 1000, 2), VcpuStats(1, 2, 4000000000, 2000, 3)),
+        vcpus=(VcpuStats(0, 1, 5000000000, 1000, 2, 700), VcpuStats(1, 2, 4000000000, 2000, 3, 0)),
         pinning=((True, False, True, False), (False, True, False, True)),
         disks=(DiskStats("vda", "/var/lib/libvirt/images/web-1.qcow2", "virtio",
                          100, 409600, 5000000, 200, 819200, 6000000, 10, 700000,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from datetime import datetime
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 from agentx_virt.agentx.constants import ValueType as T
 from agentx_virt.agentx.pdu import VarBind
 from agentx_virt.dump import render_varbind
-from agentx_virt.mib.build import SCALARS, TABLES, BuiltTable, build_table
+from agentx_virt.mib.build import AGENT_SCALARS, SCALARS, TABLES, BuiltTable, build_table
+from agentx_virt.mib.convert import converter
 from agentx_virt.mib.model import MibError, shipped_mib
 from agentx_virt.oid import OID
 from agentx_virt.snapshot import DiskStats, DomainStats, InterfaceStats, PerfEvent, Snapshot
@@ -42,7 +44,8 @@ def names_present(result: BuiltTable) -> set[str]:
 # ---------------------------------------------------------------- code and MIB agree
 
 def test_every_served_object_has_exactly_one_getter_and_every_getter_an_object() -> None:
-    mapped = list(SCALARS) + [name for spec in TABLES for name in spec.columns]
+    mapped = list(SCALARS) + list(AGENT_SCALARS) + [name for spec in TABLES
+                                                    for name in spec.columns]
     assert len(mapped) == len(set(mapped)), "an object is mapped twice"
     assert set(mapped) == {obj.name for obj in MIB.served()}
 
@@ -64,7 +67,7 @@ def test_every_table_of_the_mib_is_built() -> None:
 
 
 def test_notifications_name_objects_the_mib_defines() -> None:
-    assert len(MIB.notifications) == 10
+    assert len(MIB.notifications) == 12
     for notification in MIB.notifications.values():
         assert notification.oid[:-1] == MIB.root + (0,)
         for name in notification.objects:
@@ -139,7 +142,9 @@ def test_absent_data_is_absent_not_zero() -> None:
     present = names_present(result)
     assert present == {"lvxLibvirtConnected", "lvxLibvirtUri", "lvxDomainCount",
                        "lvxPollIntervalSeconds", "lvxLastPollTimedOut", "lvxDomainUuid",
-                       "lvxDomainName", "lvxDomainPollStatus"}
+                       "lvxDomainName", "lvxDomainPollStatus",
+                       # the agent's own state: empty text while all is well
+                       "lvxIndexStateError", "lvxLibvirtLastError"}
     status = MIB.object("lvxDomainPollStatus").oid + (1,)
     assert result.table.get(status).value == MIB.object("lvxDomainPollStatus").syntax.enum[  # type: ignore[union-attr]
         "notPolled"]
@@ -177,11 +182,8 @@ def test_values_match_the_mib_types_ranges_and_sizes() -> None:
     ({"uuid": "6695eb01 f6a4 8304 79aa 97f2502e193f"}, "lvxDomainUuid", "not a UUID"),
     ({"poll_status": "sleeping"}, "lvxDomainPollStatus", "not one of"),
     ({"discontinuity_time": datetime(2026, 1, 1)}, "lvxDomainDiscontinuityTime", "time zone"),
-    ({"name": "x" * 300}, "lvxDomainName", "length 300"),
-    ({"name": "\u00e9" * 200}, "lvxDomainName", "length 400"),     # counted in UTF-8 octets
     ({"name": "bad\udcff"}, "lvxDomainName", "not valid Unicode"),
     ({"interfaces": (InterfaceStats("tap0", mac="zz:zz"),)}, "lvxIfMac", "not a MAC"),
-    ({"disks": (DiskStats("d" * 40, read_bytes=1),)}, "lvxDiskEntry", "bad index"),
     ({"disks": (DiskStats("vda", read_bytes=1), DiskStats("vda", read_bytes=2))},
      "lvxDiskEntry", "duplicate row"),
     ({"perf": (PerfEvent("made_up", True, 1),)}, "lvxPerfEntry", "bad index"),
@@ -196,6 +198,38 @@ def test_bad_values_are_left_out_with_a_reason_and_the_rest_stays(
     every_value_fits_its_syntax(result)
     name = MIB.object("lvxDomainName").oid
     assert result.table.get(name + (9,)).value == b"b"          # the other domain is whole
+
+
+@pytest.mark.parametrize("name, served", [
+    ("x" * 300, b"x" * 255),
+    ("\u00e9" * 200, "\u00e9".encode() * 127),            # 254 octets: no half character
+    ("\u4e2d" * 100, "\u4e2d".encode() * 85),             # 255 octets of 3-octet characters
+    ("a" + "\U0001f600" * 70, b"a" + "\U0001f600".encode() * 63),   # 253 octets
+])
+def test_text_longer_than_its_size_is_served_cut_between_characters(
+        name: str, served: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    odd = dataclasses.replace(full_domain(), name=name, disks=(
+        DiskStats("d" * 40, read_bytes=1),), partition_tag="t" * 300)
+    with caplog.at_level(logging.WARNING):
+        result = built(dataclasses.replace(full_snapshot(), domains=(odd,)))
+    assert result.rejected == ()
+    every_value_fits_its_syntax(result)
+    table = result.table
+    assert table.get(MIB.object("lvxDomainName").oid + (7,)).value == served
+    assert served.decode("utf-8")                       # whole characters only
+    assert table.get(MIB.object("lvxDomainPartitionTag").oid + (7,)).value == b"t" * 255
+    read_bytes = MIB.object("lvxDiskReadBytes").oid + (7, 32, *b"d" * 32)
+    assert table.get(read_bytes).value == 1             # a device name as index, cut to 32
+
+
+def test_a_cut_is_logged_once_per_object_with_the_value_shortened(
+        caplog: pytest.LogCaptureFixture) -> None:
+    convert = converter(MIB.object("lvxDomainEventText"))   # no other test cuts it
+    with caplog.at_level(logging.WARNING, logger="agentx_virt.mib.convert"):
+        assert convert("e" * 300) == "e" * 255
+        assert convert("f" * 999) == "f" * 255
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "lvxDomainEventText: a value of 300 bytes" in line and "'" + "e" * 60 + "...'" in line
 
 
 def test_rows_follow_the_domain_index_not_list_order() -> None:

@@ -226,3 +226,34 @@ def test_threshold_metrics_are_gauges_of_the_domain_table_the_builder_fills() ->
         assert metric in columns, metric
         assert syntax is not None and (syntax.base is ValueType.GAUGE32 or
                                        syntax.tc == "CounterBasedGauge64"), metric
+
+
+def test_libvirt_lost_and_restored_are_one_pair_per_outage() -> None:
+    notifier, traps = make()
+    up = snapshot(domain())
+    down = SnapshotSeen(dataclasses.replace(
+        up.snapshot, host=HostInfo(False, "test:///default", last_error="socket gone")))
+    notifier.handle(up)
+    assert drain(traps) == []                       # connected from the start: nothing
+    for seen in (down, down, down, up, up, down, up):
+        notifier.handle(seen)
+    sent = drain(traps)
+    assert [named(t) for t in sent] == ["lvxLibvirtLost", "lvxLibvirtRestored",
+                                        "lvxLibvirtLost", "lvxLibvirtRestored"]
+    lost = sent[0]
+    assert [vb.name[-1] for vb in lost.varbinds] == [0, 0, 0]       # scalars
+    assert (value(lost, "lvxLibvirtConnected"), value(lost, "lvxLibvirtUri"),
+            value(lost, "lvxLibvirtLastError")) == (2, b"test:///default", b"socket gone")
+    assert value(sent[1], "lvxLibvirtConnected") == 1
+
+
+def test_an_agent_that_starts_without_libvirt_says_so_once() -> None:
+    notifier, traps = make()
+    down = SnapshotSeen(Snapshot(HostInfo(False, "qemu:///system", last_error="refused"),
+                                 PollInfo(10)))
+    notifier.handle(down)
+    notifier.handle(down)
+    assert [named(t) for t in drain(traps)] == ["lvxLibvirtLost"]
+    notifier, traps = make(kinds=frozenset({"state"}))
+    notifier.handle(down)
+    assert drain(traps) == []                        # [traps] enable without "libvirt"

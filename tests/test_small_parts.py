@@ -17,6 +17,7 @@ from agentx_virt import cli
 from agentx_virt.agentx.address import MasterAddress, parse_address
 from agentx_virt.agentx.errors import AddressError
 from agentx_virt.agentx.traps import Trap, TrapQueue
+from agentx_virt.collector.outage import OutageLog
 from agentx_virt.netsnmp import PrivateSnmpd
 from agentx_virt.oid import format_oid, parse_oid
 from agentx_virt.record import slotted
@@ -156,3 +157,24 @@ def test_malloc_arenas_are_capped_unless_the_user_chose(environment: dict[str, s
                              "print(limit_arenas())"], capture_output=True, text=True,
                             env={**env, **environment}, check=True, stdin=subprocess.DEVNULL)
     assert result.stdout.strip() == applied
+
+
+def test_an_outage_is_one_warning_then_a_reminder_every_period_then_one_info(
+        caplog: pytest.LogCaptureFixture) -> None:
+    now = [100.0]
+    outage = OutageLog(logging.getLogger("agentx_virt.test"), "libvirt at test:///x",
+                       reminder_s=300, clock=lambda: now[0])
+    outage.recovered()                                  # nothing was down: nothing said
+    with caplog.at_level(logging.INFO, logger="agentx_virt.test"):
+        for _ in range(700):                            # a poll a second for 700 s
+            outage.failed("socket gone", 1)
+            now[0] += 1
+        outage.recovered()
+        outage.recovered()
+    levels = [(r.levelname, r.getMessage()[:40]) for r in caplog.records]
+    assert levels == [
+        ("WARNING", "libvirt at test:///x unavailable: socket"),
+        ("WARNING", "libvirt at test:///x still unavailable a"),
+        ("WARNING", "libvirt at test:///x still unavailable a"),
+        ("INFO", "libvirt at test:///x is back after 700.0 s"[:40])]
+    assert outage.reminders == 2 and not outage.down

@@ -8,6 +8,7 @@ agent sees; QEMU/TCG domains on the same daemon cover a libvirtd restart.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
 import signal
@@ -35,7 +36,7 @@ from agentx_virt.netsnmp import (
     tool_env,
 )
 from agentx_virt.oid import format_oid
-from agentx_virt.testdriver import define_domain
+from agentx_virt.testdriver import define_domain, domain_xml
 
 from .conftest import private_libvirtd, wait_for, wait_polls
 
@@ -457,9 +458,56 @@ def test_a_guest_panic_is_a_crashed_state_change_with_failure_severity(
                  .stdout.split() == ["6", "1", "3"], 15)
 
 
+@pytest.mark.parametrize("long_name", ["n" * 300, "\u540d" * 100], ids=["300-ascii", "100-cjk"])
+def test_a_name_longer_than_255_octets_is_served_cut_and_its_traps_are_sent(
+        host: Host, stack: Stack, long_name: str) -> None:
+    number = 300 if long_name.isascii() else 301
+    xml = domain_xml(number).replace(
+        " xmlns:test='http://libvirt.org/schemas/domain/test/1.0'", "")
+    xml = xml[:xml.index("<test:runstate>")] + "</domain>"
+    dom = host.conn.defineXML(xml.replace(f"<name>vm{number:04d}</name>",
+                                          f"<name>{long_name}</name>"))
+    served = long_name.encode()[:255].decode("utf-8", "ignore")
+    try:
+        assert dom.name() == long_name                # libvirt keeps the whole name
+        for change in (dom.create, dom.suspend, dom.resume):
+            change()
+
+        def mine() -> list[Received]:
+            return [r for r in received(stack.trapd)
+                    if as_text(r.values["lvxDomainName"]) == served]
+        wait_for(lambda: len(mine()) == 3, 20)
+        assert [r.values["lvxDomainState"] for r in mine()] == ["1", "3", "1"]
+        assert len({r.instance for r in mine()}) == 1
+        # A walk serves the cut name in the row the traps named.
+        wait_for(lambda: served_name(stack, mine()[0].instance) == served, 20)
+    finally:
+        dom.destroy()
+        dom.undefine()
+
+
+def as_text(logged: str) -> str:
+    """A string as snmptrapd logged it: as text, or (not all ASCII) as hex octets."""
+    try:
+        return bytes.fromhex(logged).decode("utf-8")
+    except ValueError:
+        return logged
+
+
+def served_name(stack: Stack, index: str) -> str:
+    """lvxDomainName of row ``index``, decoded from its octets."""
+    result = snmp_tool("snmpget", stack.snmpd.agent, f"{oid_of('lvxDomainName')}.{index}",
+                       options=["-Oqvx"])
+    try:
+        return bytes.fromhex("".join(result.stdout.replace('"', "").split())).decode("utf-8")
+    except ValueError:          # not there yet (No Such Instance...)
+        return ""
+
+
 def test_changes_missed_while_libvirtd_restarts_are_sent_after_it_returns(
-        host: Host, short_tmp: Path) -> None:
-    """Runs last in this module: restarts the shared libvirtd (QEMU domains survive it)."""
+        host: Host, short_tmp: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Runs last in this module: restarts the shared libvirtd (QEMU domains survive it).
+    The outage is one lvxLibvirtLost and one lvxLibvirtRestored, and one WARNING line."""
     daemon = host.libvirtd
     daemon.start_domain("qt", 7)
     trapd = PrivateSnmptrapd(short_tmp / "trapd2").start()
@@ -474,9 +522,24 @@ def test_changes_missed_while_libvirtd_restarts_are_sent_after_it_returns(
         daemon.stop_daemon()
         os.kill(pid, signal.SIGKILL)          # the domain dies while libvirtd is away
         connected = f"{oid_of('lvxLibvirtConnected')}.0"
-        wait_for(lambda: snmp_tool("snmpget", snmpd.agent, connected, options=["-Oqv"])
-                 .stdout.strip() == "2", 20)  # false(2): the agent saw libvirtd go
-        daemon.start()
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="agentx_virt"):
+            wait_for(lambda: snmp_tool("snmpget", snmpd.agent, connected, options=["-Oqv"])
+                     .stdout.strip() == "2", 20)  # false(2): the agent saw libvirtd go
+            wait_polls(snmpd, 3)              # three polls in the outage
+            lost_error = snmp_tool("snmpget", snmpd.agent, f"{oid_of('lvxLibvirtLastError')}.0",
+                                   options=["-Oqv"]).stdout
+            warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+            daemon.start()
+            wait_for(lambda: received(trapd, "lvxLibvirtRestored") != [], 40)
+        assert "libvirt-sock" in lost_error       # why: the socket is gone
+        assert len(warnings) == 1 and "unavailable" in warnings[0], warnings
+        lost, restored = received(trapd, "lvxLibvirtLost"), received(trapd, "lvxLibvirtRestored")
+        assert [(r.values["lvxLibvirtConnected"], r.values["lvxLibvirtUri"]) for r in lost] == [
+            ("2", daemon.uri)]
+        assert "libvirt-sock" in lost[0].values["lvxLibvirtLastError"]
+        assert [(r.values["lvxLibvirtConnected"], r.values["lvxLibvirtUri"])
+                for r in restored] == [("1", daemon.uri)]
         wait_for(lambda: any(r.values.get("lvxDomainName") == "qt"
                              for r in received(trapd)), 40)
         qt = [r for r in received(trapd) if r.values["lvxDomainName"] == "qt"]

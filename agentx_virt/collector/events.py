@@ -192,8 +192,11 @@ class EventWatcher:
             try:
                 self._register()
             except CollectorError as exc:
-                if first or delay >= BACKOFF_MAX_S:
+                # Only the first start warns: an outage later is the partitioner's warning.
+                if first:
                     log.warning("%s; retrying", exc)
+                else:
+                    log.debug("libvirt events: %s; retrying", exc)
                 first = False
                 self._stop.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
@@ -213,6 +216,6 @@ class EventWatcher:
             if self._stop.is_set():
                 return
             time.sleep(0)
-            log.warning("lost the libvirt event connection to %s; reconnecting", self.uri)
+            log.info("lost the libvirt event connection to %s; reconnecting", self.uri)
             self._close()
             self._put(EventsLost())

@@ -25,6 +25,7 @@ from typing import Callable, Optional
 from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.errors import CollectorError, LibvirtUnavailable
 from agentx_virt.collector.layout import Layout, parse_layout
+from agentx_virt.collector.outage import OutageLog
 from agentx_virt.collector.reader import DomainRef, Reader, ReaderResult
 from agentx_virt.config import Config
 from agentx_virt.domain_index import DomainIndexRegistry
@@ -87,6 +88,7 @@ class Poller:
         self._results: dict[int, ReaderResult] = {}
         self._tables_changed: Optional[datetime] = None
         self._last_forget = time.monotonic()
+        self._outage = OutageLog(log, f"libvirt at {config.uri}")
         self.readers = [Reader(k, config, self._assignment(k), self._host_info, self._publish)
                         for k in range(config.instances)]
         self._thread = threading.Thread(target=self._run, name="partitioner", daemon=True)
@@ -183,16 +185,16 @@ class Poller:
             conn = self._connection()
             listed = conn.call("listAllDomains", conn.conn.listAllDomains, 0)
         except (LibvirtUnavailable, CollectorError) as exc:
-            if self._host.libvirt_connected or self._cycle == 1:
-                log.warning("libvirt at %s unavailable: %s; retrying every %g s",
-                            self.config.uri, exc, self.config.interval_s)
-            self._host = dataclasses.replace(self._host, libvirt_connected=False)
+            self._outage.failed(exc, self.config.interval_s)
+            self._host = dataclasses.replace(self._host, libvirt_connected=False,
+                                             last_error=str(exc))
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
             if was_connected or self._cycle == 1:
                 self._publish(None)
             return
+        self._outage.recovered()
         with self._lock:
             named, self._changed_layouts = self._changed_layouts, set()
             everything, self._all_layouts_changed = self._all_layouts_changed, False

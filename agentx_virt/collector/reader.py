@@ -163,8 +163,9 @@ class Reader:
         if self._control is not None and self._control.alive:
             return self._control
         if self._control is not None:
-            log.warning("%s: libvirt control connection lost; reopening", self.name)
+            log.info("%s: libvirt control connection lost; reopening", self.name)
             self._control.close()
+            self._control = None
         self._control = Connection(self.config.uri, f"{self.name}-control")
         return self._control
 
@@ -177,7 +178,7 @@ class Reader:
             if usable and conn.alive:
                 return conn
             if usable:
-                log.warning("%s: libvirt connection lost; reopening", self.name)
+                log.info("%s: libvirt connection lost; reopening", self.name)
                 with self._lock:
                     self._monitors.discard(conn)
                 conn.close()
@@ -223,9 +224,9 @@ class Reader:
         try:
             self._control_connection()
         except LibvirtUnavailable as exc:
-            if not self._down:
-                log.warning("%s: %s; domains keep their last values (poll status error) "
-                            "until libvirt is back", self.name, exc)
+            if not self._down:      # the partitioner warns of the outage; here it is news
+                log.info("%s: %s; domains keep their last values (poll status error) "
+                         "until libvirt is back", self.name, exc)
                 self._down = True
             return self._emit(started_wall, started, refs, {}, "error")
         if self._down:
@@ -252,7 +253,7 @@ class Reader:
             elif isinstance(task.error, DomainGone):
                 outcomes[task.key] = "gone"
             elif isinstance(task.error, LibvirtUnavailable):
-                log.warning("%s: %s", self.name, task.error)
+                log.debug("%s: %s", self.name, task.error)   # the outage is warned of once
                 outcomes[task.key] = "error"
             elif task.error is not None:
                 log.warning("%s: polling %s failed: %s", self.name, task.key, task.error)

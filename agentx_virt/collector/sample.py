@@ -284,17 +284,20 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, uuid: str, name: str
         values["vcpus_current"] = _int(record.get("vcpu.current")) or _int(info[3])
         values["vcpus_maximum"] = _int(record.get("vcpu.maximum")) or layout.max_vcpus
         per_vcpu = indexed.get("vcpu")
+        # The bulk record has no host CPU per vCPU: vcpus() gives it (QEMU reads it from
+        # /proc, without the monitor), and the pinning along with it.
+        vcpus = calls.get("vcpus", dom.vcpus) if active else None
+        if vcpus and wants("vcpupin"):
+            values["pinning"] = tuple(tuple(bool(b) for b in row) for row in vcpus[1])
         if per_vcpu:
+            on_cpu = {int(n): int(cpu) for n, _st, _t, cpu in vcpus[0]} if vcpus else {}
             values["vcpus"] = tuple(
-                VcpuStats(n, _int(v.get("state")), _int(v.get("time")), _int(v.get("wait")))
+                VcpuStats(n, _int(v.get("state")), _int(v.get("time")), _int(v.get("wait")),
+                          on_cpu.get(n), _int(v.get("delay")))
                 for n, v in sorted(per_vcpu.items()))
-        elif active:
-            vcpus = calls.get("vcpus", dom.vcpus)
-            if vcpus:
-                values["vcpus"] = tuple(VcpuStats(int(n), int(st), int(t), None, int(cpu))
-                                        for n, st, t, cpu in vcpus[0])
-                if wants("vcpupin"):       # vcpus() brings the pinning along
-                    values["pinning"] = tuple(tuple(bool(b) for b in row) for row in vcpus[1])
+        elif vcpus:
+            values["vcpus"] = tuple(VcpuStats(int(n), int(st), int(t), None, int(cpu))
+                                    for n, st, t, cpu in vcpus[0])
     if wants("vcpupin") and "pinning" not in values:
         pins = calls.cached(uuid, "vcpuPinInfo", dom.vcpuPinInfo, 0)
         if pins:

@@ -10,32 +10,19 @@ one odd domain never costs the others their rows.
 
 from __future__ import annotations
 
-import struct
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
-from agentx_virt.agentx.constants import ValueType
-from agentx_virt.agentx.pdu import Value
 from agentx_virt.agentx.store import Block, OidTable, Repeated, Stored, served
 from agentx_virt.libvirt_names import reason_name, severity
-from agentx_virt.mib.model import Mib, MibError, MibObject, shipped_mib
+from agentx_virt.mib.convert import Converter, Reject, converter
+from agentx_virt.mib.model import Mib, MibObject, shipped_mib
 from agentx_virt.oid import OID, format_oid
 from agentx_virt.snapshot import DomainStats, GuestFilesystem, Snapshot
 
 Getter = Callable[[Any], object]
-
-# What the wire types can carry at all (the MIB may narrow it further).
-_BASE_RANGES = {
-    ValueType.INTEGER: (-(2**31), 2**31 - 1),
-    ValueType.COUNTER32: (0, 2**32 - 1),
-    ValueType.GAUGE32: (0, 2**32 - 1),
-    ValueType.TIME_TICKS: (0, 2**32 - 1),
-    ValueType.COUNTER64: (0, 2**64 - 1),
-}
-
 
 @dataclass(frozen=True)
 class TableSpec:
@@ -66,10 +53,6 @@ class BuiltTable:
     rejected: tuple[Rejected, ...]
 
 
-class Reject(Exception):
-    """A value the MIB's syntax does not allow; the message says why."""
-
-
 def _both(a: Optional[int], b: Optional[int], f: Callable[[int, int], object]) -> object:
     return None if a is None or b is None else f(a, b)
 
@@ -89,6 +72,19 @@ SCALARS: Mapping[str, Getter] = {
     "lvxTablesLastChange": lambda s: s.poll.tables_last_change,
     "lvxTrapsSent": lambda s: s.traps_sent,
     "lvxTrapsDropped": lambda s: s.traps_dropped,
+    "lvxLibvirtLastError": lambda s: "" if s.host.libvirt_connected else s.host.last_error or "",
+}
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    """The agent's own health, which no Snapshot of libvirt carries."""
+
+    index_state_error: Optional[str] = None     # why the last state file write failed
+
+
+AGENT_SCALARS: Mapping[str, Callable[[AgentStatus], object]] = {
+    "lvxIndexStateError": lambda a: a.index_state_error or "",
 }
 
 
@@ -148,6 +144,7 @@ TABLES: tuple[TableSpec, ...] = (
         "lvxVcpuTimeNs": lambda v: v.time_ns,
         "lvxVcpuWaitNs": lambda v: v.wait_ns,
         "lvxVcpuPhysicalCpu": lambda v: v.physical_cpu,
+        "lvxVcpuDelayNs": lambda v: v.delay_ns,
     }),
     TableSpec("lvxVcpuPinEntry", _pins, lambda d, p: (d.index, p[0], p[1]), {
         "lvxPinAffinity": lambda p: p[2],
@@ -221,124 +218,6 @@ TABLES: tuple[TableSpec, ...] = (
         "lvxFsDiskTargets": lambda f: ",".join(f[1].disk_targets) if f[1].disk_targets else None,
     }),
 )
-
-
-def date_and_time(when: datetime) -> bytes:
-    """SNMPv2-TC DateAndTime in UTC (11 octets)."""
-    if when.tzinfo is None:
-        raise Reject("a time without a time zone cannot be a DateAndTime")
-    utc = when.astimezone(timezone.utc)
-    return struct.pack(">HBBBBBBcBB", utc.year, utc.month, utc.day, utc.hour, utc.minute,
-                       utc.second, utc.microsecond // 100000, b"+", 0, 0)
-
-
-Converter = Callable[[object], Stored]
-
-
-def _check_length(sizes: tuple[tuple[int, int], ...], length: int) -> None:
-    if sizes and not any(low <= length <= high for low, high in sizes):
-        raise Reject(f"length {length} is outside {list(sizes)}")
-
-
-def _sizes_check(sizes: tuple[tuple[int, int], ...]) -> Callable[[bytes], bytes]:
-    def check(wire: bytes) -> bytes:
-        _check_length(sizes, len(wire))
-        return wire
-    return check
-
-
-def _text_check(sizes: tuple[tuple[int, int], ...]) -> Callable[[str], str]:
-    """Checks the length text has once UTF-8 encoded; the table keeps the text itself."""
-    def check(text: str) -> str:
-        if text.isascii():
-            length = len(text)
-        else:
-            try:
-                length = len(text.encode("utf-8"))
-            except UnicodeEncodeError:
-                raise Reject("text that is not valid Unicode") from None
-        _check_length(sizes, length)
-        return text
-    return check
-
-
-def converter(obj: MibObject) -> Converter:
-    """A function from a snapshot value to what ``obj``'s syntax puts on the wire.
-
-    Built once per object and build, so each value pays only for the checks its
-    syntax needs; raises Reject for a value the syntax does not allow.
-    """
-    syntax = obj.syntax
-    assert syntax is not None, obj.name
-    tc = syntax.tc
-    sized = _sizes_check(syntax.sizes)
-    if tc == "TruthValue":
-        true, false = syntax.enum["true"], syntax.enum["false"]
-
-        def truth(value: object) -> Value:
-            if not isinstance(value, bool):
-                raise Reject("TruthValue needs a bool")
-            return true if value else false
-        return truth
-    if tc == "DateAndTime":
-        def when(value: object) -> Value:
-            if not isinstance(value, datetime):
-                raise Reject("DateAndTime needs a datetime")
-            return date_and_time(value)
-        return when
-    if tc == "MacAddress":
-        def mac(value: object) -> Value:
-            try:
-                wire = bytes.fromhex(str(value).replace(":", "").replace("-", ""))
-            except ValueError:
-                raise Reject("not a MAC address") from None
-            return sized(wire)
-        return mac
-    if tc == "LvxUuid":
-        def uuid_octets(value: object) -> Value:
-            digits = str(value).replace("-", "")
-            try:
-                if len(digits) != 32:
-                    raise ValueError(digits)
-                return bytes.fromhex(digits)
-            except ValueError:
-                raise Reject("not a UUID") from None
-        return uuid_octets
-    if syntax.base is ValueType.OCTET_STRING:
-        text = _text_check(syntax.sizes)
-
-        def octets(value: object) -> Stored:
-            if isinstance(value, str):
-                return text(value)
-            if isinstance(value, bytes):
-                return sized(value)
-            raise Reject(f"{type(value).__name__} for a string object")
-        return octets
-    if syntax.base in _BASE_RANGES:
-        low, high = _BASE_RANGES[syntax.base]
-        base_name = syntax.base.name
-        enum = dict(syntax.enum)
-        allowed = frozenset(enum.values()) if enum else None
-        ranges = syntax.ranges
-
-        def integer(value: object) -> Value:
-            if type(value) is int:
-                wire = value
-            elif isinstance(value, str) and enum:
-                if value not in enum:
-                    raise Reject(f"{value!r} is not one of {sorted(enum)}")
-                wire = enum[value]
-            else:
-                raise Reject(f"{type(value).__name__} for an integer object")
-            if not low <= wire <= high:
-                raise Reject(f"{wire} does not fit {base_name}")
-            if allowed is not None and wire not in allowed:
-                raise Reject(f"{wire} is not one of {sorted(allowed)}")
-            if ranges and not any(lo <= wire <= hi for lo, hi in ranges):
-                raise Reject(f"{wire} is outside {list(ranges)}")
-            return wire
-        return integer
-    raise MibError(f"{obj.name}: no conversion to {syntax.base.name}")
 
 
 def _index_subids(obj: MibObject, convert: Converter, value: object, implied: bool) -> OID:
@@ -463,12 +342,16 @@ def _first(pair: tuple[OID, Any]) -> OID:
     return pair[0]
 
 
-def build_table(snapshot: Snapshot, mib: Optional[Mib] = None) -> BuiltTable:
-    """The OID table to serve for ``snapshot``, and the values that had to be left out."""
+def build_table(snapshot: Snapshot, mib: Optional[Mib] = None,
+                status: AgentStatus = AgentStatus()) -> BuiltTable:
+    """The OID table to serve for ``snapshot`` and the agent's ``status``, and the values
+    that had to be left out."""
     mib = mib or shipped_mib()
     builder = _Builder(mib)
     for name, getter in SCALARS.items():
         builder.scalar(mib.object(name), getter(snapshot))
+    for name, status_getter in AGENT_SCALARS.items():
+        builder.scalar(mib.object(name), status_getter(status))
     for spec in TABLES:
         builder.table(spec, snapshot.domains)
     blocks = sorted(builder.blocks, key=lambda block: block.prefix)
