@@ -48,6 +48,7 @@ from agentx_virt.collector.events import (
     Lifecycle,
     Reconnected,
 )
+from agentx_virt.collector.selection import selected
 from agentx_virt.config import TRAP_KINDS, Config, Threshold
 from agentx_virt.libvirt_names import (
     DEFINED_DETAILS,
@@ -81,6 +82,8 @@ class TrapSettings:
     stall_cycles: int = 3
     interval_s: float = 10.0
     thresholds: tuple[Threshold, ...] = ()
+    include: tuple[str, ...] = ()      # [poll] include / exclude: excluded domains get
+    exclude: tuple[str, ...] = ()      # no trap (nor an index)
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,9 @@ class Notifier:
 
     def handle(self, record: object) -> None:
         """Turn one queued record into traps (the notifier thread; tests call it too)."""
+        if isinstance(record, (Lifecycle, IoError, JobCompleted)) and not selected(
+                record.name, record.uuid, self.settings.include, self.settings.exclude):
+            return      # an excluded domain: no index, no trap
         if isinstance(record, Lifecycle):
             self._lifecycle(record)
         elif isinstance(record, SnapshotSeen):
@@ -422,5 +428,6 @@ def settings_for(config: Config) -> TrapSettings:
     """TrapSettings from the agent's Config."""
     return TrapSettings(kinds=frozenset(config.traps), persistent=config.persistent_traps,
                         hold_down_s=config.hold_down_s, stall_cycles=config.stall_cycles,
-                        interval_s=config.interval_s, thresholds=config.thresholds)
+                        interval_s=config.interval_s, thresholds=config.thresholds,
+                        include=config.include, exclude=config.exclude)
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from agentx_virt.collector.poller import LAYOUT_REFRESH_CYCLES, Poller, reader_for, selected
+from agentx_virt.collector.poller import LAYOUT_REFRESH_CYCLES, Poller, reader_for
 from agentx_virt.collector.sample import ACTIVE_STATES
+from agentx_virt.collector.selection import selected
 from agentx_virt.config import DEFAULT_STATS, Config
 from agentx_virt.snapshot import DomainStats, Snapshot
 from agentx_virt.testdriver import domain_uuid, node_xml

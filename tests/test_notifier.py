@@ -9,7 +9,7 @@ from typing import Any
 
 from agentx_virt.agentx.constants import ValueType
 from agentx_virt.agentx.traps import Trap, TrapQueue
-from agentx_virt.collector.events import EventsLost, IoError, Lifecycle, Reconnected
+from agentx_virt.collector.events import EventsLost, IoError, JobCompleted, Lifecycle, Reconnected
 from agentx_virt.config import THRESHOLD_METRICS, Threshold
 from agentx_virt.mib.build import TABLES
 from agentx_virt.mib.model import shipped_mib
@@ -257,3 +257,22 @@ def test_an_agent_that_starts_without_libvirt_says_so_once() -> None:
     notifier, traps = make(kinds=frozenset({"state"}))
     notifier.handle(down)
     assert drain(traps) == []                        # [traps] enable without "libvirt"
+
+
+def test_an_excluded_domain_gets_no_index_and_no_trap() -> None:
+    asked: list[str] = []
+
+    def index_of(uuid: str) -> int:
+        asked.append(uuid)
+        return 42
+    traps = TrapQueue(100)
+    notifier = Notifier(TrapSettings(exclude=("test-*",)), MIB, traps, index_of,
+                        queue.Queue())
+    other = "6a7e0000-0000-4000-8000-000000000002"
+    for record in (Lifecycle(other, "test-1", 3, 0), Lifecycle(other, "test-1", 0, 0),
+                   IoError(other, "test-1", "/img.qcow2", "virtio-disk0", 1, "enospc"),
+                   JobCompleted(other, "test-1", (("operation", 3),))):
+        notifier.handle(record)
+    assert drain(traps) == [] and asked == []
+    notifier.handle(Lifecycle(UUID, "web-1", 3, 0))            # not excluded
+    assert [named(t) for t in drain(traps)] == ["lvxDomainStateChange"] and asked == [UUID]

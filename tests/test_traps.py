@@ -458,6 +458,26 @@ def test_a_guest_panic_is_a_crashed_state_change_with_failure_severity(
                  .stdout.split() == ["6", "1", "3"], 15)
 
 
+def test_an_excluded_domain_gets_no_index_no_row_and_no_trap(host: Host, short_tmp: Path) -> None:
+    excluded, watched = host.conn.lookupByName("vm0002"), host.conn.lookupByName("vm0012")
+    for dom in (excluded, watched):
+        if not dom.isActive():
+            dom.create()
+    with running_stack(host.uri, short_tmp, exclude=("vm0002",)) as stack:
+        for dom in (excluded, watched):
+            dom.suspend()
+            dom.resume()
+        wait_for(lambda: len([r for r in received(stack.trapd)
+                              if r.values["lvxDomainName"] == "vm0012"]) == 2, 20)
+        assert [r for r in ours(stack.trapd.traps()) if r.values.get("lvxDomainName") ==
+                "vm0002"] == []
+        names = snmp_tool("snmpbulkwalk", stack.snmpd.agent, oid_of("lvxDomainName"),
+                          options=["-Oqv"]).stdout
+        assert '"vm0012"' in names and "vm0002" not in names
+    state = (short_tmp / "state" / "domain-index.json").read_text()
+    assert watched.UUIDString() in state and excluded.UUIDString() not in state
+
+
 @pytest.mark.parametrize("long_name", ["n" * 300, "\u540d" * 100], ids=["300-ascii", "100-cjk"])
 def test_a_name_longer_than_255_octets_is_served_cut_and_its_traps_are_sent(
         host: Host, stack: Stack, long_name: str) -> None:

@@ -13,7 +13,6 @@ latest result and hands it on.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import logging
 import re
 import threading
@@ -27,6 +26,7 @@ from agentx_virt.collector.errors import CollectorError, LibvirtUnavailable
 from agentx_virt.collector.layout import Layout, parse_layout
 from agentx_virt.collector.outage import OutageLog
 from agentx_virt.collector.reader import DomainRef, Reader, ReaderResult
+from agentx_virt.collector.selection import selected
 from agentx_virt.config import Config
 from agentx_virt.domain_index import DomainIndexRegistry
 from agentx_virt.snapshot import DomainStats, HostInfo, PollInfo, Snapshot, uuid_key
@@ -45,14 +45,6 @@ def reader_for(tag: Optional[str], instances: int) -> int:
     if match and int(match.group(1)) < instances:
         return int(match.group(1))
     return 0
-
-
-def selected(name: str, uuid: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
-    """Whether the include/exclude patterns (fnmatch, on name or UUID) keep this domain."""
-    def matches(patterns: tuple[str, ...]) -> bool:
-        return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(uuid, p.lower())
-                   for p in patterns)
-    return (not include or matches(include)) and not matches(exclude)
 
 
 def _version(number: int) -> str:
