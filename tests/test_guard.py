@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 import weakref
@@ -10,6 +11,7 @@ from typing import Callable
 
 import pytest
 
+from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.guard import Guard, Task
 
 from .conftest import wait_for
@@ -156,3 +158,35 @@ def test_a_slot_outside_the_workers_is_refused() -> None:
         guard.submit(Task("d", lambda: None, slot=2))
     assert guard.in_flight("d") is None and guard.threads == 0
     guard.stop()
+
+
+def test_only_a_call_stuck_past_the_deadline_abandons_a_task(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Python work slowed past the deadline (a busy process) is not a stuck call; a
+    libvirt call that does not return is, and the log names it."""
+    conn = Connection("test:///default", "guard-test")
+    release = threading.Event()
+    guard = Guard("reader-9", 2, 4)
+
+    def busy() -> str:
+        until = time.monotonic() + 0.5        # 2.5 deadlines, under RUNAWAY_FACTOR of them
+        while time.monotonic() < until:
+            conn.call("getHostname", conn.conn.getHostname)
+        return "done"
+
+    slow = Task("slow", busy, label="domain slow")
+    stuck = Task("stuck", lambda: conn.call("blockStats of stuck", release.wait, 30),
+                 label="domain stuck")
+    try:
+        with caplog.at_level(logging.WARNING):
+            guard.submit(slow)
+            guard.submit(stuck)
+            guard.wait([slow, stuck], deadline_s=0.2, cycle_end=time.monotonic() + 5)
+        assert (slow.abandoned, slow.result) == (False, "done")
+        assert stuck.abandoned
+        (line,) = [r.getMessage() for r in caplog.records]
+        assert "domain stuck: blockStats of stuck has not answered for" in line
+    finally:
+        release.set()
+        guard.stop()
+        conn.close()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Callable, Optional
 
 import libvirt
 
 from agentx_virt.collector.errors import LibvirtUnavailable, translate
+from agentx_virt.collector.guard import current_task
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,22 @@ def start_event_loop() -> None:
 
         _loop_thread = threading.Thread(target=run, name="libvirt-events", daemon=True)
         _loop_thread.start()
+
+
+def uri_problem(uri: str) -> Optional[str]:
+    """Why libvirt can never open ``uri`` (it cannot parse it, or has no driver for it),
+    or None: it opened, or failed in a way worth retrying (a daemon that is not up)."""
+    start_event_loop()
+    try:
+        libvirt.openReadOnly(uri).close()
+    except libvirt.libvirtError as exc:
+        message = exc.get_error_message() or str(exc)
+        if exc.get_error_domain() == getattr(libvirt, "VIR_FROM_URI", 45):
+            return f"libvirt cannot parse it: {message}"
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_CONNECT and \
+                "no connection driver" in message:
+            return f"libvirt has no driver for it: {message}"
+    return None
 
 
 class Connection:
@@ -108,11 +126,21 @@ class Connection:
         self.domains.pop(uuid, None)
 
     def call(self, what: str, function: Callable[..., Any], *args: Any) -> Any:
-        """Run ``function(*args)``; a libvirtError comes back as the collector's own error."""
+        """Run ``function(*args)``; a libvirtError comes back as the collector's own error.
+
+        On a guard worker the call is timed on its task, so that only a call that is
+        itself stuck past the deadline gets the task abandoned.
+        """
+        task = current_task()
+        if task is not None:
+            task.call_what, task.call_started = what, time.monotonic()
         try:
             return function(*args)
         except libvirt.libvirtError as exc:
             raise translate(exc, what) from None
+        finally:
+            if task is not None:
+                task.call_started = None
 
     def close(self) -> None:
         if self._closing.is_set():

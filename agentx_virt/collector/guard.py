@@ -7,6 +7,13 @@ whose task is still running gets no second task.  Threads are bounded: at most
 ``workers`` plus one per abandoned task, and never more than ``max_threads``;
 a worker whose abandoned call finally returns exits if it is surplus.
 
+A task is abandoned only when one libvirt call of its own has run past the
+deadline (``Task.call_started``, set by ``Connection.call`` on the worker): a
+task that waited for its worker, or whose Python work is slowed by a busy
+process (walks being served, a long cycle), is not stuck.  A task that runs
+``RUNAWAY_FACTOR`` deadlines in all without being in a call is abandoned too, so
+a call made outside ``Connection.call`` cannot wedge a reader.
+
 Each domain always goes to the same one of ``workers`` slots (its key's hash),
 and a slot's tasks run on that slot's thread: a worker's own libvirt connection
 then looks up and keeps only its slot's domains, instead of every worker
@@ -22,6 +29,15 @@ import time
 from typing import Any, Callable, Optional
 
 log = logging.getLogger(__name__)
+
+RUNAWAY_FACTOR = 4
+_running = threading.local()      # .task: the task this worker thread runs
+
+
+def current_task() -> Optional[Task]:
+    """The task the calling worker thread runs (None off the guard's workers)."""
+    task: Optional[Task] = getattr(_running, "task", None)
+    return task
 
 
 def _done() -> None:
@@ -46,6 +62,8 @@ class Task:
         self.function = function
         self.context = context            # e.g. the connection the task uses
         self.started: Optional[float] = None
+        self.call_started: Optional[float] = None    # the libvirt call in flight, if any
+        self.call_what = ""                          # ...and what it is, for log lines
         self.result: Any = None
         self.error: Optional[BaseException] = None
         self.cancelled = False
@@ -142,10 +160,17 @@ class Guard:
                         self._cancel(task)
                     else:
                         check_at = min(check_at, cycle_end)
-                elif now - started >= deadline_s:
-                    self._abandon(task)
                 else:
-                    check_at = min(check_at, started + deadline_s)
+                    call_started = task.call_started
+                    if call_started is not None and now - call_started >= deadline_s:
+                        self._abandon(task)
+                    elif now - started >= RUNAWAY_FACTOR * deadline_s:
+                        self._abandon(task)
+                    elif call_started is not None:
+                        check_at = min(check_at, call_started + deadline_s)
+                    else:
+                        check_at = min(check_at, started + RUNAWAY_FACTOR * deadline_s,
+                                       now + deadline_s / 4)
 
     @property
     def threads(self) -> int:
@@ -206,8 +231,14 @@ class Guard:
                 self._on_abandoned(task)
             self._ensure_workers()
             threads = self._threads
-        log.warning("%s: %s has not answered for %.1f s; its call is abandoned until libvirt "
-                    "returns (%d worker threads)", self.name, task.label, task.running_s, threads)
+        call_started = task.call_started
+        if call_started is not None:
+            log.warning("%s: %s: %s has not answered for %.1f s; abandoned until libvirt "
+                        "returns (%d worker threads)", self.name, task.label, task.call_what,
+                        time.monotonic() - call_started, threads)
+        else:
+            log.warning("%s: %s ran for %.1f s outside any libvirt call; abandoned (%d worker "
+                        "threads)", self.name, task.label, task.running_s, threads)
 
     def _settle(self, task: Task) -> None:
         # Called with the lock held.
@@ -239,10 +270,13 @@ class Guard:
             if task.cancelled:
                 return True
             task.started = time.monotonic()
+        _running.task = task
         try:
             task.result = task.function()
         except BaseException as exc:  # noqa: BLE001 - handed to the reader with the task
             task.error = exc
+        finally:
+            _running.task = None
         # The work often captures its own task (to set its context): release it, so
         # the task and its result are freed when the caller drops them instead of
         # waiting for a cyclic garbage collection (measured: three cycles' worth

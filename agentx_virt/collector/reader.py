@@ -36,6 +36,7 @@ from agentx_virt.collector.errors import (
 )
 from agentx_virt.collector.guard import Guard, Task
 from agentx_virt.collector.layout import Layout
+from agentx_virt.collector.outage import REMINDER_S
 from agentx_virt.collector.sample import (
     ACTIVE_STATES,
     CallMemo,
@@ -117,6 +118,8 @@ class Reader:
         self._down = False                       # libvirt unreachable at the last poll
         self._history: dict[str, _History] = {}
         self._timed_out: set[str] = set()        # UUIDs not answered in the last cycle
+        self._skipped_since: Optional[float] = None   # cycles end before every domain
+        self._skipped_logged = 0.0
         self._bulk_problem: Optional[str] = None  # the last failure of the bulk call
         self.touched: set[str] = set()   # UUIDs this reader made calls for (for tests)
         self.guard = Guard(self.name, config.workers, config.workers + 64,
@@ -243,12 +246,17 @@ class Reader:
         del prefetched
         self.guard.wait(tasks, self.config.domain_timeout_s, cycle_end)
         outcomes: dict[str, object] = {}
+        skipped = 0
         for task in tasks:
-            if task.abandoned:
+            if task.abandoned:          # its own call is stuck (the guard logged which)
                 outcomes[task.key] = "timedOut"
-            elif task.cancelled:
-                outcomes[task.key] = "timedOut"
+            elif task.cancelled:        # no worker reached it in time: busy, not hung
+                outcomes[task.key] = "skipped"
+                skipped += 1
             elif isinstance(task.error, _Stuck):
+                if task.key not in self._timed_out:
+                    log.warning("%s: %s; its statistics wait (poll status timedOut)",
+                                self.name, task.error)
                 outcomes[task.key] = "timedOut"
             elif isinstance(task.error, DomainGone):
                 outcomes[task.key] = "gone"
@@ -260,7 +268,25 @@ class Reader:
                 outcomes[task.key] = "error"
             else:
                 outcomes[task.key] = task.result
+        self._report_skipped(skipped, len(refs))
         return self._emit(started_wall, started, refs, outcomes, "timedOut")
+
+    def _report_skipped(self, skipped: int, total: int) -> None:
+        """One WARNING when cycles start to end before every domain is reached, then at
+        most one every REMINDER_S while they do; one INFO when they stop."""
+        now = time.monotonic()
+        if skipped and (self._skipped_since is None or
+                        now - self._skipped_logged >= REMINDER_S):
+            log.warning("%s: the cycle ended before %d of %d domains were reached; they keep "
+                        "their last values (poll status skipped). The host or the agent is "
+                        "busy: a longer interval or more workers helps", self.name, skipped,
+                        total)
+            self._skipped_logged = now
+            if self._skipped_since is None:
+                self._skipped_since = now
+        elif not skipped and self._skipped_since is not None:
+            log.info("%s: every domain reached within the cycle again", self.name)
+            self._skipped_since = None
 
     def _prefetch(self, refs: list[DomainRef], cycle_end: float) -> dict[str, Prefetched]:
         """Bulk statistics of the reader's domains, by UUID: one guarded call per worker

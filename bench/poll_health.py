@@ -1,0 +1,95 @@
+"""Poll health under load: do healthy domains stay healthy while walks run?
+
+A private libvirtd serves DOMAINS test-driver domains (root needed); ``agentx-virt
+run`` polls them every INTERVAL seconds behind a private snmpd whose trap sink is a
+private snmptrapd (TCP), while ``snmpbulkwalk`` walks lvxDomainTable every WALK_EVERY
+seconds (the whole table, about 30 values per domain), for SECONDS.  No domain is hung, so every lvxDomainPollStalled is false, and
+so is every timedOut(2) cell the walks see.  Prints, per run,
+``stalled=.. recovered=.. timed_out_cells=.. skipped_cells=.. walks=.. warnings=..``
+(warnings: WARNING lines in the agent's log).
+
+    python bench/poll_health.py --domains 500 --interval 1 --walk-every 5 --seconds 120
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import libvirt
+
+from agentx_virt.libvirtd import PrivateLibvirtd
+from agentx_virt.mib.model import shipped_mib
+from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd, snmp_tool
+from agentx_virt.oid import format_oid
+from agentx_virt.testdriver import define_domain
+
+MIB = shipped_mib()
+
+
+def count_traps(trapd: PrivateSnmptrapd, name: str) -> int:
+    oid = format_oid(MIB.notification(name).oid)
+    return sum(1 for line in trapd.traps() if f"OID: {oid}\t" in line or
+               line.endswith(f"OID: {oid}"))
+
+
+def run(domains: int, interval: float, walk_every: float, seconds: float, work: Path) -> str:
+    with PrivateLibvirtd(work / "libvirtd") as daemon, \
+            PrivateSnmptrapd(work / "trapd", transport="tcp") as trapd, \
+            PrivateSnmpd(work / "snmpd", trap_port=trapd.port, trap_transport="tcp") as snmpd:
+        conn = libvirt.open(daemon.test_uri)      # holds the test driver's domains
+        for number in range(1, domains + 1):
+            define_domain(conn, number)
+        log = work / "agent.log"
+        with open(log, "wb") as log_file:
+            agent = subprocess.Popen(
+                [sys.executable, "-m", "agentx_virt", "run", "--uri", daemon.test_uri,
+                 "--agentx", snmpd.agentx_address, "--interval", str(interval),
+                 "--state-dir", str(work / "state"), "--log-level", "WARNING"],
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file)
+        table = format_oid(MIB.object("lvxDomainTable").oid)
+        status = format_oid(MIB.object("lvxDomainPollStatus").oid) + "."
+        timed_out = skipped = walks = 0
+        try:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                walk_at = time.monotonic() + walk_every
+                lines = snmp_tool("snmpbulkwalk", snmpd.agent, table, options=["-Oq"],
+                                  request_timeout=10).stdout.splitlines()
+                cells = [line.split()[-1] for line in lines if line.startswith(status)]
+                walks += 1
+                timed_out += cells.count("2")
+                skipped += cells.count("5")
+                time.sleep(max(0.0, walk_at - time.monotonic()))
+        finally:
+            agent.terminate()
+            agent.wait(30)
+            conn.close()
+        warnings = sum(1 for line in log.read_text(errors="replace").splitlines()
+                       if " WARNING " in line)
+        return (f"stalled={count_traps(trapd, 'lvxDomainPollStalled')} "
+                f"recovered={count_traps(trapd, 'lvxDomainPollRecovered')} "
+                f"timed_out_cells={timed_out} skipped_cells={skipped} walks={walks} "
+                f"warnings={warnings}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--domains", type=int, default=500, help="test-driver domains (500)")
+    parser.add_argument("--interval", type=float, default=1.0, help="poll interval, s (1)")
+    parser.add_argument("--walk-every", type=float, default=5.0, help="s between walks (5)")
+    parser.add_argument("--seconds", type=float, default=120.0, help="length of a run (120)")
+    parser.add_argument("--runs", type=int, default=1, help="runs, one line each (1)")
+    args = parser.parse_args()
+    for _ in range(args.runs):
+        with tempfile.TemporaryDirectory(prefix="axh-") as work:
+            print(run(args.domains, args.interval, args.walk_every, args.seconds, Path(work)),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
