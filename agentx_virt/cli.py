@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from agentx_virt import __version__
 from agentx_virt.agentx.address import DEFAULT_ADDRESS, parse_address
 from agentx_virt.agentx.errors import AddressError, AgentXError
 from agentx_virt.agentx.probe import probe
+from agentx_virt.collector.connection import uri_problem
 from agentx_virt.collector.poller import Poller
 from agentx_virt.config import Config, ConfigError
 from agentx_virt.config import load as load_config
@@ -41,24 +43,36 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--agentx", metavar="ADDRESS",
                      help=f"AgentX master: /path, unix:/path or tcp:HOST:PORT "
                           f"(default {DEFAULT_ADDRESS})")
-    run.add_argument("--interval", type=float, metavar="S", help="seconds between polls")
+    run.add_argument("--interval", type=float, metavar="S",
+                     help="seconds between polls, 1 to 86400 (default: [poll] interval, "
+                          f"else {Config.interval_s:g})")
     _state_dir_option(run, "where the domain index state is kept")
     dump = commands.add_parser("dump", help="poll libvirt once and print it (no snmpd needed)")
     _poll_options(dump)
     _state_dir_option(dump, "the agent's state directory, read (never written) so that "
                             "the indexes shown are the agent's")
-    dump.add_argument("--format", choices=FORMATS, default="table")
+    dump.add_argument("--format", choices=FORMATS, default="table",
+                      help="table, json (with state names beside the numbers) or oids, the "
+                           "OID table the agent would serve (default: table)")
+    dump.add_argument("--samples", type=_whole(1, 60), default=1, metavar="N",
+                      help="poll N times, --gap apart, and print the last: 2 or more fill "
+                           "cpu_util (default: 1)")
+    dump.add_argument("--gap", type=_seconds, default=1.0, metavar="S",
+                      help="seconds between samples (default: 1)")
     demo = commands.add_parser(
         "demo", help="run the agent on libvirt's test driver behind a private snmpd and walk it")
-    demo.add_argument("--domains", type=int, default=12, metavar="N")
+    demo.add_argument("--domains", type=_whole(1, 10000), default=12, metavar="N",
+                      help="test-driver domains to generate, 1 to 10000 (default: 12)")
     check = commands.add_parser(
         "probe", help="check that snmpd's AgentX master is reachable (Open, Ping, Close)")
     check.add_argument("--agentx", default=DEFAULT_ADDRESS, metavar="ADDRESS",
                        help="master address: /path, unix:/path or tcp:HOST:PORT "
                             f"(default {DEFAULT_ADDRESS})")
-    check.add_argument("--timeout", type=float, default=5.0, metavar="S")
+    check.add_argument("--timeout", type=_seconds, default=5.0, metavar="S",
+                       help="seconds to wait for each answer (default: 5)")
     mib = commands.add_parser(
-        "compile-mib", help="compile LIBVIRT-EXT-MIB with pysmi into the JSON served from")
+        "compile-mib", help="compile LIBVIRT-EXT-MIB with pysmi into the JSON the agent "
+                            "serves from (after editing the MIB)")
     mib.add_argument("--ietf-dir", required=True, type=Path, metavar="DIR",
                      help="directory with the IETF modules it imports (SNMPv2-SMI, SNMPv2-TC, "
                           "HCNUM-TC...); Debian ships none")
@@ -72,14 +86,40 @@ def _parser() -> argparse.ArgumentParser:
 log = logging.getLogger("agentx_virt")
 
 
+def _seconds(text: str) -> float:
+    """A finite number of seconds above 0 and at most a day (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 86400 seconds, "
+                                         f"got {text}")
+    return value
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    """A whole number from ``low`` to ``high`` (argparse type)."""
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+    return check
+
+
 def _log_option(parser: argparse.ArgumentParser, default: object) -> None:
     parser.add_argument("--log-level", type=str.upper, default=default,
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="DEBUG, INFO, WARNING or ERROR (any case)")
+                        help="DEBUG, INFO, WARNING or ERROR, any case (default: [agent] "
+                             "log_level, else INFO; WARNING for dump)")
 
 
 def _state_dir_option(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--state-dir", type=Path, metavar="DIR",
+    parser.add_argument("--state-dir", metavar="DIR",
                         help=f"{what} (default: [agent] state_dir, else {Config.state_dir})")
 
 
@@ -87,7 +127,9 @@ def _poll_options(parser: argparse.ArgumentParser) -> None:
     # Also accepted after the command (agentx-virt run --log-level info); there it must
     # not reset a level given before the command, hence SUPPRESS.
     _log_option(parser, argparse.SUPPRESS)
-    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="TOML configuration file; flags override it (default: none, "
+                             "every setting at its default)")
     parser.add_argument("--uri", help="libvirt URI (default: $LIBVIRT_DEFAULT_URI, else "
                                       "qemu:///system)")
 
@@ -100,8 +142,22 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _checked_config(args: argparse.Namespace, level: Optional[str] = None) -> Config:
+    """The configuration, with a URI libvirt can never open refused as part of it; sets
+    the log level: --log-level, else ``level``, else the file's (INFO by default)."""
     config = _config(args)
+    problem = uri_problem(config.uri)
+    if problem:
+        raise ConfigError(f"libvirt URI {config.uri!r} ({_URI_FROM}): {problem}")
+    logging.getLogger().setLevel(args.log_level or level or config.log_level)
+    return config
+
+
+_URI_FROM = "--uri, [libvirt] uri or $LIBVIRT_DEFAULT_URI"
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _checked_config(args)
     from agentx_virt.malloc import limit_arenas  # only the daemon process needs ctypes
     limit_arenas()
     agent = Agent(config)
@@ -116,13 +172,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _dump(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = _checked_config(args, "WARNING")
     try:
         registry = DomainIndexRegistry.load(config.state_dir / STATE_FILE, read_only=True)
     except StateFileError as exc:
         log.warning("%s; showing fresh indexes", exc)
         registry = DomainIndexRegistry()
-    snapshot = Poller(config, lambda _snapshot: None, registry).poll_once()
+    snapshot = Poller(config, lambda _snapshot: None, registry).poll_once(args.samples,
+                                                                          args.gap)
     print(render(snapshot, args.format))
     return 0 if snapshot.host.libvirt_connected else 1
 

@@ -41,6 +41,7 @@ and the key.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -132,6 +133,27 @@ def _number(minimum: float, integer: bool = False) -> Callable[[Any], Any]:
     return check
 
 
+MAX_INTERVAL_S = 86400.0
+
+
+def _seconds(minimum: float, maximum: float = MAX_INTERVAL_S) -> Callable[[Any], Any]:
+    """A finite number of seconds from ``minimum`` to ``maximum`` (inf, nan, 1e10 are not)."""
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not math.isfinite(value) or not minimum <= value <= maximum:
+            raise ValueError(f"must be a number of seconds from {minimum:g} to {maximum:g}, "
+                             f"got {value!r}")
+        return value
+    return check
+
+
+def _directory(value: Any) -> Path:
+    text = str(value) if isinstance(value, Path) else _text(value)
+    if not text.strip():
+        raise ValueError("must name a directory, got an empty path")
+    return Path(text)
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"must be a non-empty string, got {value!r}")
@@ -206,14 +228,14 @@ _KEYS: Mapping[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("libvirt", "uri"): ("uri", _text),
     ("agentx", "address"): ("agentx", _address),
     ("agentx", "trap_queue"): ("trap_queue", _number(1, integer=True)),
-    ("poll", "interval"): ("interval_s", _number(0.1)),
+    ("poll", "interval"): ("interval_s", _seconds(1)),
     ("poll", "instances"): ("instances", _number(1, integer=True)),
-    ("poll", "domain_timeout"): ("domain_timeout_s", _number(0.1)),
+    ("poll", "domain_timeout"): ("domain_timeout_s", _seconds(0.1)),
     ("poll", "workers"): ("workers", _number(1, integer=True)),
     ("poll", "stats"): ("stats", _choices(BASE_STATS + EXTRA_STATS, "statistics group(s)")),
     ("poll", "include"): ("include", _patterns),
     ("poll", "exclude"): ("exclude", _patterns),
-    ("agent", "state_dir"): ("state_dir", lambda v: v if isinstance(v, Path) else Path(_text(v))),
+    ("agent", "state_dir"): ("state_dir", _directory),
     ("agent", "log_level"): ("log_level", _level),
     ("traps", "enable"): ("traps", _choices(TRAP_KINDS, "notification kind(s)")),
     ("traps", "persistent"): ("persistent_traps", _bool),
@@ -242,6 +264,16 @@ def _line_of(text: str, section: str, key: Optional[str]) -> int:
     return 0
 
 
+def _line_of_top_key(text: str, key: str) -> int:
+    """The line of ``key = ...`` before the first section header (0 unknown)."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if re.match(r"\s*\[", line):
+            return 0
+        if re.match(rf"\s*{re.escape(key)}\s*=", line):
+            return number
+    return 0
+
+
 def load(path: Optional[Path], overrides: Mapping[str, Any] = {},
          environ: Mapping[str, str] = os.environ) -> Config:
     """Read ``path`` (None: defaults only), then apply command-line ``overrides``.
@@ -250,6 +282,7 @@ def load(path: Optional[Path], overrides: Mapping[str, Any] = {},
         ConfigError: unreadable file, bad TOML, unknown key or bad value.
     """
     values: dict[str, Any] = {}
+    where_from: dict[str, str] = {}     # Config field -> where its value came from
     uri_from_env = environ.get("LIBVIRT_DEFAULT_URI")
     if uri_from_env:
         values["uri"] = uri_from_env
@@ -263,7 +296,11 @@ def load(path: Optional[Path], overrides: Mapping[str, Any] = {},
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         for section, table in data.items():
-            if not isinstance(table, dict) or \
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}:{_line_of_top_key(text, section)}: key {section!r} "
+                                  f"is outside any section; put it under its [section] "
+                                  f"(libvirt, agentx, poll, agent, traps, thresholds)")
+            if \
                     section not in {s for s, _ in _KEYS} | {"thresholds"}:
                 raise ConfigError(f"{path}:{_line_of(text, section, None)}: unknown section "
                                   f"[{section}]; known: libvirt, agentx, poll, agent, traps, "
@@ -289,22 +326,27 @@ def load(path: Optional[Path], overrides: Mapping[str, Any] = {},
                     values[field_name] = check(value)
                 except ValueError as exc:
                     raise ConfigError(f"{where}: {exc}") from None
+                where_from[field_name] = where.rsplit(": ", 1)[0]
     by_field = {field_name: check for field_name, check in _KEYS.values()}
     for field_name, value in overrides.items():
         if value is None:
             continue
+        flag = _FLAGS.get(field_name, field_name)
         try:
             values[field_name] = by_field[field_name](value)
         except ValueError as exc:
-            raise ConfigError(f"command line {_FLAGS.get(field_name, field_name)}: {exc}") \
-                from None
+            raise ConfigError(f"command line {flag}: {exc}") from None
+        where_from[field_name] = flag
     if "domain_timeout_s" not in values:
         # Unset: half the interval, at most the default 5 s.
         interval = values.get("interval_s", Config.interval_s)
         values["domain_timeout_s"] = min(Config.domain_timeout_s, interval / 2)
+        where_from["domain_timeout_s"] = "default: half the interval, at most 5 s"
     config = replace(Config(), **values)
     if config.domain_timeout_s >= config.interval_s:
-        where = f"{path}: " if path is not None else ""
-        raise ConfigError(f"{where}[poll] domain_timeout ({config.domain_timeout_s:g} s) must "
-                          f"be shorter than [poll] interval ({config.interval_s:g} s)")
+        raise ConfigError(
+            f"[poll] domain_timeout ({config.domain_timeout_s:g} s, from "
+            f"{where_from.get('domain_timeout_s', 'the default')}) must be shorter than "
+            f"[poll] interval ({config.interval_s:g} s, from "
+            f"{where_from.get('interval_s', 'the default')})")
     return config

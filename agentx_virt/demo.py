@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -48,15 +49,41 @@ def walk_domain_table(agent: str) -> tuple[list[str], dict[int, dict[str, str]]]
     return [columns[k].name for k in sorted(columns)], rows
 
 
+class _Stopped(Exception):
+    """SIGTERM (or SIGINT) asked the demo to stop."""
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise _Stopped(signal.Signals(signum).name)
+
+
 def run_demo(domains: int = 12, interval: float = 2.0, workdir: Optional[Path] = None) -> int:
+    """Run the demo; on SIGINT or SIGTERM the agent, the private snmpd and the temp
+    directory are stopped and removed as at the end (exit 130 or 143)."""
     own_dir = workdir is None
     work = workdir or Path(tempfile.mkdtemp(prefix="agentx-virt-demo-"))
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _demo(domains, interval, work)
+    except _Stopped as stopped:
+        print(f"demo: {stopped}: stopping the agent and the private snmpd", flush=True)
+        return 128 + signal.Signals[str(stopped)].value
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if own_dir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _demo(domains: int, interval: float, work: Path) -> int:
     node = work / "node.xml"
     node.write_text(node_xml(domains, tags=2))
-    print(f"demo: {domains} test-driver domains in {node}")
+    print(f"demo: {domains} test-driver domains in {node}", flush=True)
+    running: Optional[AgentThread] = None
     try:
         with PrivateSnmpd(work / "snmpd") as snmpd:
-            print(f"demo: private snmpd on {snmpd.agent}, AgentX master {snmpd.agentx_address}")
+            print(f"demo: private snmpd on {snmpd.agent}, AgentX master "
+                  f"{snmpd.agentx_address}", flush=True)
             config = Config(uri=f"test://{node}", agentx=snmpd.agentx_address,
                             interval_s=interval, domain_timeout_s=interval / 2, instances=2,
                             state_dir=work / "state")
@@ -75,9 +102,10 @@ def run_demo(domains: int = 12, interval: float = 2.0, workdir: Optional[Path] =
                 print(f"{index:>5}  " + "  ".join(rows[index].get(c, "").ljust(widths[c])
                                                  for c in SHOWN_COLUMNS))
             stopped = running.stop()
+            running = None
             code = 1 if stopped is None else stopped
             print(f"\ndemo: agent stopped (exit {code}); stopping snmpd")
             return code if len(rows) == domains else 1
     finally:
-        if own_dir:
-            shutil.rmtree(work, ignore_errors=True)
+        if running is not None:       # interrupted: stop it before snmpd goes
+            running.stop()

@@ -39,9 +39,26 @@ def _percent(hundredths: Any) -> str:
     return "-" if hundredths is None else f"{hundredths / 100:.1f}%"
 
 
+# virVcpuState numbers, for the JSON form.
+_VCPU_STATES = {0: "offline", 1: "running", 2: "blocked"}
+
+
+def _named(snapshot: Snapshot) -> dict[str, Any]:
+    """The snapshot as plain data, each state number with its name beside it."""
+    data = dataclasses.asdict(snapshot)
+    for domain in data["domains"]:
+        state, reason = domain["state"], domain["state_reason"]
+        domain["state_name"] = None if state is None else STATE_NAMES.get(state, str(state))
+        domain["state_reason_name"] = (None if state is None or reason is None
+                                       else reason_name(state, reason))
+        for vcpu in domain["vcpus"]:
+            vcpu["state_name"] = _VCPU_STATES.get(vcpu["state"])
+    return data
+
+
 def render(snapshot: Snapshot, form: str) -> str:
     if form == "json":
-        return json.dumps(dataclasses.asdict(snapshot), default=_json_default, indent=1)
+        return json.dumps(_named(snapshot), default=_json_default, indent=1)
     if form == "oids":
         built = build_table(snapshot)
         lines = [render_varbind(vb) for vb in built.table.varbinds]

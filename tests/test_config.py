@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from agentx_virt import cli
+from agentx_virt.config import _KEYS as KEYS
 from agentx_virt.config import DEFAULT_STATS, Config, ConfigError, Threshold, load
 
 
@@ -42,7 +45,7 @@ state_dir = "/tmp/x"
 
 
 @pytest.mark.parametrize("text, message", [
-    ("[poll]\ninterval = 0\n", ":2: [poll] interval: must be a number >= 0.1, got 0"),
+    ("[poll]\ninterval = 0\n", ":2: [poll] interval: must be a number of seconds from 1 to"),
     ("[poll]\n\ninstances = 1.5\n", ":3: [poll] instances: must be an integer >= 1"),
     ("[poll]\nstats = [\"cpu\", \"cpu_utl\"]\n", "unknown statistics group(s) ['cpu_utl']"),
     ("[poll]\ninterval = 10\ncolour = 1\n", ":3: [poll] colour: unknown key; [poll] knows"),
@@ -64,6 +67,8 @@ def test_bad_configuration_names_file_line_and_key(tmp_path: Path, text: str,
 def test_bad_command_line_value_names_the_flag() -> None:
     with pytest.raises(ConfigError, match="command line --interval: must be a number"):
         load(None, {"interval_s": -1}, environ={})
+    with pytest.raises(ConfigError, match="command line --state-dir: must be a non-empty"):
+        load(None, {"state_dir": ""}, environ={})
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -71,11 +76,26 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         load(tmp_path / "absent.toml", environ={})
 
 
+EXAMPLE = Path(__file__).resolve().parents[1] / "packaging" / "agentx-virt.toml"
+
+
 def test_the_packaged_example_configuration_loads() -> None:
-    example = Path(__file__).resolve().parents[1] / "packaging" / "agentx-virt.toml"
-    config = load(example, environ={})
+    config = load(EXAMPLE, environ={})
     assert config.stats == DEFAULT_STATS
     assert config.domain_timeout_s == 5 and config.interval_s == 10
+
+
+@pytest.mark.parametrize("interval", [1, 2, 5, 9.5, 10, 60, 3600, 86400])
+def test_the_packaged_example_is_valid_at_every_interval(interval: float) -> None:
+    config = load(EXAMPLE, {"interval_s": interval}, environ={})
+    assert config.domain_timeout_s < config.interval_s == interval
+
+
+def test_the_packaged_example_shows_every_key_with_the_defaults() -> None:
+    text = EXAMPLE.read_text()
+    for section, key in KEYS:
+        assert f"[{section}]" in text and re.search(rf"(?m)^#? ?{key} = ", text), key
+    assert load(EXAMPLE, environ={}) == Config()          # every value shown is the default
 
 
 def test_traps_section(tmp_path: Path) -> None:
@@ -133,3 +153,64 @@ lvxDomainDataAgeSeconds = { rising = 60 }
 def test_bad_thresholds(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(write(tmp_path, text), environ={})
+
+
+# Each a whole configuration file that agentx-virt refuses: exit 2 and one line that
+# says where and what (run with `dump`, which reads the file as `run` does).
+BAD_FILES = [
+    ("interval = 10\n", ":1: key 'interval' is outside any section"),
+    ("uri = \"test:///default\"\n[poll]\n", ":1: key 'uri' is outside any section"),
+    ("[poll]\ninterval = inf\n", "[poll] interval: must be a number of seconds from 1 to 86400"),
+    ("[poll]\ninterval = nan\n", "got nan"),
+    ("[poll]\ninterval = 1e10\n", "got 10000000000.0"),
+    ("[poll]\ninterval = 0.5\n", "from 1 to 86400, got 0.5"),
+    ("[poll]\ninterval = -3\n", "got -3"),
+    ("[poll]\ninterval = \"10\"\n", "got '10'"),
+    ("[poll]\ninterval = true\n", "got True"),
+    ("[poll]\ndomain_timeout = inf\n", "[poll] domain_timeout: must be a number of seconds"),
+    ("[poll]\ndomain_timeout = 0\n", "from 0.1 to 86400, got 0"),
+    ("[poll]\ninterval = 4\ndomain_timeout = 4\n",
+     "domain_timeout (4 s, from {path}:3) must be shorter than [poll] interval (4 s, from "
+     "{path}:2)"),
+    ("[poll]\ninstances = 0\n", "[poll] instances: must be an integer >= 1"),
+    ("[poll]\nworkers = 2.5\n", "[poll] workers: must be an integer >= 1"),
+    ("[poll]\nstats = \"cpu\"\n", "[poll] stats: must be a list of non-empty strings"),
+    ("[poll]\nstats = [\"cpu\", \"gpu\"]\n", "unknown statistics group(s) ['gpu']"),
+    ("[poll]\ninclude = [\"\"]\n", "[poll] include: must be a list of non-empty strings"),
+    ("[poll]\nexclude = \"test-*\"\n", "[poll] exclude: must be a list"),
+    ("[agent]\nstate_dir = \"\"\n", "[agent] state_dir: must be a non-empty string"),
+    ("[agent]\nstate_dir = \"   \"\n", "[agent] state_dir: must name a directory"),
+    ("[agent]\nlog_level = \"chatty\"\n", "[agent] log_level: must be one of"),
+    ("[agent]\nuser = \"root\"\n", "[agent] user: unknown key; [agent] knows"),
+    ("[agentx]\naddress = \"tcp:localhost\"\n", "[agentx] address:"),
+    ("[agentx]\ntrap_queue = 0\n", "[agentx] trap_queue: must be an integer >= 1"),
+    ("[traps]\nhold_down = -1\n", "[traps] hold_down: must be a number >= 0"),
+    ("[traps]\nenable = [\"storm\"]\n", "unknown notification kind(s) ['storm']"),
+    ("[libvirt]\nuri = 5\n", "[libvirt] uri: must be a non-empty string, got 5"),
+    ("[libvirt]\nuri = \"qemu://[bad/system\"\n",
+     "libvirt URI 'qemu://[bad/system' (--uri, [libvirt] uri or $LIBVIRT_DEFAULT_URI): "
+     "libvirt cannot parse it"),
+    ("[libvirt]\nuri = \"nosuchdriver:///x\"\n", "libvirt has no driver for it"),
+    ("[snmp]\nport = 161\n", ":1: unknown section [snmp]"),
+    ("[poll]\ninterval = 10\n[poll]\nworkers = 2\n", "not valid TOML"),
+    ("[thresholds]\nlvxDomainMemRssKiB = \"high\"\n", "[thresholds] lvxDomainMemRssKiB:"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD_FILES, ids=[str(n) for n in range(len(BAD_FILES))])
+def test_a_bad_configuration_file_exits_2_saying_where_and_what(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    assert cli.main(["dump", "--config", str(path), "--uri", "test:///default"]
+                    if "[libvirt]" not in text else ["dump", "--config", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("agentx-virt: configuration error: ")
+    assert message.format(path=path) in error, error
+    assert error.count("\n") == 1
+
+
+def test_an_unreachable_uri_is_not_a_configuration_error(tmp_path: Path) -> None:
+    """A daemon that is not up may come up: that URI is retried, not refused."""
+    from agentx_virt.collector.connection import uri_problem
+    assert uri_problem(f"qemu+unix:///system?socket={tmp_path}/absent-sock") is None
+    assert uri_problem("test:///default") is None

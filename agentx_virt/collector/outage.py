@@ -32,11 +32,15 @@ class OutageLog:
     def down(self) -> bool:
         return self._since is not None
 
-    def failed(self, reason: object, retry_s: float) -> None:
-        """One more failed attempt: a WARNING at the first, a reminder now and then."""
+    def failed(self, reason: object, retry_s: Optional[float]) -> None:
+        """One more failed attempt: a WARNING at the first, a reminder now and then;
+        ``retry_s`` None: no attempt follows (a one-shot command)."""
         now = self._clock()
         if self._since is None:
             self._since = self._reminded = now
+            if retry_s is None:
+                self._log.warning("%s unavailable: %s", self._what, reason)
+                return
             self._log.warning("%s unavailable: %s; retrying every %g s (reminder every "
                               "%g s until it is back)", self._what, reason, retry_s,
                               self._reminder_s)

@@ -81,6 +81,7 @@ class Poller:
         self._tables_changed: Optional[datetime] = None
         self._last_forget = time.monotonic()
         self._outage = OutageLog(log, f"libvirt at {config.uri}")
+        self._retry_s: Optional[float] = config.interval_s
         self.readers = [Reader(k, config, self._assignment(k), self._host_info, self._publish)
                         for k in range(config.instances)]
         self._thread = threading.Thread(target=self._run, name="partitioner", daemon=True)
@@ -105,11 +106,17 @@ class Poller:
         if self._conn is not None:
             self._conn.close()
 
-    def poll_once(self) -> Snapshot:
-        """One synchronous poll of everything (for ``agentx-virt dump``)."""
+    def poll_once(self, samples: int = 1, gap_s: float = 1.0) -> Snapshot:
+        """One synchronous poll of everything (for ``agentx-virt dump``): ``samples``
+        polls ``gap_s`` apart, the last returned (from the second on, rates such as
+        cpu_util have an interval to be computed over)."""
+        self._retry_s = None          # one shot: failures are not retried
         self.partition_once()
-        for reader in self.readers:
-            reader.poll_once()
+        for sample in range(samples):
+            if sample:
+                time.sleep(gap_s)
+            for reader in self.readers:
+                reader.poll_once()
         snapshot = self._snapshot()
         for reader in self.readers:
             reader.join(1.0)
@@ -177,7 +184,7 @@ class Poller:
             conn = self._connection()
             listed = conn.call("listAllDomains", conn.conn.listAllDomains, 0)
         except (LibvirtUnavailable, CollectorError) as exc:
-            self._outage.failed(exc, self.config.interval_s)
+            self._outage.failed(exc, self._retry_s)
             self._host = dataclasses.replace(self._host, libvirt_connected=False,
                                              last_error=str(exc))
             if self._conn is not None:

@@ -247,8 +247,9 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, uuid: str, name: str
     indexed = _indexed(record)
     state = _int(record.get("state.state"))
     values["state"] = state if state is not None else int(info[0])
-    reason = _int(record.get("state.reason"))
-    if reason is None:
+    # The reason is collectd's domain_state group: without it no call is made for it.
+    reason = _int(record.get("state.reason")) if wants("domain_state") else None
+    if reason is None and wants("domain_state"):
         state_reason = calls.get("state", dom.state)
         reason = int(state_reason[1]) if state_reason else None
     values["state_reason"] = reason
