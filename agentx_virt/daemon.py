@@ -15,7 +15,9 @@ from typing import Any, Callable, Optional
 
 from agentx_virt import __version__
 from agentx_virt.agentx.address import parse_address
-from agentx_virt.agentx.session import AgentXSession, SessionConfig, SessionThread
+from agentx_virt.agentx.session import AgentXSession
+from agentx_virt.agentx.session_config import SessionConfig
+from agentx_virt.agentx.session_thread import SessionThread
 from agentx_virt.agentx.store import ServedStore
 from agentx_virt.agentx.traps import TrapQueue
 from agentx_virt.collector.events import EventWatcher

@@ -25,7 +25,9 @@ from pathlib import Path
 from agentx_virt.agentx.address import parse_address
 from agentx_virt.agentx.constants import ValueType
 from agentx_virt.agentx.pdu import Value
-from agentx_virt.agentx.session import AgentXSession, SessionConfig, SessionThread
+from agentx_virt.agentx.session import AgentXSession
+from agentx_virt.agentx.session_config import SessionConfig
+from agentx_virt.agentx.session_thread import SessionThread
 from agentx_virt.agentx.store import OidTable, ServedStore
 from agentx_virt.netsnmp import PrivateSnmpd, snmp_command, tool_env
 from agentx_virt.oid import OID, format_oid

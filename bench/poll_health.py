@@ -1,12 +1,14 @@
 """Poll health under load: do healthy domains stay healthy while walks run?
 
-A private libvirtd serves DOMAINS test-driver domains (root needed); ``agentx-virt
-run`` polls them every INTERVAL seconds behind a private snmpd whose trap sink is a
-private snmptrapd (TCP), while ``snmpbulkwalk`` walks lvxDomainTable every WALK_EVERY
-seconds (the whole table, about 30 values per domain), for SECONDS.  No domain is hung, so every lvxDomainPollStalled is false, and
-so is every timedOut(2) cell the walks see.  Prints, per run,
-``stalled=.. recovered=.. timed_out_cells=.. skipped_cells=.. walks=.. warnings=..``
-(warnings: WARNING lines in the agent's log).
+A private libvirtd serves DOMAINS test-driver domains (root needed), or with
+``--in-process`` the agent opens them from a node file (``test:///PATH``: libvirt's
+test driver inside the agent's own process).  ``agentx-virt run`` polls them every
+INTERVAL seconds behind a private snmpd whose trap sink is a private snmptrapd
+(TCP), while ``snmpbulkwalk`` walks lvxDomainTable (about 30 values per domain)
+every WALK_EVERY seconds, for SECONDS.  No domain is hung, so every
+lvxDomainPollStalled is false, and so is every timedOut(2) cell the walks see.
+Prints, per run, ``stalled=.. recovered=.. timed_out_cells=.. skipped_cells=..
+walks=.. warnings=..`` (warnings: WARNING lines in the agent's log).
 
     python bench/poll_health.py --domains 500 --interval 1 --walk-every 5 --seconds 120
 """
@@ -14,6 +16,7 @@ so is every timedOut(2) cell the walks see.  Prints, per run,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
 import tempfile
@@ -26,7 +29,7 @@ from agentx_virt.libvirtd import PrivateLibvirtd
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd, snmp_tool
 from agentx_virt.oid import format_oid
-from agentx_virt.testdriver import define_domain
+from agentx_virt.testdriver import define_domain, node_xml
 
 MIB = shipped_mib()
 
@@ -37,44 +40,58 @@ def count_traps(trapd: PrivateSnmptrapd, name: str) -> int:
                line.endswith(f"OID: {oid}"))
 
 
-def run(domains: int, interval: float, walk_every: float, seconds: float, work: Path) -> str:
-    with PrivateLibvirtd(work / "libvirtd") as daemon, \
-            PrivateSnmptrapd(work / "trapd", transport="tcp") as trapd, \
-            PrivateSnmpd(work / "snmpd", trap_port=trapd.port, trap_transport="tcp") as snmpd:
-        conn = libvirt.open(daemon.test_uri)      # holds the test driver's domains
-        for number in range(1, domains + 1):
-            define_domain(conn, number)
-        log = work / "agent.log"
-        with open(log, "wb") as log_file:
-            agent = subprocess.Popen(
-                [sys.executable, "-m", "agentx_virt", "run", "--uri", daemon.test_uri,
-                 "--agentx", snmpd.agentx_address, "--interval", str(interval),
-                 "--state-dir", str(work / "state"), "--log-level", "WARNING"],
-                stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file)
-        table = format_oid(MIB.object("lvxDomainTable").oid)
-        status = format_oid(MIB.object("lvxDomainPollStatus").oid) + "."
-        timed_out = skipped = walks = 0
-        try:
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                walk_at = time.monotonic() + walk_every
-                lines = snmp_tool("snmpbulkwalk", snmpd.agent, table, options=["-Oq"],
-                                  request_timeout=10).stdout.splitlines()
-                cells = [line.split()[-1] for line in lines if line.startswith(status)]
-                walks += 1
-                timed_out += cells.count("2")
-                skipped += cells.count("5")
-                time.sleep(max(0.0, walk_at - time.monotonic()))
-        finally:
-            agent.terminate()
-            agent.wait(30)
-            conn.close()
-        warnings = sum(1 for line in log.read_text(errors="replace").splitlines()
-                       if " WARNING " in line)
-        return (f"stalled={count_traps(trapd, 'lvxDomainPollStalled')} "
-                f"recovered={count_traps(trapd, 'lvxDomainPollRecovered')} "
-                f"timed_out_cells={timed_out} skipped_cells={skipped} walks={walks} "
-                f"warnings={warnings}")
+def run(domains: int, interval: float, walk_every: float, seconds: float, work: Path,
+        in_process: bool, walk: str) -> str:
+    with contextlib.ExitStack() as stack:
+        trapd = stack.enter_context(PrivateSnmptrapd(work / "trapd", transport="tcp"))
+        snmpd = stack.enter_context(PrivateSnmpd(work / "snmpd", trap_port=trapd.port,
+                                                 trap_transport="tcp"))
+        if in_process:
+            node = work / "node.xml"
+            node.write_text(node_xml(domains))
+            uri = f"test://{node}"
+        else:
+            daemon = stack.enter_context(PrivateLibvirtd(work / "libvirtd"))
+            uri = daemon.test_uri
+            conn = libvirt.open(uri)      # holds the test driver's domains
+            stack.callback(conn.close)
+            for number in range(1, domains + 1):
+                define_domain(conn, number)
+        return _measure(uri, snmpd, trapd, interval, walk_every, seconds, work, walk)
+
+
+def _measure(uri: str, snmpd: PrivateSnmpd, trapd: PrivateSnmptrapd, interval: float,
+             walk_every: float, seconds: float, work: Path, walk: str) -> str:
+    log = work / "agent.log"
+    with open(log, "wb") as log_file:
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "agentx_virt", "run", "--uri", uri,
+             "--agentx", snmpd.agentx_address, "--interval", str(interval),
+             "--state-dir", str(work / "state"), "--log-level", "WARNING"],
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file)
+    table = format_oid(MIB.root if walk == "mib" else MIB.object("lvxDomainTable").oid)
+    status = format_oid(MIB.object("lvxDomainPollStatus").oid) + "."
+    timed_out = skipped = walks = 0
+    try:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            walk_at = time.monotonic() + walk_every
+            lines = snmp_tool("snmpbulkwalk", snmpd.agent, table, options=["-Oq"],
+                              request_timeout=10).stdout.splitlines()
+            cells = [line.split()[-1] for line in lines if line.startswith(status)]
+            walks += 1
+            timed_out += cells.count("2")
+            skipped += cells.count("5")
+            time.sleep(max(0.0, walk_at - time.monotonic()))
+    finally:
+        agent.terminate()
+        agent.wait(30)
+    warnings = sum(1 for line in log.read_text(errors="replace").splitlines()
+                   if " WARNING " in line)
+    return (f"stalled={count_traps(trapd, 'lvxDomainPollStalled')} "
+            f"recovered={count_traps(trapd, 'lvxDomainPollRecovered')} "
+            f"timed_out_cells={timed_out} skipped_cells={skipped} walks={walks} "
+            f"warnings={warnings}")
 
 
 def main() -> None:
@@ -84,11 +101,15 @@ def main() -> None:
     parser.add_argument("--walk-every", type=float, default=5.0, help="s between walks (5)")
     parser.add_argument("--seconds", type=float, default=120.0, help="length of a run (120)")
     parser.add_argument("--runs", type=int, default=1, help="runs, one line each (1)")
+    parser.add_argument("--walk", choices=("table", "mib"), default="table",
+                        help="walk lvxDomainTable, or all of LIBVIRT-EXT-MIB (default: table)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="the test driver inside the agent (test:///node.xml), no libvirtd")
     args = parser.parse_args()
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="axh-") as work:
-            print(run(args.domains, args.interval, args.walk_every, args.seconds, Path(work)),
-                  flush=True)
+            print(run(args.domains, args.interval, args.walk_every, args.seconds, Path(work),
+                      args.in_process, args.walk), flush=True)
 
 
 if __name__ == "__main__":

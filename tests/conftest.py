@@ -15,7 +15,9 @@ import pytest
 from agentx_virt.agentx import pdu as p
 from agentx_virt.agentx.address import parse_address
 from agentx_virt.agentx.codec import Decoder, encode
-from agentx_virt.agentx.session import AgentXSession, SessionConfig, SessionThread
+from agentx_virt.agentx.session import AgentXSession
+from agentx_virt.agentx.session_config import SessionConfig
+from agentx_virt.agentx.session_thread import SessionThread
 from agentx_virt.agentx.store import OidTable, ServedStore
 from agentx_virt.agentx.traps import TrapQueue
 from agentx_virt.collector.connection import Connection

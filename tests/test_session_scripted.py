@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -11,9 +12,10 @@ from agentx_virt.agentx.codec import encode
 from agentx_virt.agentx.constants import CloseReason, ErrorCode
 from agentx_virt.agentx.constants import ValueType as T
 from agentx_virt.agentx.errors import SessionFatal
-from agentx_virt.agentx.session import SessionThread
+from agentx_virt.agentx.session_thread import SessionThread
 from agentx_virt.agentx.store import OidTable
 from agentx_virt.agentx.traps import SNMP_TRAP_OID_0, Trap, TrapQueue
+from agentx_virt.ratelog import RateLimitedLog
 
 from .conftest import AgentFactory, ScriptedMaster, wait_for
 
@@ -192,7 +194,8 @@ def test_stop_sends_close_shutdown(master: ScriptedMaster, start_agent: AgentFac
 
 def test_needs_a_subtree() -> None:
     from agentx_virt.agentx.address import parse_address
-    from agentx_virt.agentx.session import AgentXSession, SessionConfig
+    from agentx_virt.agentx.session import AgentXSession
+    from agentx_virt.agentx.session_config import SessionConfig
     from agentx_virt.agentx.store import ServedStore
 
     with pytest.raises(ValueError, match="at least one subtree"):
@@ -214,3 +217,89 @@ def test_a_master_that_drops_every_connection_gets_backoff_not_a_busy_loop(
         attempts += 1
         conn.close()                       # hang up before answering Open
     assert 2 <= attempts <= 8
+
+
+def test_an_answer_over_the_size_snmpd_can_relay_is_toobig(
+        master: ScriptedMaster, start_agent: AgentFactory) -> None:
+    """A 30,000-range GetNext (840 kB) would make a Response of about 1.9 MB."""
+    columns = [(ROOT + (2, n, 0), T.OCTET_STRING, b"v" * 30) for n in range(1, 30001)]
+    start_agent(master.address, OidTable(columns, objects=[ROOT + (2,)]), (ROOT,), **FAST)
+    conn = master.accept()
+    conn.handshake()
+    ranges = tuple(p.SearchRange(ROOT + (2, n)) for n in range(1, 30001))
+    conn.send(encode(p.GetNext(session_id=42, packet_id=20, ranges=ranges)))
+    big = conn.receive()
+    assert isinstance(big, p.Response) and big.packet_id == 20
+    assert (big.error, big.index, big.varbinds) == (ErrorCode.TOO_BIG, 0, ())
+    conn.send(encode(p.GetNext(session_id=42, packet_id=21, ranges=ranges[:100])))
+    small = conn.receive()                  # the session goes on: 100 ranges fit
+    assert isinstance(small, p.Response) and not small.error and len(small.varbinds) == 100
+    conn.send(encode(p.GetBulk(session_id=42, packet_id=22, max_repetitions=5000,
+                               ranges=(p.SearchRange(ROOT + (2,)),))))
+    bulk = conn.receive()                   # GetBulk: the repetitions that fit
+    assert isinstance(bulk, p.Response) and not bulk.error
+    assert 100 < len(bulk.varbinds) < 1000 and len(encode(bulk)) <= 65000
+
+
+def test_stray_responses_and_malformed_pdus_are_logged_once_a_minute_with_a_count(
+        master: ScriptedMaster, start_agent: AgentFactory,
+        caplog: pytest.LogCaptureFixture) -> None:
+    start_agent(master.address, TABLE, (ROOT,), **FAST)
+    conn = master.accept()
+    conn.handshake()
+    malformed = bytes.fromhex("01061000 0000002a 00000033 00000033 00000008"
+                              "03040000 00000001")
+    with caplog.at_level(logging.WARNING, logger="agentx_virt"):
+        conn.send(b"".join(encode(p.Response(session_id=42, packet_id=90000 + n))
+                           for n in range(5000)))
+        for _ in range(50):
+            conn.send(malformed)
+            refused = conn.receive()                               # each still answered
+            assert isinstance(refused, p.Response) and refused.error == ErrorCode.PARSE_ERROR
+        conn.send(getnext(13, ROOT))
+        served = conn.receive()
+        assert isinstance(served, p.Response) and served.packet_id == 13
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("agentx_virt")]
+    assert len([m for m in lines if "unknown packetID" in m]) == 1
+    assert len([m for m in lines if "parse error" in m]) == 1
+    assert len(lines) == 2, lines
+
+
+def test_the_count_of_what_was_not_logged_comes_when_the_minute_is_over(
+        caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    odd = RateLimitedLog(logging.getLogger("agentx_virt.test"), clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="agentx_virt.test"):
+        for n in range(5000):
+            odd.warning("stray Responses", "Response for unknown packetID %d", n)
+            now[0] += 0.01                  # 50 s
+        odd.flush()                         # the minute is not over: nothing yet
+        now[0] = 61
+        odd.flush()
+        odd.warning("stray Responses", "Response for unknown packetID %d", 1)
+    assert [r.getMessage()[:36] for r in caplog.records] == [
+        "Response for unknown packetID 0 (mor", "4999 more stray Responses in the las",
+        "Response for unknown packetID 1 (mor"]
+
+
+def test_a_close_right_after_register_is_not_a_failure_to_back_off_from(
+        master: ScriptedMaster, start_agent: AgentFactory,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The master answers Register and closes in the same write (as snmpd does when it
+    drops a session it just registered)."""
+    agent = start_agent(master.address, TABLE, (ROOT,), response_timeout=1.0,
+                        backoff_first=0.05, backoff_max=5.0)
+    with caplog.at_level(logging.WARNING, logger="agentx_virt"):
+        for session_id in (50, 51, 52):
+            conn = master.accept()
+            opened = conn.receive()
+            conn.send(encode(p.Response(session_id=session_id, packet_id=opened.packet_id)))
+            registered = conn.receive()
+            conn.send(encode(p.Response(session_id=session_id,
+                                        packet_id=registered.packet_id)) +
+                      encode(p.Close(session_id=session_id, reason=CloseReason.BY_MANAGER)))
+        master.accept().handshake(session_id=53)
+        wait_for(lambda: agent.session.session_id == 53 and agent.session.serving.is_set())
+    lost = [r.getMessage() for r in caplog.records if "closed session" in r.getMessage()]
+    assert len(lost) == 3 and all(m.endswith("; reconnecting") for m in lost), lost
+    assert agent.session.connections == 4

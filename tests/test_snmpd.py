@@ -9,7 +9,7 @@ import pytest
 from agentx_virt.agentx.constants import ValueType as T
 from agentx_virt.agentx.errors import SessionFatal
 from agentx_virt.agentx.pdu import Value, VarBind
-from agentx_virt.agentx.session import SessionThread
+from agentx_virt.agentx.session_thread import SessionThread
 from agentx_virt.agentx.store import OidTable
 from agentx_virt.agentx.traps import Trap, TrapQueue
 from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd, ToolResult, snmp_tool

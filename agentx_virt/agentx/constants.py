@@ -82,6 +82,7 @@ class ErrorCode(enum.IntEnum):
     """res.error of a Response-PDU (RFC 2741 §6.2.16)."""
 
     NO_AGENTX_ERROR = 0
+    TOO_BIG = 1          # SNMPv2 error-status (RFC 3416), which AgentX Responses carry too
     GEN_ERR = 5
     NO_ACCESS = 6
     WRONG_TYPE = 7

@@ -6,14 +6,24 @@ once for this request and the sysUpTime to report.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from typing import Optional
 
 from agentx_virt.agentx import pdu as p
+from agentx_virt.agentx.codec import encode
 from agentx_virt.agentx.constants import ErrorCode, ValueType
+from agentx_virt.agentx.errors import EncodeError
 from agentx_virt.agentx.store import EMPTY_TABLE, OidTable
 
 # A GetBulk answer stops growing here; RFC 2741 §7.2.3.3 allows fewer repetitions.
 MAX_BULK_VARBINDS = 1000
+# The largest Response sent, header included. snmpd relays an answer in one SNMP
+# message over UDP (at most 65,507 octets): measured here, a 65,400-octet value went
+# through, one of 65,480 failed in snmpd's sendto and snmpd closed our session.
+MAX_RESPONSE_OCTETS = 65000
+
+log = logging.getLogger(__name__)
 
 
 def reply(request: p.PDU, sys_uptime: int, error: int = 0, index: int = 0,
@@ -59,6 +69,46 @@ def _bulk(table: OidTable, request: p.GetBulk) -> tuple[p.VarBind, ...]:
         if all_ended:
             break
     return tuple(result)
+
+
+def encoded_answer(request: p.PDU, table: OidTable, sys_uptime: int,
+                   limit: int = MAX_RESPONSE_OCTETS) -> bytes:
+    """The encoded answer to one request (b"" when none is due).
+
+    A value that cannot be encoded makes genErr for that request only; an answer over
+    ``limit`` octets becomes tooBig with no varbinds (RFC 2741 §7.2.4, as RFC 3416
+    §4.2.1), except GetBulk, which returns the repetitions that fit (§7.2.3.3).
+    """
+    try:
+        response = answer(request, table, sys_uptime)
+        if response is None:
+            return b""
+        data = encode(response)
+        if len(data) > limit:
+            data = _fitted(request, response, data, limit)
+    except EncodeError as exc:
+        log.error("cannot encode the answer to %s packet %d: %s; answering genErr",
+                  type(request).__name__, request.packet_id, exc)
+        data = encode(reply(request, sys_uptime, ErrorCode.GEN_ERR, exc.varbind_index or 0))
+    except Exception:
+        log.exception("failed to answer %s packet %d; answering genErr",
+                      type(request).__name__, request.packet_id)
+        data = encode(reply(request, sys_uptime, ErrorCode.GEN_ERR))
+    return data
+
+
+def _fitted(request: p.PDU, response: p.Response, data: bytes, limit: int) -> bytes:
+    varbinds = response.varbinds
+    if isinstance(request, p.GetBulk):
+        keep = len(varbinds)
+        while keep > 1 and len(data) > limit:
+            keep = max(1, keep * limit // len(data) - 1)
+            data = encode(dataclasses.replace(response, varbinds=varbinds[:keep]))
+        if len(data) <= limit:
+            return data
+    log.warning("the answer to %s packet %d would be %d octets, over %d: answering tooBig",
+                type(request).__name__, request.packet_id, len(data), limit)
+    return encode(reply(request, response.sys_uptime, ErrorCode.TOO_BIG))
 
 
 def answer(request: p.PDU, table: OidTable, sys_uptime: int) -> Optional[p.Response]:

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from agentx_virt.agentx import pdu as p
-from agentx_virt.agentx.address import MasterAddress
 from agentx_virt.agentx.codec import Decoder, encode
 from agentx_virt.agentx.constants import CloseReason, ErrorCode, error_name
 from agentx_virt.agentx.errors import (
@@ -49,32 +48,16 @@ from agentx_virt.agentx.errors import (
     MalformedPDU,
     SessionFatal,
 )
-from agentx_virt.agentx.responder import answer, reply
+from agentx_virt.agentx.responder import encoded_answer
+from agentx_virt.agentx.session_config import SessionConfig
 from agentx_virt.agentx.store import ServedStore
 from agentx_virt.agentx.traps import Trap, TrapQueue
-from agentx_virt.oid import OID, format_oid
+from agentx_virt.oid import format_oid
+from agentx_virt.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
 STILL_DOWN_LOG_INTERVAL = 60.0
-
-
-@dataclass(frozen=True)
-class SessionConfig:
-    """How to reach the master and what to register there."""
-
-    address: MasterAddress
-    subtrees: tuple[OID, ...]
-    ident: OID = ()                # o.id of Open: the agent's MIB module; () is the null OID
-    description: str = "agentx-virt"
-    priority: int = 127
-    open_timeout: int = 5          # o.timeout in seconds (snmpd uses its own agentXTimeout)
-    connect_timeout: float = 2.0
-    response_timeout: float = 5.0  # for the master's answers to Open/Register/Ping/Notify/Close
-    ping_interval: float = 15.0    # idle time before a Ping checks that the master is alive
-    backoff_first: float = 0.1
-    backoff_max: float = 1.0
-    notify_window: int = 32        # Notify PDUs in flight at once
 
 
 @dataclass
@@ -114,6 +97,8 @@ class AgentXSession:
         self._packet_id = 0
         self._pending: dict[int, _Pending] = {}
         self._last_rx = 0.0
+        self._odd = RateLimitedLog(log, clock=clock)   # stray and malformed PDUs
+        self._backlog: list[p.PDU] = []   # received with an awaited Response, not yet handled
 
     # ------------------------------------------------------------ other threads
 
@@ -211,6 +196,7 @@ class AgentXSession:
         decoder = Decoder()
         self._packet_id = 0
         self._pending.clear()
+        self._backlog.clear()
         self._last_rx = self._clock()
 
         opened = self._transact(sock, decoder, p.Open(
@@ -233,6 +219,9 @@ class AgentXSession:
         log.info("AgentX session %d open at %s; serving %s", self.session_id, cfg.address,
                  ", ".join(format_oid(s) for s in cfg.subtrees))
         self.serving.set()
+        backlog, self._backlog = self._backlog, []
+        for pdu in backlog:
+            self._dispatch(sock, pdu)
         self._serve(sock, decoder)
 
     def _transact(self, sock: socket.socket, decoder: Decoder, request: p.PDU,
@@ -241,15 +230,15 @@ class AgentXSession:
         sock.sendall(encode(request))
         deadline = self._clock() + self.config.response_timeout
         while True:
-            awaited: Optional[p.Response] = None
-            # Requests that arrive in the same read as the awaited Response are served too.
-            for pdu in self._receive(sock, decoder, deadline - self._clock(), what):
+            # What arrives before the awaited Response is handled now; what arrives with
+            # or after it waits in the backlog, so that a Close right behind the last
+            # Register Response ends a session that was registered (no backoff).
+            pdus = self._receive(sock, decoder, deadline - self._clock(), what)
+            for k, pdu in enumerate(pdus):
                 if isinstance(pdu, p.Response) and pdu.packet_id == request.packet_id:
-                    awaited = pdu
-                else:
-                    self._dispatch(sock, pdu)
-            if awaited is not None:
-                return awaited
+                    self._backlog.extend(pdus[k + 1:])
+                    return pdu
+                self._dispatch(sock, pdu)
             if self._clock() >= deadline:
                 raise ConnectionLost(f"no answer to {what} within "
                                      f"{self.config.response_timeout:g} s")
@@ -278,7 +267,8 @@ class AgentXSession:
             try:
                 pdu = decoder.next_pdu()
             except MalformedPDU as exc:
-                log.warning("parse error in a PDU from the master: %s", exc)
+                self._odd.warning("malformed PDUs", "parse error in a PDU from the master: %s",
+                                  exc)
                 sock.sendall(encode(p.Response(
                     session_id=exc.session_id, transaction_id=exc.transaction_id,
                     packet_id=exc.packet_id, big_endian=exc.big_endian,
@@ -313,6 +303,7 @@ class AgentXSession:
             for pdu in self._receive(sock, decoder, wait, "serving"):
                 self._dispatch(sock, pdu)
             traps.report_drops()
+            self._odd.flush()
 
     def _check_deadlines(self, now: float) -> None:
         for item in self._pending.values():
@@ -352,28 +343,14 @@ class AgentXSession:
         sock.sendall(self._answer(pdu))
 
     def _answer(self, request: p.PDU) -> bytes:
-        """Encode the answer to one request; any failure becomes genErr for that request only."""
-        uptime = self.sys_uptime()
-        try:
-            response = answer(request, self.store.table, uptime)
-            if response is None:
-                return b""
-            data = encode(response)
-        except EncodeError as exc:
-            log.error("cannot encode the answer to %s packet %d: %s; answering genErr",
-                      type(request).__name__, request.packet_id, exc)
-            data = encode(reply(request, uptime, ErrorCode.GEN_ERR, exc.varbind_index or 0))
-        except Exception:
-            log.exception("failed to answer %s packet %d; answering genErr",
-                          type(request).__name__, request.packet_id)
-            data = encode(reply(request, uptime, ErrorCode.GEN_ERR))
-        return data
+        """The encoded answer to one request (see ``responder.encoded_answer``)."""
+        return encoded_answer(request, self.store.table, self.sys_uptime())
 
     def _on_response(self, response: p.Response) -> None:
         item = self._pending.pop(response.packet_id, None)
         if item is None:
-            log.warning("Response for unknown packetID %d from the master ignored",
-                        response.packet_id)
+            self._odd.warning("stray Responses", "Response for unknown packetID %d from the "
+                              "master ignored", response.packet_id)
             return
         if item.kind == "Notify" and item.trap is not None:
             if response.error:
@@ -411,40 +388,3 @@ class AgentXSession:
         except (OSError, ConnectionLost) as exc:
             log.info("AgentX session %d ended while closing: %s", self.session_id, exc)
 
-
-class SessionThread:
-    """Runs an ``AgentXSession`` on a named thread and reports how it ended.
-
-    The owner waits on ``ended``; when it is set and ``error`` is not None the
-    session died (a refusal such as duplicateRegistration, or a bug) and the
-    process should exit non-zero rather than live on without serving.
-    """
-
-    def __init__(self, session: AgentXSession, name: str = "agentx-session") -> None:
-        self.session = session
-        self.error: Optional[BaseException] = None
-        self.ended = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> SessionThread:
-        self.thread.start()
-        return self
-
-    def _run(self) -> None:
-        try:
-            self.session.run()
-        except SessionFatal as exc:
-            self.error = exc
-            log.critical("%s", exc)
-        except BaseException as exc:
-            self.error = exc
-            log.critical("the AgentX session thread failed", exc_info=True)
-        finally:
-            self.ended.set()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Send Close, end the thread and wait for it."""
-        self.session.stop()
-        self.thread.join(timeout)
-        if self.thread.is_alive():
-            raise RuntimeError(f"the AgentX session thread did not stop within {timeout:g} s")
