@@ -18,11 +18,28 @@ def test_devices_vcpus_and_tag_from_a_generated_domain() -> None:
     assert (layout.max_vcpus, layout.tag) == (4, "virt-0")
 
 
-def test_devices_without_a_target_and_a_missing_tag_are_left_out() -> None:
+def test_a_disk_without_a_target_and_a_missing_tag_are_left_out() -> None:
     layout = parse_layout("<domain><vcpu>x</vcpu><devices><disk><source file='/a'/></disk>"
-                          "<interface type='user'><mac address='52:54:00:aa:bb:cc'/>"
-                          "</interface></devices></domain>")
+                          "</devices></domain>")
     assert (layout.disks, layout.nics, layout.max_vcpus, layout.tag) == ((), (), None, None)
+
+
+def test_every_nic_gets_a_row_key_even_without_a_target_or_with_a_repeated_one() -> None:
+    layout = parse_layout(
+        "<domain><devices>"
+        "<interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/>"
+        "<target dev='tap0'/></interface>"
+        "<interface type='hostdev'><mac address='52:54:00:00:00:02'/></interface>"
+        "<interface type='bridge'><mac address='52:54:00:00:00:03'/>"
+        "<target dev='tap0'/></interface>"                      # the same target again
+        "<interface type='user'/>"                                # neither target nor MAC
+        "<interface type='user'><target dev=''/></interface>"
+        "</devices></domain>")
+    assert layout.nics == (Nic("tap0", "52:54:00:00:00:01", "br0"),
+                           Nic("52:54:00:00:00:02", "52:54:00:00:00:02", None, False),
+                           Nic("52:54:00:00:00:03", "52:54:00:00:00:03", None),
+                           Nic("nic3", None, None, False),
+                           Nic("nic4", None, None, False))
 
 
 BOMB = ("<!DOCTYPE d [<!ENTITY a 'aaaaaaaaaa'>"

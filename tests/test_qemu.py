@@ -57,7 +57,11 @@ def test_bulk_stats_path(libvirtd: PrivateLibvirtd) -> None:
         assert d.cpu_time_total_ns and d.cpu_time_user_ns is not None
         assert d.memory_current_kib == 65536 and d.mem_rss_kib
         # These come only from the bulk stats groups, never from the per-call APIs.
-        assert d.vcpus[0].wait_ns is not None
+        assert d.vcpus[0].wait_ns is not None and d.vcpus[0].delay_ns is not None
+        # The host CPU of each vCPU comes from virDomainGetVcpus, as virsh vcpuinfo shows.
+        host_cpus = snapshot.host.host_cpus
+        assert host_cpus and all(v.physical_cpu is not None and 0 <= v.physical_cpu < host_cpus
+                                 for v in d.vcpus)
         disk = d.disks[0]
         assert disk.target == "vda" and disk.read_time_ns is not None
         assert disk.capacity_bytes == 64 * 1024 * 1024

@@ -28,9 +28,15 @@ class Disk:
 @slotted
 @dataclass(frozen=True)
 class Nic:
+    """``target`` is the row key: the host-side device name, else (a hostdev or SR-IOV
+    NIC, an inactive domain's NIC, a second NIC claiming a name already used) the MAC
+    address, else ``nicN`` by position; libvirt takes a name or a MAC for its
+    statistics."""
+
     target: str
     mac: Optional[str]
     source: Optional[str]
+    has_device: bool = True        # False: no host-side device, so no statistics
 
 
 @slotted
@@ -60,7 +66,8 @@ def _source(element: ElementTree.Element, attributes: tuple[str, ...]) -> Option
 
 
 def parse_layout(xml: str) -> Layout:
-    """Disks (with a target), NICs (with a host-side target), vCPU maximum and ovirtmap tag.
+    """Disks (with a target), NICs (each, keyed as ``Nic`` says), vCPU maximum and ovirtmap
+    tag.
 
     Raises:
         CallFailed: the XML does not parse (libvirt gave us something odd).
@@ -77,15 +84,19 @@ def parse_layout(xml: str) -> Layout:
         disks.append(Disk(sys.intern(str(target.get("dev"))),
                           _source(disk, ("file", "dev", "name", "volume", "dir")),
                           _shared(target.get("bus"))))
-    nics = []
-    for nic in root.iterfind("devices/interface"):
+    nics: list[Nic] = []
+    keys: set[str] = set()
+    for position, nic in enumerate(root.iterfind("devices/interface")):
         target = nic.find("target")
-        if target is None or not target.get("dev"):
-            continue
-        mac = nic.find("mac")
-        nics.append(Nic(sys.intern(str(target.get("dev"))),
-                        None if mac is None else mac.get("address"),
-                        _shared(_source(nic, ("bridge", "network", "dev", "path")))))
+        device = None if target is None else target.get("dev") or None
+        mac_element = nic.find("mac")
+        mac = None if mac_element is None else mac_element.get("address") or None
+        key = next(k for k in (device, mac, f"nic{position}", f"nic{position}~{len(nics)}")
+                   if k and k not in keys)
+        keys.add(key)
+        nics.append(Nic(sys.intern(key), mac,
+                        _shared(_source(nic, ("bridge", "network", "dev", "path"))),
+                        device is not None))
     max_vcpus: Optional[int] = None
     vcpu = root.find("vcpu")
     if vcpu is not None and vcpu.text and vcpu.text.strip().isdigit():

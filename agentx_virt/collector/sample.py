@@ -407,7 +407,7 @@ def _interfaces(calls: _Calls, entries: Mapping[int, dict[str, Any]], layout: La
         values: dict[str, Optional[int]] = {}
         if bulk is not None:
             values = {name: _int(bulk.get(key)) for key, name in keys}
-        elif active:
+        elif active and nic.has_device:
             stats = calls.get("interfaceStats", calls.dom.interfaceStats, nic.target)
             if stats:
                 values = {name: _int(v) for (_, name), v in zip(keys, stats)}
