@@ -12,13 +12,15 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from agentx_virt import cli
 from agentx_virt.config import Config
 from agentx_virt.daemon import Agent, AgentThread
 from agentx_virt.demo import walk_domain_table
+from agentx_virt.domain_index import STATE_FILE, DomainIndexRegistry
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.netsnmp import PrivateSnmpd, snmp_tool
 from agentx_virt.oid import format_oid
-from agentx_virt.testdriver import node_xml
+from agentx_virt.testdriver import domain_uuid, node_xml
 
 from .conftest import wait_for
 
@@ -165,3 +167,27 @@ def test_walk_helper_decodes_enums(node_uri: str, snmpd: PrivateSnmpd,
         assert {r["lvxDomainSeverity"] for r in rows.values()} == {"okay", "warning"}
     finally:
         running.stop()
+
+
+def test_dump_shows_the_indexes_the_walk_shows_and_never_writes_the_state(
+        node_uri: str, snmpd: PrivateSnmpd, short_tmp: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    state = short_tmp / "state"
+    seeded = DomainIndexRegistry.load(state / STATE_FILE)      # indexes not in name order
+    seeded.assign([domain_uuid(n) for n in range(20, 0, -1)], now=time.time())
+    agent = Agent(Config(uri=node_uri, agentx=snmpd.agentx_address, interval_s=1,
+                         domain_timeout_s=0.5, state_dir=state))
+    running = AgentThread(agent).start()
+    try:
+        assert running.wait_ready(20)
+        wait_for(lambda: len(column(snmpd, "lvxDomainName")) == 20)
+        walked = {name: int(index) for index, name in column(snmpd, "lvxDomainName").items()}
+    finally:
+        running.stop()
+    assert walked["vm0020"] == 1 and walked["vm0001"] == 20
+    before = (state / STATE_FILE).read_bytes()
+    assert cli.main(["dump", "--uri", node_uri, "--state-dir", str(state),
+                     "--format", "json"]) == 0
+    dumped = {d["name"]: d["index"] for d in json.loads(capsys.readouterr().out)["domains"]}
+    assert {n: i for n, i in dumped.items() if n in walked} == walked
+    assert (state / STATE_FILE).read_bytes() == before
