@@ -86,8 +86,11 @@ def _measure(uri: str, snmpd: PrivateSnmpd, trapd: PrivateSnmptrapd, interval: f
     finally:
         agent.terminate()
         agent.wait(30)
-    warnings = sum(1 for line in log.read_text(errors="replace").splitlines()
-                   if " WARNING " in line)
+    warned = [line.split(" WARNING ", 1)[1] for line in log.read_text(errors="replace")
+              .splitlines() if " WARNING " in line]
+    warnings = len(warned)
+    for line in sorted(set(w[:120] for w in warned))[:5]:
+        print(f"  warning: {line}", file=sys.stderr)
     return (f"stalled={count_traps(trapd, 'lvxDomainPollStalled')} "
             f"recovered={count_traps(trapd, 'lvxDomainPollRecovered')} "
             f"timed_out_cells={timed_out} skipped_cells={skipped} walks={walks} "

@@ -9,6 +9,8 @@ from typing import Optional
 
 import pytest
 
+from agentx_virt.config import Config
+from agentx_virt.daemon import Agent
 from agentx_virt.domain_index import DomainIndexRegistry, StateFileError
 from agentx_virt.snapshot import uuid_key
 
@@ -178,3 +180,15 @@ def test_a_read_only_load_never_writes_or_moves(tmp_path: Path) -> None:
     good.assign([B, A], now=1)
     assert DomainIndexRegistry.load(tmp_path / "good.json", read_only=True).assign(
         [A], now=2) == {A: 2}
+
+
+def test_an_agent_whose_state_directory_takes_no_write_does_not_start(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    agent = Agent(Config(uri="test:///default", agentx=f"unix:{tmp_path}/absent.sock",
+                         state_dir=blocker / "state"))
+    with caplog.at_level(logging.CRITICAL):
+        assert agent.run() == 1
+    assert "domain index state" in caplog.text and "Not a directory" in caplog.text
+    assert "could not stay stable" in caplog.text
