@@ -33,7 +33,8 @@ class RateLimitedLog:
         if state is not None:
             self._summary(kind, state, now)
         self._kinds[kind] = [now, 0]
-        self._log.warning(message + " (more of these: one line a minute, counted)", *args)
+        self._log.warning(message + " (more of these are counted: one line every %.0f s)",
+                          *args, self._period_s)
 
     def flush(self) -> None:
         """Report the counts of periods that are over (call now and then)."""

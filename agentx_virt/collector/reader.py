@@ -47,6 +47,7 @@ from agentx_virt.collector.sample import (
     sample_domain,
 )
 from agentx_virt.config import Config
+from agentx_virt.ratelog import RateLimitedLog
 from agentx_virt.record import slotted
 from agentx_virt.snapshot import DomainStats, HostInfo
 
@@ -118,8 +119,7 @@ class Reader:
         self._down = False                       # libvirt unreachable at the last poll
         self._history: dict[str, _History] = {}
         self._timed_out: set[str] = set()        # UUIDs not answered in the last cycle
-        self._skipped_since: Optional[float] = None   # cycles end before every domain
-        self._skipped_logged = 0.0
+        self._busy_log = RateLimitedLog(log, REMINDER_S)   # cycles that skip domains
         self._bulk_problem: Optional[str] = None  # the last failure of the bulk call
         self.touched: set[str] = set()   # UUIDs this reader made calls for (for tests)
         self.guard = Guard(self.name, config.workers, config.workers + 64,
@@ -272,21 +272,15 @@ class Reader:
         return self._emit(started_wall, started, refs, outcomes, "timedOut")
 
     def _report_skipped(self, skipped: int, total: int) -> None:
-        """One WARNING when cycles start to end before every domain is reached, then at
-        most one every REMINDER_S while they do; one INFO when they stop."""
-        now = time.monotonic()
-        if skipped and (self._skipped_since is None or
-                        now - self._skipped_logged >= REMINDER_S):
-            log.warning("%s: the cycle ended before %d of %d domains were reached; they keep "
-                        "their last values (poll status skipped). The host or the agent is "
-                        "busy: a longer interval or more workers helps", self.name, skipped,
-                        total)
-            self._skipped_logged = now
-            if self._skipped_since is None:
-                self._skipped_since = now
-        elif not skipped and self._skipped_since is not None:
-            log.info("%s: every domain reached within the cycle again", self.name)
-            self._skipped_since = None
+        """A WARNING when a cycle ends before every domain is reached; then, however often
+        it comes and goes, one line every REMINDER_S with how many cycles did so."""
+        if skipped:
+            self._busy_log.warning(
+                "cycles that ended before every domain was reached",
+                "%s: the cycle ended before %d of %d domains were reached; they keep their "
+                "last values (poll status skipped). The host or the agent is busy: a longer "
+                "interval or more workers helps", self.name, skipped, total)
+        self._busy_log.flush()
 
     def _prefetch(self, refs: list[DomainRef], cycle_end: float) -> dict[str, Prefetched]:
         """Bulk statistics of the reader's domains, by UUID: one guarded call per worker
