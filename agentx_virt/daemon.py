@@ -27,7 +27,8 @@ from agentx_virt.domain_index import STATE_FILE, DomainIndexRegistry, StateFileE
 from agentx_virt.mib.build import AgentStatus, build_table
 from agentx_virt.mib.model import Mib, shipped_mib
 from agentx_virt.snapshot import Snapshot, uuid_key
-from agentx_virt.traps import Notifier, settings_for
+from agentx_virt.trap_settings import settings_for
+from agentx_virt.traps import Notifier
 
 log = logging.getLogger(__name__)
 

@@ -38,9 +38,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from agentx_virt.agentx.pdu import VarBind
-from agentx_virt.agentx.store import served
-from agentx_virt.agentx.traps import Trap, TrapQueue
+from agentx_virt.agentx.traps import TrapQueue
 from agentx_virt.collector.events import (
     EventsLost,
     IoError,
@@ -49,7 +47,6 @@ from agentx_virt.collector.events import (
     Reconnected,
 )
 from agentx_virt.collector.selection import selected
-from agentx_virt.config import TRAP_KINDS, Config, Threshold
 from agentx_virt.libvirt_names import (
     DEFINED_DETAILS,
     EVENT_DEFINED,
@@ -62,28 +59,18 @@ from agentx_virt.libvirt_names import (
     severity,
 )
 from agentx_virt.mib.build import TABLES
-from agentx_virt.mib.convert import Reject, converter
+from agentx_virt.mib.convert import Reject
 from agentx_virt.mib.model import Mib
 from agentx_virt.record import slotted
 from agentx_virt.snapshot import DomainStats, Snapshot, uuid_key
+from agentx_virt.trap_builder import TrapBuilder
+from agentx_virt.trap_settings import TrapSettings
 
 log = logging.getLogger(__name__)
 
 _FAILED_JOB_TYPES = {4, 5}       # virDomainJobType failed, cancelled
 # The job objects in job notifications are those of the job table's completed slot.
 _COMPLETED_SLOT = {"lvxJobType": "completed", "lvxJobOperation": "completed"}
-
-
-@dataclass(frozen=True)
-class TrapSettings:
-    kinds: frozenset[str] = frozenset(TRAP_KINDS)
-    persistent: bool = False          # re-send every domain's state each poll interval
-    hold_down_s: float = 0.0          # at most one state trap per domain per this long
-    stall_cycles: int = 3
-    interval_s: float = 10.0
-    thresholds: tuple[Threshold, ...] = ()
-    include: tuple[str, ...] = ()      # [poll] include / exclude: excluded domains get
-    exclude: tuple[str, ...] = ()      # no trap (nor an index)
 
 
 @dataclass(frozen=True)
@@ -123,7 +110,7 @@ class Notifier:
         self.failed = 0                                 # traps we could not build
         self._events_dropped = events_dropped           # counted on libvirt's thread
         self._dropped_reported = 0
-        self._converters: dict[str, Callable[[object], Any]] = {}
+        self._builder = TrapBuilder(mib)
         domain_columns = next(t.columns for t in TABLES if t.entry == "lvxDomainEntry")
         self._thresholds = [(t, domain_columns[t.metric]) for t in settings.thresholds]
         self._stop = threading.Event()
@@ -370,51 +357,31 @@ class Notifier:
 
     # ------------------------------------------------------------ building traps
 
-    def _convert(self, name: str, value: object) -> Any:
-        convert = self._converters.get(name)
-        if convert is None:
-            convert = self._converters[name] = converter(self.mib.object(name))
-        return served(convert(value))
-
     def _send_host(self, kind: str, notification: str, values: dict[str, object]) -> None:
         """A notification whose objects are scalars (instance 0)."""
         if kind not in self.settings.kinds:
             return
-        spec = self.mib.notification(notification)
         try:
-            varbinds = [self._varbind(name, (0,), values[name]) for name in spec.objects]
+            trap = self._builder.host_trap(notification, values)
         except (Reject, KeyError) as exc:
             self.failed += 1
             log.error("cannot build %s: %s", notification, exc)
             return
-        self.traps.put(Trap(spec.oid, tuple(varbinds)))
-
-    def _varbind(self, object_name: str, instance: tuple[int, ...], value: object) -> VarBind:
-        obj = self.mib.object(object_name)
-        assert obj.syntax is not None
-        return VarBind(obj.oid + instance, obj.syntax.base, self._convert(object_name, value))
+        self.traps.put(trap)
 
     def _send(self, kind: str, notification: str, uuid: str, name: str,
               values: dict[str, object], slots: Optional[dict[str, str]] = None) -> None:
         if kind not in self.settings.kinds:
             return
-        spec = self.mib.notification(notification)
         index = self._index_of(uuid)
-        values = {"lvxDomainName": name, "lvxDomainUuid": uuid, **values}
-        varbinds = []
         try:
-            for object_name in spec.objects:
-                instance: tuple[int, ...] = (index,)
-                if slots and object_name in slots:
-                    slot_syntax = self.mib.object("lvxJobSlot").syntax
-                    assert slot_syntax is not None
-                    instance = (index, slot_syntax.enum[slots[object_name]])
-                varbinds.append(self._varbind(object_name, instance, values[object_name]))
+            trap = self._builder.domain_trap(notification, index, {
+                "lvxDomainName": name, "lvxDomainUuid": uuid, **values}, slots)
         except (Reject, KeyError) as exc:
             self.failed += 1
             log.error("cannot build %s for %s: %s", notification, name, exc)
             return
-        self.traps.put(Trap(spec.oid, tuple(varbinds)))
+        self.traps.put(trap)
 
 
 def _failed_job(d: DomainStats) -> Optional[tuple[Any, ...]]:
@@ -422,12 +389,3 @@ def _failed_job(d: DomainStats) -> Optional[tuple[Any, ...]]:
         if job.slot == "completed" and job.type in _FAILED_JOB_TYPES:
             return (job.type, job.operation, job.time_elapsed_ms, job.error_message)
     return None
-
-
-def settings_for(config: Config) -> TrapSettings:
-    """TrapSettings from the agent's Config."""
-    return TrapSettings(kinds=frozenset(config.traps), persistent=config.persistent_traps,
-                        hold_down_s=config.hold_down_s, stall_cycles=config.stall_cycles,
-                        interval_s=config.interval_s, thresholds=config.thresholds,
-                        include=config.include, exclude=config.exclude)
-

@@ -14,7 +14,8 @@ from agentx_virt.config import THRESHOLD_METRICS, Threshold
 from agentx_virt.mib.build import TABLES
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.snapshot import DomainStats, HostInfo, JobStats, PollInfo, Snapshot
-from agentx_virt.traps import Notifier, SnapshotSeen, TrapSettings
+from agentx_virt.trap_settings import TrapSettings
+from agentx_virt.traps import Notifier, SnapshotSeen
 
 MIB = shipped_mib()
 UUID = "6a7e0000-0000-4000-8000-000000000001"

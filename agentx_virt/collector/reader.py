@@ -37,6 +37,7 @@ from agentx_virt.collector.errors import (
 from agentx_virt.collector.guard import Guard, Task
 from agentx_virt.collector.layout import Layout
 from agentx_virt.collector.outage import REMINDER_S
+from agentx_virt.collector.rates import fresh_stats
 from agentx_virt.collector.sample import (
     ACTIVE_STATES,
     CallMemo,
@@ -410,32 +411,10 @@ class Reader:
     def _fresh(self, ref: DomainRef, sample: Sample, wall: datetime) -> _Polled:
         """The domain's record from a sample and its last good one (runs on a worker: only
         the reader thread writes the history, while no task for the domain runs)."""
-        values = sample.values
         previous = self._history.get(ref.uuid)
-        cpu = values.get("cpu_time_total_ns")
-        util_vcpus = util_host = None
-        discontinuity = wall if previous is None else previous.stats.discontinuity_time
-        previous_cpu = None if previous is None else previous.stats.cpu_time_total_ns
-        if previous is not None and cpu is not None and previous_cpu is not None:
-            if cpu < previous_cpu or (previous.stats.state not in ACTIVE_STATES
-                                      and values.get("state") == 1):
-                discontinuity = wall       # restarted or migrated in: counters start over
-            elif self.config.wants("cpu_util"):
-                elapsed_ns = sample.taken_ns - previous.taken_ns
-                used_ns = cpu - previous_cpu
-                if elapsed_ns > 0:
-                    vcpus = values.get("vcpus_current") or len(values.get("vcpus", ())) or None
-                    host_cpus = self._host().host_cpus
-                    if vcpus:
-                        util_vcpus = min(10000, round(used_ns * 10000 / (elapsed_ns * vcpus)))
-                    if host_cpus:
-                        util_host = min(10000,
-                                        round(used_ns * 10000 / (elapsed_ns * host_cpus)))
-        fresh = DomainStats(
-            index=ref.index, uuid=ref.uuid, name=ref.name, reader=self.number,
-            partition_tag=ref.layout.tag or "", poll_status="ok", data_age_s=0,
-            cpu_util_vcpus=util_vcpus, cpu_util_host=util_host,
-            discontinuity_time=discontinuity, **values)
+        fresh = fresh_stats(ref, self.number, sample, wall,
+                            None if previous is None else (previous.stats, previous.taken_ns),
+                            self._host().host_cpus, self.config.wants("cpu_util"))
         return _Polled(fresh, sample.taken_ns, sample.problems)
 
     def _stale(self, ref: DomainRef, status: str, now: float) -> DomainStats:
