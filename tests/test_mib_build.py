@@ -13,7 +13,14 @@ import pytest
 from agentx_virt.agentx.constants import ValueType as T
 from agentx_virt.agentx.pdu import VarBind
 from agentx_virt.dump import render_varbind
-from agentx_virt.mib.build import AGENT_SCALARS, SCALARS, TABLES, BuiltTable, build_table
+from agentx_virt.mib.build import (
+    AGENT_SCALARS,
+    SCALARS,
+    TABLES,
+    AgentStatus,
+    BuiltTable,
+    build_table,
+)
 from agentx_virt.mib.convert import converter
 from agentx_virt.mib.model import MibError, shipped_mib
 from agentx_virt.oid import OID
@@ -284,3 +291,17 @@ def test_uuid_case_does_not_matter() -> None:
         dataclasses.replace(full_domain(), uuid=UUID_A.upper()),))
     oid = MIB.object("lvxDomainUuid").oid + (7,)
     assert build_table(upper).table.get(oid).value == bytes.fromhex(UUID_A.replace("-", ""))
+
+
+def test_the_agents_own_status_is_served_beside_the_snapshot() -> None:
+    error = MIB.object("lvxIndexStateError").oid + (0,)
+    assert built(full_snapshot()).table.get(error).value == b""        # all is well
+    failing = build_table(full_snapshot(), status=AgentStatus(
+        index_state_error="cannot write domain index state /x: No space left on device"))
+    assert failing.table.get(error).value == (
+        b"cannot write domain index state /x: No space left on device")
+    unreachable = dataclasses.replace(full_snapshot(), host=dataclasses.replace(
+        full_snapshot().host, libvirt_connected=False, last_error="socket gone"))
+    last_error = MIB.object("lvxLibvirtLastError").oid + (0,)
+    assert build_table(unreachable).table.get(last_error).value == b"socket gone"
+    assert built(full_snapshot()).table.get(last_error).value == b""   # connected

@@ -8,6 +8,7 @@ agent sees; QEMU/TCG domains on the same daemon cover a libvirtd restart.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import shutil
@@ -476,6 +477,40 @@ def test_an_excluded_domain_gets_no_index_no_row_and_no_trap(host: Host, short_t
         assert '"vm0012"' in names and "vm0002" not in names
     state = (short_tmp / "state" / "domain-index.json").read_text()
     assert watched.UUIDString() in state and excluded.UUIDString() not in state
+
+
+def test_a_state_file_that_cannot_be_written_shows_in_the_mib_and_the_agent_serves_on(
+        host: Host, short_tmp: Path) -> None:
+    with running_stack(host.uri, short_tmp) as stack:
+        state = short_tmp / "state"
+        error = f"{oid_of('lvxIndexStateError')}.0"
+
+        def served_error() -> str:
+            return snmp_tool("snmpget", stack.snmpd.agent, error, options=["-Oqv"]).stdout
+        assert served_error().strip() == '""'
+        state.rename(short_tmp / "state-away")
+        state.write_text("")                   # a file where the directory was: writes fail
+        first = define_domain(host.conn, 201)  # a new index must be written now
+        try:
+            wait_for(lambda: "cannot write domain index state" in served_error(), 20)
+            wait_for(lambda: row_of_or_none(stack, "vm0201") is not None, 20)  # still served
+            state.unlink()
+            second = define_domain(host.conn, 202)
+            wait_for(lambda: served_error().strip() == '""', 20)
+            saved = json.loads((state / "domain-index.json").read_text())["domains"]
+            assert first.UUIDString() in saved and second.UUIDString() in saved
+            second.destroy()
+            second.undefine()
+        finally:
+            first.destroy()
+            first.undefine()
+
+
+def row_of_or_none(stack: Stack, name: str) -> Optional[str]:
+    try:
+        return row_of(stack, name)
+    except AssertionError:
+        return None
 
 
 @pytest.mark.parametrize("long_name", ["n" * 300, "\u540d" * 100], ids=["300-ascii", "100-cjk"])
