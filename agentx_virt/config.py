@@ -7,13 +7,13 @@ Example (every key optional)::
 
     [agentx]
     address = "/var/agentx/master"  # /path, unix:/path or tcp:HOST:PORT
-    trap_queue = 1000
+    trap_queue = 10000              # notifications waiting for snmpd, at most
 
     [poll]
-    interval = 10                   # seconds between polls
+    interval = 10                   # seconds between polls, 1 to 86400
     instances = 1                   # reader instances (domains split by ovirtmap tag)
-    domain_timeout = 5              # seconds one domain may take (default: half the
-                                    # interval, at most 5)
+    domain_timeout = 5              # seconds one libvirt call may take (default: half
+                                    # the interval, at most 5; shorter than interval)
     workers = 2                     # worker threads per reader
     stats = ["cpu", "memory", "vcpu", "disk", "interface", "cpu_util", ...]
     include = ["web-*"]             # domain name or UUID patterns (fnmatch)
@@ -35,8 +35,9 @@ Example (every key optional)::
     lvxDomainCpuUtilVcpus = { rising = 9000, falling = 8000 }   # hundredths of a percent
     lvxDomainMemRssKiB = 4194304
 
-Every unknown key or bad value is a ``ConfigError`` naming the file, the line
-and the key.
+``packaging/agentx-virt.toml`` shows every key at its default.  Every unknown
+key, key outside a section or bad value is a ``ConfigError`` naming the file, the
+line and the key.
 """
 
 from __future__ import annotations
