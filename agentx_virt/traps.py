@@ -98,8 +98,14 @@ class Notifier:
     def __init__(self, settings: TrapSettings, mib: Mib, traps: TrapQueue,
                  index_of: Callable[[str], int],
                  events: queue.Queue[Any],
-                 events_dropped: Callable[[], int] = lambda: 0) -> None:
+                 events_dropped: Callable[[], int] = lambda: 0,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        """``clock`` is the monotonic time events are stamped with (``Lifecycle.at``) and
+        hold-downs are counted in; ``wall`` the time poll starts are compared with."""
         self.settings = settings
+        self._clock = clock
+        self._wall = wall
         self.mib = mib
         self.traps = traps
         self.events = events
@@ -144,10 +150,15 @@ class Notifier:
             try:
                 if record is not None:
                     self.handle(record)
-                self._send_held_down()
-                self._report_dropped_events()
-            except Exception:  # one odd record must not stop notifications
+                self.tick()
+            except Exception:  # one odd record (or a bug) must not stop notifications
                 log.exception("notifier: failed to handle %r", record)
+
+    def tick(self) -> None:
+        """What is due by now without a new record: the states a hold-down held back, and
+        a log line for libvirt events lost since the last one."""
+        self._send_held_down()
+        self._report_dropped_events()
 
     def _report_dropped_events(self) -> None:
         dropped = self._events_dropped()
@@ -173,9 +184,11 @@ class Notifier:
         elif isinstance(record, EventsLost):
             pass   # no state is trusted from snapshots until Reconnected: nothing to do yet
         elif isinstance(record, Reconnected):
-            self._catch_up_after = time.time()
+            self._catch_up_after = self._wall()
             log.info("libvirt events resumed; the next poll is compared with the last known "
                      "states to send the changes missed meanwhile")
+        else:
+            raise TypeError(f"the notifier has no rule for a {type(record).__name__} record")
 
     # ------------------------------------------------------------ records
 
@@ -235,12 +248,12 @@ class Notifier:
         dues = [d.sent_at + hold for d in self._domains.values() if d.pending is not None]
         if not dues:
             return 0.5
-        return max(0.0, min(dues) - time.monotonic())
+        return max(0.0, min(dues) - self._clock())
 
     def _send_held_down(self) -> None:
         if self.settings.hold_down_s <= 0:
             return
-        now = time.monotonic()
+        now = self._clock()
         for uuid, domain in list(self._domains.items()):
             if domain.pending is not None and now - domain.sent_at >= self.settings.hold_down_s:
                 (state, reason), previous = domain.pending, domain.pending_previous
@@ -285,7 +298,7 @@ class Notifier:
         catch_up = (self._catch_up_after is not None and snapshot.host.libvirt_connected and
                     snapshot.poll.last_poll_start is not None and
                     snapshot.poll.last_poll_start.timestamp() > self._catch_up_after)
-        now = time.monotonic()
+        now = self._clock()
         stall_s = self.settings.stall_cycles * self.settings.interval_s
         for d in snapshot.domains:
             uuid = uuid_key(d.uuid)

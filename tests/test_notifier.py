@@ -7,6 +7,8 @@ import queue
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pytest
+
 from agentx_virt.agentx.constants import ValueType
 from agentx_virt.agentx.traps import Trap, TrapQueue
 from agentx_virt.collector.events import EventsLost, IoError, JobCompleted, Lifecycle, Reconnected
@@ -81,13 +83,19 @@ def test_disabled_kinds_send_nothing() -> None:
 
 
 def test_hold_down_folds_flapping_into_one_trap() -> None:
-    notifier, traps = make(hold_down_s=30)
+    now = [1000.0]
+    traps = TrapQueue(100)
+    notifier = Notifier(TrapSettings(hold_down_s=30), MIB, traps, lambda uuid: 42,
+                        queue.Queue(), clock=lambda: now[0])
     notifier.handle(snapshot(domain()))
     for event in ((3, 0), (4, 0), (3, 0), (4, 0), (3, 0)):
-        notifier.handle(Lifecycle(UUID, "web-1", *event))
+        notifier.handle(Lifecycle(UUID, "web-1", *event, at=now[0]))
+        now[0] += 1
     assert [value(t, "lvxDomainState") for t in drain(traps)] == [3]    # the first only
-    notifier._domains[UUID].sent_at -= 31                   # the hold-down has passed
-    notifier._send_held_down()
+    notifier.tick()
+    assert drain(traps) == []                               # still held down
+    now[0] += 26                                            # the hold-down has passed
+    notifier.tick()
     (trap,) = drain(traps)
     assert (value(trap, "lvxDomainState"), value(trap, "lvxDomainPreviousState")) == (3, 3)
 
@@ -173,8 +181,8 @@ def test_lost_events_are_logged_by_the_notifier(caplog: Any) -> None:
                         lambda: dropped[0])
     dropped[0] = 3
     with caplog.at_level(logging.WARNING, logger="agentx_virt.traps"):
-        notifier._report_dropped_events()
-        notifier._report_dropped_events()        # nothing new: no second line
+        notifier.tick()
+        notifier.tick()                          # nothing new: no second line
     assert len(caplog.records) == 1 and "3 event(s) lost" in caplog.text
 
 
@@ -277,3 +285,10 @@ def test_an_excluded_domain_gets_no_index_and_no_trap() -> None:
     assert drain(traps) == [] and asked == []
     notifier.handle(Lifecycle(UUID, "web-1", 3, 0))            # not excluded
     assert [named(t) for t in drain(traps)] == ["lvxDomainStateChange"] and asked == [UUID]
+
+
+def test_a_record_the_notifier_has_no_rule_for_is_an_error() -> None:
+    notifier, traps = make()
+    with pytest.raises(TypeError, match="no rule for a str record"):
+        notifier.handle("not a record")
+    assert drain(traps) == []
