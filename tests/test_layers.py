@@ -1,0 +1,39 @@
+"""The layers keep to themselves: what importing one loads, in a fresh interpreter."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+_LOADED = """
+import importlib, pkgutil, sys
+package = importlib.import_module(sys.argv[1])
+for module in pkgutil.iter_modules(getattr(package, "__path__", [])):
+    importlib.import_module(f"{sys.argv[1]}.{module.name}")
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+def loaded_by(module: str) -> set[str]:
+    """Every module importing ``module`` (and, for a package, all its modules) loads."""
+    result = subprocess.run([sys.executable, "-c", _LOADED, module], capture_output=True,
+                            text=True, check=True)
+    return set(result.stdout.split())
+
+
+def test_the_agentx_package_loads_neither_the_collector_nor_libvirt_nor_the_mib() -> None:
+    loaded = loaded_by("agentx_virt.agentx")
+    assert "libvirt" not in loaded
+    assert not {m for m in loaded if m.startswith(("agentx_virt.collector", "agentx_virt.mib",
+                                                   "agentx_virt.snapshot"))}
+
+
+@pytest.mark.parametrize("module", ["agentx_virt.snapshot", "agentx_virt.mib.build",
+                                    "agentx_virt.mib.convert"])
+def test_the_model_and_the_table_builder_load_no_libvirt_and_no_socket_code(
+        module: str) -> None:
+    loaded = loaded_by(module)
+    assert not loaded & {"libvirt", "socket", "selectors"}
+    assert not {m for m in loaded if m.startswith("agentx_virt.collector")}
