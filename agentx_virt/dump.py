@@ -7,11 +7,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from agentx_virt.agentx.pdu import VarBind
 from agentx_virt.libvirt_names import STATE_NAMES, reason_name
 from agentx_virt.mib.build import build_table
 from agentx_virt.oid import format_oid
 from agentx_virt.snapshot import Snapshot
+from agentx_virt.snmp.types import VarBind
 
 FORMATS = ("table", "json", "oids")
 

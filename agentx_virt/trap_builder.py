@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-from agentx_virt.agentx.pdu import VarBind
-from agentx_virt.agentx.store import served
 from agentx_virt.agentx.traps import Trap
 from agentx_virt.mib.convert import Converter, converter
 from agentx_virt.mib.model import Mib
 from agentx_virt.oid import OID
+from agentx_virt.snmp.table import served
+from agentx_virt.snmp.types import VarBind
 
 
 class TrapBuilder:

@@ -37,3 +37,10 @@ def test_the_model_and_the_table_builder_load_no_libvirt_and_no_socket_code(
     loaded = loaded_by(module)
     assert not loaded & {"libvirt", "socket", "selectors"}
     assert not {m for m in loaded if m.startswith("agentx_virt.collector")}
+
+
+def test_the_mib_layer_and_the_agentx_protocol_do_not_import_each_other() -> None:
+    """Both use the SNMP types and the served table from agentx_virt.snmp."""
+    assert not {m for m in loaded_by("agentx_virt.mib") if m.startswith("agentx_virt.agentx")}
+    assert not {m for m in loaded_by("agentx_virt.snmp")
+                if m.startswith(("agentx_virt.agentx", "agentx_virt.mib"))}

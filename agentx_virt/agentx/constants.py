@@ -1,8 +1,11 @@
-"""Numbers fixed by RFC 2741: PDU types, header flags, value types, error and close codes."""
+"""Numbers fixed by RFC 2741: PDU types, header flags, error and close codes; the value
+types are the SNMP layer's (``agentx_virt.snmp.types``), re-exported for the codec."""
 
 from __future__ import annotations
 
 import enum
+
+from agentx_virt.snmp.types import ValueType as ValueType  # the codec's too
 
 AGENTX_VERSION = 1
 HEADER_SIZE = 20
@@ -58,24 +61,6 @@ CONTEXT_PDU_TYPES = frozenset(
         PDUType.REMOVE_AGENT_CAPS,
     }
 )
-
-
-class ValueType(enum.IntEnum):
-    """v.type of a VarBind (RFC 2741 §5.4)."""
-
-    INTEGER = 2
-    OCTET_STRING = 4
-    NULL = 5
-    OBJECT_IDENTIFIER = 6
-    IP_ADDRESS = 64
-    COUNTER32 = 65
-    GAUGE32 = 66
-    TIME_TICKS = 67
-    OPAQUE = 68
-    COUNTER64 = 70
-    NO_SUCH_OBJECT = 128
-    NO_SUCH_INSTANCE = 129
-    END_OF_MIB_VIEW = 130
 
 
 class ErrorCode(enum.IntEnum):

@@ -9,25 +9,12 @@ PDUs they belong to, so a PDU object cannot disagree with its own header.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple, Optional, Union
+from typing import ClassVar, NamedTuple, Optional
 
-from agentx_virt.agentx.constants import CloseReason, PDUType, ValueType
+from agentx_virt.agentx.constants import CloseReason, PDUType
 from agentx_virt.oid import OID
-
-Value = Union[int, bytes, OID, None]
-
-
-class VarBind(NamedTuple):
-    """A name, its SNMP type and its value (RFC 2741 §5.4).
-
-    ``value`` is an ``int`` for the integer types, ``bytes`` for octet strings,
-    Opaque and IpAddress (4 octets), an OID tuple for OBJECT IDENTIFIER, and
-    ``None`` for Null and the three exceptions.
-    """
-
-    name: OID
-    type: ValueType
-    value: Value = None
+from agentx_virt.snmp.types import Value as Value
+from agentx_virt.snmp.types import VarBind as VarBind
 
 
 class SearchRange(NamedTuple):

@@ -15,12 +15,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from agentx_virt.agentx.store import Block, OidTable, Repeated, Stored, served
 from agentx_virt.libvirt_names import reason_name, severity
 from agentx_virt.mib.convert import Converter, Reject, converter
 from agentx_virt.mib.model import Mib, MibObject, shipped_mib
 from agentx_virt.oid import OID, format_oid
 from agentx_virt.snapshot import DomainStats, GuestFilesystem, Snapshot
+from agentx_virt.snmp.table import Block, OidTable, Repeated, Stored, served
 
 Getter = Callable[[Any], object]
 

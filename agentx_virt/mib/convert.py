@@ -15,10 +15,9 @@ import struct
 from datetime import datetime, timezone
 from typing import Callable
 
-from agentx_virt.agentx.constants import ValueType
-from agentx_virt.agentx.pdu import Value
-from agentx_virt.agentx.store import Stored
 from agentx_virt.mib.model import MibError, MibObject
+from agentx_virt.snmp.table import Stored
+from agentx_virt.snmp.types import Value, ValueType
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from agentx_virt.agentx.constants import ValueType
 from agentx_virt.mib.compile import COMPILED_DIR, MODULE, TC_MODULES
 from agentx_virt.oid import OID, parse_oid
+from agentx_virt.snmp.types import ValueType
 
 _BASE_TYPES = {
     "INTEGER": ValueType.INTEGER,

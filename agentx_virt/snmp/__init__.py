@@ -1,0 +1,1 @@
+"""What the AgentX protocol and the MIB layer share: SNMP types and the served table."""
