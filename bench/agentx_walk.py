@@ -29,7 +29,7 @@ from agentx_virt.agentx.session import AgentXSession
 from agentx_virt.agentx.session_config import SessionConfig
 from agentx_virt.agentx.session_thread import SessionThread
 from agentx_virt.agentx.store import OidTable, ServedStore
-from agentx_virt.netsnmp import PrivateSnmpd, snmp_command, tool_env
+from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_command, tool_env
 from agentx_virt.oid import OID, format_oid
 
 ROOT: OID = (1, 3, 6, 1, 4, 1, 36957, 3, 99)  # a private arc below the module root

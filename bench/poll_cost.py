@@ -28,14 +28,19 @@ from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.poller import LAYOUT_REFRESH_CYCLES, Poller
 from agentx_virt.collector.sample import COMPLETED, NOWAIT, SLOW_REFRESH_CYCLES, bulk_groups
 from agentx_virt.config import Config
-from agentx_virt.daemon import Agent, AgentThread
-from agentx_virt.libvirtd import PrivateLibvirtd
+from agentx_virt.daemon import Agent
+from agentx_virt.demo.agent_thread import AgentThread
+from agentx_virt.demo.node import node_xml
+from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_command, snmp_tool, stop_process, tool_env
 from agentx_virt.mib.build import build_table
 from agentx_virt.mib.model import shipped_mib
-from agentx_virt.netsnmp import PrivateSnmpd, snmp_command, snmp_tool, stop_process, tool_env
 from agentx_virt.oid import format_oid
 from agentx_virt.snapshot import Snapshot
-from agentx_virt.testdriver import define_domain, node_xml
+
+# The private peers live with the tests (tests/support), beside this directory.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.libvirtd import PrivateLibvirtd
+from tests.support.testdriver import define_domain
 
 DOMAIN_TABLE = format_oid(shipped_mib().object("lvxDomainTable").oid)
 

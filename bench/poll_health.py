@@ -25,11 +25,16 @@ from pathlib import Path
 
 import libvirt
 
-from agentx_virt.libvirtd import PrivateLibvirtd
+from agentx_virt.demo.node import node_xml
+from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
 from agentx_virt.mib.model import shipped_mib
-from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd, snmp_tool
 from agentx_virt.oid import format_oid
-from agentx_virt.testdriver import define_domain, node_xml
+
+# The private peers live with the tests (tests/support), beside this directory.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.libvirtd import PrivateLibvirtd
+from tests.support.snmptrapd import PrivateSnmptrapd
+from tests.support.testdriver import define_domain
 
 MIB = shipped_mib()
 

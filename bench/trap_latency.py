@@ -27,12 +27,17 @@ from pathlib import Path
 import libvirt
 
 from agentx_virt.config import Config
-from agentx_virt.daemon import Agent, AgentThread
-from agentx_virt.libvirtd import PrivateLibvirtd
+from agentx_virt.daemon import Agent
+from agentx_virt.demo.agent_thread import AgentThread
+from agentx_virt.demo.snmpd import PrivateSnmpd
 from agentx_virt.mib.model import shipped_mib
-from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd
 from agentx_virt.oid import format_oid
-from agentx_virt.testdriver import define_domain
+
+# The private peers live with the tests (tests/support), beside this directory.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.libvirtd import PrivateLibvirtd
+from tests.support.snmptrapd import PrivateSnmptrapd
+from tests.support.testdriver import define_domain
 
 DOMAINS = 20
 

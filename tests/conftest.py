@@ -21,10 +21,11 @@ from agentx_virt.agentx.session_thread import SessionThread
 from agentx_virt.agentx.store import OidTable, ServedStore
 from agentx_virt.agentx.traps import TrapQueue
 from agentx_virt.collector.connection import Connection
-from agentx_virt.libvirtd import PrivateLibvirtd, available
+from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
 from agentx_virt.mib.model import shipped_mib
-from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd, snmp_tool
 from agentx_virt.oid import OID, format_oid
+from tests.support.libvirtd import PrivateLibvirtd, available
+from tests.support.snmptrapd import PrivateSnmptrapd
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
+from typing import Any
 
 import libvirt
 import pytest
 
+from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.poller import LAYOUT_REFRESH_CYCLES, Poller, reader_for
 from agentx_virt.collector.sample import ACTIVE_STATES
 from agentx_virt.collector.selection import selected
 from agentx_virt.config import DEFAULT_STATS, Config
+from agentx_virt.demo.node import domain_uuid, node_xml
 from agentx_virt.snapshot import DomainStats, Snapshot
-from agentx_virt.testdriver import domain_uuid, node_xml
 
 from .conftest import domains_asked
 
@@ -91,12 +94,25 @@ def test_snapshot_matches_what_libvirt_python_reports(node: str) -> None:
         conn.close()
 
 
-def test_readers_touch_only_their_own_domains(node: str) -> None:
+def test_readers_touch_only_their_own_domains(node: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    touched: dict[int, set[str]] = {}       # reader -> the domains its connections asked
+    original = Connection.call
+
+    def call(self: Connection, what: str, function: Any, *args: Any) -> Any:
+        if self.name.startswith("reader-") and " of " in what:
+            reader = int(self.name.split("-")[1])
+            touched.setdefault(reader, set()).add(what.split(" of ", 1)[1])
+        return original(self, what, function, *args)
+
+    monkeypatch.setattr(Connection, "call", call)
     snapshot, poller = poll(node, instances=3)
-    readers = {d.uuid: d.reader for d in snapshot.domains}
     for reader in poller.readers:
-        mine = {uuid for uuid, k in readers.items() if k == reader.number}
-        assert mine and reader.touched == mine
+        names = {d.name for d in snapshot.domains if d.reader == reader.number}
+        uuids = {d.uuid for d in snapshot.domains if d.reader == reader.number}
+        asked = {what for what in touched.get(reader.number, set())
+                 if not re.fullmatch(r"\d+ domains?", what)}    # bulk calls name no domain
+        assert names and names <= asked <= names | uuids       # lookups name the UUID
     for d in snapshot.domains:
         tag_number = int(d.name[2:]) % 4
         assert d.partition_tag == ("" if tag_number == 3 else f"virt-{tag_number}")

@@ -15,8 +15,9 @@ from typing import Callable
 import libvirt
 import pytest
 
-from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd, snmp_tool
-from agentx_virt.testdriver import define_domain
+from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
+from tests.support.snmptrapd import PrivateSnmptrapd
+from tests.support.testdriver import define_domain
 
 from .conftest import private_libvirtd, wait_for
 from .test_traps import oid_of, received

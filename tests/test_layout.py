@@ -6,7 +6,7 @@ import pytest
 
 from agentx_virt.collector.errors import CallFailed
 from agentx_virt.collector.layout import Disk, Nic, parse_layout
-from agentx_virt.testdriver import domain_xml
+from agentx_virt.demo.node import domain_xml
 
 
 def test_devices_vcpus_and_tag_from_a_generated_domain() -> None:

@@ -16,10 +16,11 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
 from agentx_virt.mib.model import shipped_mib
-from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd, snmp_tool
 from agentx_virt.oid import format_oid
-from agentx_virt.testdriver import define_domain
+from tests.support.snmptrapd import PrivateSnmptrapd
+from tests.support.testdriver import define_domain
 
 from .conftest import private_libvirtd, wait_for
 from .test_traps import received

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool, tool_env
 from agentx_virt.mib.build import build_table
 from agentx_virt.mib.compile import COMPILED_DIR, compile_mib
 from agentx_virt.mib.model import shipped_mib
-from agentx_virt.netsnmp import PrivateSnmpd, snmp_tool, tool_env
 
 from .conftest import AgentFactory
 from .snapshots import full_snapshot

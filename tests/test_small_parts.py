@@ -18,7 +18,7 @@ from agentx_virt.agentx.address import MasterAddress, parse_address
 from agentx_virt.agentx.errors import AddressError
 from agentx_virt.agentx.traps import Trap, TrapQueue
 from agentx_virt.collector.outage import OutageLog
-from agentx_virt.netsnmp import PrivateSnmpd
+from agentx_virt.demo.snmpd import PrivateSnmpd
 from agentx_virt.oid import format_oid, parse_oid
 from agentx_virt.record import slotted
 from agentx_virt.snapshot import DomainStats

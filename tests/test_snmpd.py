@@ -12,8 +12,9 @@ from agentx_virt.agentx.pdu import Value, VarBind
 from agentx_virt.agentx.session_thread import SessionThread
 from agentx_virt.agentx.store import OidTable
 from agentx_virt.agentx.traps import Trap, TrapQueue
-from agentx_virt.netsnmp import PrivateSnmpd, PrivateSnmptrapd, ToolResult, snmp_tool
+from agentx_virt.demo.snmpd import PrivateSnmpd, ToolResult, snmp_tool
 from agentx_virt.oid import OID, format_oid
+from tests.support.snmptrapd import PrivateSnmptrapd
 
 from .conftest import AgentFactory, wait_for
 

@@ -26,18 +26,15 @@ import libvirt
 import pytest
 
 from agentx_virt.config import Config, Threshold
-from agentx_virt.daemon import Agent, AgentThread
-from agentx_virt.libvirtd import PrivateLibvirtd
+from agentx_virt.daemon import Agent
+from agentx_virt.demo.agent_thread import AgentThread
+from agentx_virt.demo.node import domain_xml
+from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_command, snmp_tool, tool_env
 from agentx_virt.mib.model import shipped_mib
-from agentx_virt.netsnmp import (
-    PrivateSnmpd,
-    PrivateSnmptrapd,
-    snmp_command,
-    snmp_tool,
-    tool_env,
-)
 from agentx_virt.oid import format_oid
-from agentx_virt.testdriver import define_domain, domain_xml
+from tests.support.libvirtd import PrivateLibvirtd
+from tests.support.snmptrapd import PrivateSnmptrapd
+from tests.support.testdriver import define_domain
 
 from .conftest import private_libvirtd, wait_for, wait_polls
 

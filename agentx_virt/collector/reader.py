@@ -122,7 +122,6 @@ class Reader:
         self._timed_out: set[str] = set()        # UUIDs not answered in the last cycle
         self._busy_log = RateLimitedLog(log, REMINDER_S)   # cycles that skip domains
         self._bulk_problem: Optional[str] = None  # the last failure of the bulk call
-        self.touched: set[str] = set()   # UUIDs this reader made calls for (for tests)
         self.guard = Guard(self.name, config.workers, config.workers + 64,
                            on_abandoned=self._retire_monitor,
                            on_abandoned_done=self._abandoned_done)
@@ -354,7 +353,6 @@ class Reader:
     def _sampler(self, ref: DomainRef, task: Task, wall: datetime,
                  prefetched: Optional[Prefetched]) -> Callable[[], _Polled]:
         def sample() -> _Polled:
-            self.touched.add(ref.uuid)
             monitor = self._monitor_for(task)
             dom = monitor.domain(ref.uuid)
             last = self._history.get(ref.uuid)

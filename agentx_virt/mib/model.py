@@ -55,18 +55,6 @@ class Syntax:
     ranges: tuple[tuple[int, int], ...] = ()
     sizes: tuple[tuple[int, int], ...] = ()
 
-    def violation(self, value: object) -> Optional[str]:
-        """Why ``value`` (already in wire form) breaks this syntax, or None."""
-        if isinstance(value, int):
-            if self.enum and value not in self.enum.values():
-                return f"{value} is not one of {sorted(self.enum.values())}"
-            if self.ranges and not any(lo <= value <= hi for lo, hi in self.ranges):
-                return f"{value} is outside {list(self.ranges)}"
-        elif isinstance(value, bytes):
-            if self.sizes and not any(lo <= len(value) <= hi for lo, hi in self.sizes):
-                return f"length {len(value)} is outside {list(self.sizes)}"
-        return None
-
 
 @dataclass(frozen=True)
 class MibObject:

@@ -1,10 +1,9 @@
-"""Private net-snmp peers for the demo, the benchmarks and the tests.
+"""The demo's private snmpd and the net-snmp CLI it walks with (the tests use them too).
 
 ``PrivateSnmpd`` runs an ``snmpd`` as AgentX master on a loopback UDP port with
-its AgentX socket in its own directory, ignoring the system configuration;
-``PrivateSnmptrapd`` runs a ``snmptrapd`` that logs every trap it receives as
-one line.  Both are stopped by pid.  ``snmp_tool`` runs the net-snmp CLI
-(``snmpget``, ``snmpwalk``, …) against such an agent with numeric output.
+its AgentX socket in its own directory, ignoring the system configuration, and
+is stopped by pid.  ``snmp_tool`` runs the net-snmp CLI (``snmpget``,
+``snmpwalk``, …) against such an agent with numeric output.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ class PeerError(RuntimeError):
 _PORT_TAKEN = ("Error opening specified endpoint", "Couldn't open a master agentx socket",
                "Address already in use")
 # A line snmptrapd's log continues a long Hex-STRING with ("90 8D E5 ...").
-_HEX_CONTINUED = re.compile(r"[0-9A-F]{2}( [0-9A-F]{2})*( |$)")
+HEX_CONTINUED = re.compile(r"[0-9A-F]{2}( [0-9A-F]{2})*( |$)")
 # Start attempts of a peer whose ports were picked here; each new one picks new ports.
 PORT_ATTEMPTS = 5
 
@@ -50,14 +49,14 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return port
 
 
-def _size(path: Path) -> int:
+def log_size(path: Path) -> int:
     try:
         return path.stat().st_size
     except OSError:
         return 0
 
 
-def _port_taken(log: Path, offset: int) -> bool:
+def port_taken(log: Path, offset: int) -> bool:
     """Whether the log, from ``offset`` on, says a port was already in use."""
     try:
         with open(log, "rb") as handle:
@@ -68,7 +67,7 @@ def _port_taken(log: Path, offset: int) -> bool:
     return any(marker in text for marker in _PORT_TAKEN)
 
 
-def _require(program: str) -> str:
+def require(program: str) -> str:
     path = shutil.which(program) or shutil.which(program, path="/usr/sbin:/usr/bin:/sbin")
     if path is None:
         raise PeerError(f"{program} is not installed (Debian packages: snmpd snmp snmptrapd)")
@@ -117,7 +116,7 @@ def snmp_command(tool: str, agent: str, *oids: str, options: Sequence[str] = (),
     off to see MIB names (snmptable needs that: it cannot find tables with ``-On``).
     """
     output = ["-On", "-Oe", "-Ot"] if numeric else []
-    return [_require(tool), "-v2c", "-c", community, *output,
+    return [require(tool), "-v2c", "-c", community, *output,
             "-r", str(retries), "-t", str(request_timeout), *options, agent, *oids]
 
 
@@ -190,12 +189,12 @@ class PrivateSnmpd:
         if self.process is not None and self.process.poll() is None:
             return self
         for attempt in range(1, PORT_ATTEMPTS + 1):
-            log_start = _size(self.log_path)
+            log_start = log_size(self.log_path)
             try:
                 self._start(timeout)
             except PeerError:
                 if (self._ports_held or attempt == PORT_ATTEMPTS
-                        or not _port_taken(self.log_path, log_start)):
+                        or not port_taken(self.log_path, log_start)):
                     raise
                 self._pick_ports()      # another process took a port meanwhile
                 continue
@@ -213,7 +212,7 @@ class PrivateSnmpd:
         with open(self.log_path, "ab") as log_file:
             self.spawned_at = time.perf_counter()
             self.process = subprocess.Popen(
-                [_require("snmpd"), "-f", "-Lf", str(self.log_path), "-C", "-c", str(config),
+                [require("snmpd"), "-f", "-Lf", str(self.log_path), "-C", "-c", str(config),
                  "-p", str(self.workdir / "snmpd.pid")],
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
                 start_new_session=True)
@@ -251,79 +250,6 @@ class PrivateSnmpd:
         return log_tail(self.log_path, lines)
 
     def __enter__(self) -> PrivateSnmpd:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class PrivateSnmptrapd:
-    """A snmptrapd on a loopback port writing one line per received trap.
-
-    ``transport`` "tcp" makes delivery from snmpd lossless under bursts (UDP traps
-    are dropped when snmptrapd's receive buffer overflows).
-    """
-
-    def __init__(self, workdir: Path, transport: str = "udp",
-                 extra_config: Sequence[str] = ()) -> None:
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.transport = transport
-        self.extra_config = tuple(extra_config)     # e.g. a traphandle line
-        self._kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
-        self.port = free_port(self._kind)
-        self.log_path = self.workdir / "snmptrapd.log"
-        self.process: Optional[subprocess.Popen[bytes]] = None
-
-    def start(self, timeout: float = 10.0) -> PrivateSnmptrapd:
-        for attempt in range(1, PORT_ATTEMPTS + 1):
-            try:
-                self._start(timeout)
-                return self
-            except PeerError:
-                if attempt == PORT_ATTEMPTS or not _port_taken(self.log_path, 0):
-                    raise
-                self.port = free_port(self._kind)   # another process took it meanwhile
-        raise AssertionError("unreachable")
-
-    def _start(self, timeout: float) -> None:
-        config = self.workdir / "snmptrapd.conf"
-        config.write_text("disableAuthorization yes\ndoNotLogTraps no\n"
-                          + "".join(f"{line}\n" for line in self.extra_config))
-        env = tool_env()
-        env["SNMP_PERSISTENT_DIR"] = str(self.workdir / "persist")
-        self.log_path.write_text("")
-        self.process = subprocess.Popen(
-            [_require("snmptrapd"), "-f", "-C", "-c", str(config), "-On", "-Lf",
-             str(self.log_path), "-F", "TRAP %v\n", f"{self.transport}:127.0.0.1:{self.port}"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env=env, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise PeerError(f"snmptrapd exited with {self.process.returncode}")
-            if "NET-SNMP version" in self.log_path.read_text(errors="replace"):
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise PeerError(f"snmptrapd did not start within {timeout} s")
-
-    def traps(self) -> list[str]:
-        """The lines logged for received traps, oldest first.  snmptrapd breaks a long
-        Hex-STRING over several lines: those are joined back to their trap's line."""
-        traps: list[str] = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            if line.startswith("TRAP "):
-                traps.append(line[5:])
-            elif traps and _HEX_CONTINUED.match(line):
-                traps[-1] += line
-        return traps
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        self.process = None
-
-    def __enter__(self) -> PrivateSnmptrapd:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

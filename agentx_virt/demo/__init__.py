@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Optional
 
 from agentx_virt.config import Config
-from agentx_virt.daemon import Agent, AgentThread
+from agentx_virt.daemon import Agent
+from agentx_virt.demo.agent_thread import AgentThread
+from agentx_virt.demo.node import node_xml
+from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
 from agentx_virt.mib.model import shipped_mib
-from agentx_virt.netsnmp import PrivateSnmpd, snmp_tool
 from agentx_virt.oid import format_oid, parse_oid
-from agentx_virt.testdriver import node_xml
 
 log = logging.getLogger(__name__)
 

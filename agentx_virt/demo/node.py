@@ -1,11 +1,10 @@
 """Node XML for libvirt's test driver: many domains in several states, with disks, NICs
-and partition tags. Used by the demo, the tests and the benchmarks."""
+and partition tags, for the demo (the tests and benchmarks use it too)."""
 
 from __future__ import annotations
 
 import uuid
 from html import escape
-from typing import Any
 
 # (libvirt state number, how many of each 10 domains are in it)
 _STATES = ((1, 6), (3, 2), (5, 2))
@@ -55,17 +54,3 @@ def domain_xml(number: int, tags: int = 0) -> str:
 def node_xml(count: int, tags: int = 0) -> str:
     """A test-driver node with ``count`` domains numbered 1..count."""
     return "<node>" + "".join(domain_xml(n, tags) for n in range(1, count + 1)) + "</node>\n"
-
-
-def define_domain(conn: Any, number: int, start: bool = True) -> Any:
-    """Define domain ``number`` on a connection to a running test driver (e.g. a libvirtd's
-    ``test:///default``), started unless ``start`` is False; returns the virDomain.
-
-    The run state of a node file does not apply here, so it is left out.
-    """
-    xml = domain_xml(number).replace(
-        " xmlns:test='http://libvirt.org/schemas/domain/test/1.0'", "")
-    dom = conn.defineXML(xml[:xml.index("<test:runstate>")] + "</domain>")
-    if start:
-        dom.create()
-    return dom

@@ -20,7 +20,7 @@ from typing import Optional
 
 import libvirt
 
-from agentx_virt.netsnmp import PeerError, log_tail, stop_process
+from agentx_virt.demo.snmpd import PeerError, log_tail, stop_process
 
 _DIRS = ("etc/libvirt", "run/libvirt", "var/lib/libvirt", "var/cache/libvirt",
          "var/log/libvirt")

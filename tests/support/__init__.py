@@ -1,0 +1,1 @@
+"""Helpers of the tests and benchmarks: private peers and test-driver domains (not shipped)."""
