@@ -26,6 +26,7 @@ from agentx_virt.config import Config
 from agentx_virt.domain_index import STATE_FILE, DomainIndexRegistry, StateFileError
 from agentx_virt.mib.build import AgentStatus, build_table
 from agentx_virt.mib.model import Mib, shipped_mib
+from agentx_virt.notifier_thread import NotifierThread
 from agentx_virt.snapshot import Snapshot, uuid_key
 from agentx_virt.trap_settings import settings_for
 from agentx_virt.traps import Notifier
@@ -74,8 +75,9 @@ class Agent:
         self.events: queue.Queue[Any] = queue.Queue(EVENT_QUEUE)
         self.registry = DomainIndexRegistry()
         self.notifier = Notifier(settings_for(config), self.mib, self.traps, self._index_of,
-                                 self.events, lambda: self._events_dropped)
-        self.publisher = TablePublisher(self.store, self.mib, self.notifier.on_snapshot,
+                                 lambda: self._events_dropped)
+        self.notifier_thread = NotifierThread(self.notifier, self.events)
+        self.publisher = TablePublisher(self.store, self.mib, self.notifier_thread.on_snapshot,
                                         self._status)
         self.watcher = EventWatcher(config.uri, self.events, on_overflow=self._event_dropped)
         self.stop_requested = threading.Event()
@@ -125,7 +127,7 @@ class Agent:
                  __version__, config.uri, config.interval_s, config.instances, config.agentx)
         try:
             self.watcher.start()     # events first, so no change after the first poll is missed
-            self.notifier.start()
+            self.notifier_thread.start()
             poller.start()
             while not self.stop_requested.is_set():
                 if session_thread.ended.wait(0.2):
@@ -133,7 +135,7 @@ class Agent:
         finally:
             poller.stop()
             self.watcher.stop()
-            self.notifier.stop()
+            self.notifier_thread.stop()
             if session_thread.thread.is_alive():
                 session_thread.stop()
             registry.flush()

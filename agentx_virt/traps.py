@@ -1,11 +1,12 @@
 """Notifications: libvirt events and poll results → LIBVIRT-EXT-MIB traps.
 
-One thread, the notifier, takes records off one queue in order: libvirt events
-(put there by libvirt's event-loop thread, which does nothing else) and marks
-for new snapshots (put there by the poller).  It turns them into traps and hands
-them to the AgentX session's queue; only the session thread writes to snmpd.
-Because one thread handles everything in arrival order, the traps of one domain
-leave in the order libvirt reported the changes.
+The rules: ``Notifier.handle`` turns one record (a libvirt event, or a new
+snapshot) into traps on the AgentX session's queue, and ``Notifier.tick`` sends
+what a hold-down released; the clocks are injected.  No thread here:
+``notifier_thread.NotifierThread`` feeds the records in arrival order (libvirt's
+event-loop thread and the poller only enqueue them), so the traps of one domain
+leave in the order libvirt reported the changes; only the session thread writes
+to snmpd.
 
 What it sends:
 
@@ -32,8 +33,6 @@ What it sends:
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -97,7 +96,6 @@ class _Domain:
 class Notifier:
     def __init__(self, settings: TrapSettings, mib: Mib, traps: TrapQueue,
                  index_of: Callable[[str], int],
-                 events: queue.Queue[Any],
                  events_dropped: Callable[[], int] = lambda: 0,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
@@ -108,7 +106,6 @@ class Notifier:
         self._wall = wall
         self.mib = mib
         self.traps = traps
-        self.events = events
         self._index_of = index_of
         self._domains: dict[str, _Domain] = {}
         self._catch_up_after: Optional[float] = None   # wall time events resumed
@@ -119,40 +116,6 @@ class Notifier:
         self._builder = TrapBuilder(mib)
         domain_columns = next(t.columns for t in TABLES if t.entry == "lvxDomainEntry")
         self._thresholds = [(t, domain_columns[t.metric]) for t in settings.thresholds]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
-
-    # ------------------------------------------------------------ other threads
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-
-    def on_snapshot(self, snapshot: Snapshot) -> None:
-        """Called by the poller's threads for every new snapshot."""
-        try:
-            self.events.put_nowait(SnapshotSeen(snapshot))
-        except queue.Full:
-            pass   # the next snapshot will do; no trap is lost by skipping this one
-
-    # ------------------------------------------------------------ the thread
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            timeout = self._next_hold_down_due()
-            try:
-                record = self.events.get(timeout=timeout)
-            except queue.Empty:
-                record = None
-            try:
-                if record is not None:
-                    self.handle(record)
-                self.tick()
-            except Exception:  # one odd record (or a bug) must not stop notifications
-                log.exception("notifier: failed to handle %r", record)
 
     def tick(self) -> None:
         """What is due by now without a new record: the states a hold-down held back, and
@@ -243,7 +206,8 @@ class Notifier:
             "lvxDomainSeverity": severity(state),
         })
 
-    def _next_hold_down_due(self) -> float:
+    def next_due(self) -> float:
+        """Seconds until ``tick`` has something to send (at most 0.5)."""
         hold = self.settings.hold_down_s
         dues = [d.sent_at + hold for d in self._domains.values() if d.pending is not None]
         if not dues:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import queue
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -25,7 +24,7 @@ UUID = "6a7e0000-0000-4000-8000-000000000001"
 
 def make(**settings: Any) -> tuple[Notifier, TrapQueue]:
     traps = TrapQueue(100)
-    notifier = Notifier(TrapSettings(**settings), MIB, traps, lambda uuid: 42, queue.Queue())
+    notifier = Notifier(TrapSettings(**settings), MIB, traps, lambda uuid: 42)
     return notifier, traps
 
 
@@ -86,7 +85,7 @@ def test_hold_down_folds_flapping_into_one_trap() -> None:
     now = [1000.0]
     traps = TrapQueue(100)
     notifier = Notifier(TrapSettings(hold_down_s=30), MIB, traps, lambda uuid: 42,
-                        queue.Queue(), clock=lambda: now[0])
+                        clock=lambda: now[0])
     notifier.handle(snapshot(domain()))
     for event in ((3, 0), (4, 0), (3, 0), (4, 0), (3, 0)):
         notifier.handle(Lifecycle(UUID, "web-1", *event, at=now[0]))
@@ -177,8 +176,7 @@ def test_lost_events_are_logged_by_the_notifier(caplog: Any) -> None:
     import logging
 
     dropped = [0]
-    notifier = Notifier(TrapSettings(), MIB, TrapQueue(10), lambda uuid: 1, queue.Queue(),
-                        lambda: dropped[0])
+    notifier = Notifier(TrapSettings(), MIB, TrapQueue(10), lambda uuid: 1, lambda: dropped[0])
     dropped[0] = 3
     with caplog.at_level(logging.WARNING, logger="agentx_virt.traps"):
         notifier.tick()
@@ -275,8 +273,7 @@ def test_an_excluded_domain_gets_no_index_and_no_trap() -> None:
         asked.append(uuid)
         return 42
     traps = TrapQueue(100)
-    notifier = Notifier(TrapSettings(exclude=("test-*",)), MIB, traps, index_of,
-                        queue.Queue())
+    notifier = Notifier(TrapSettings(exclude=("test-*",)), MIB, traps, index_of)
     other = "6a7e0000-0000-4000-8000-000000000002"
     for record in (Lifecycle(other, "test-1", 3, 0), Lifecycle(other, "test-1", 0, 0),
                    IoError(other, "test-1", "/img.qcow2", "virtio-disk0", 1, "enospc"),
