@@ -7,6 +7,7 @@ import logging
 import math
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -178,9 +179,9 @@ def _dump(args: argparse.Namespace) -> int:
     except StateFileError as exc:
         log.warning("%s; showing fresh indexes", exc)
         registry = DomainIndexRegistry()
-    snapshot = Poller(config, lambda _snapshot: None, registry).poll_once(args.samples,
-                                                                          args.gap)
-    print(render(snapshot, args.format))
+    snapshot = Poller(config, lambda _snapshot: None).poll_once(args.samples, args.gap)
+    indexes = registry.index_domains(((d.name, d.uuid) for d in snapshot.domains), time.time())
+    print(render(snapshot, indexes, args.format))
     return 0 if snapshot.host.libvirt_connected else 1
 
 

@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
 from agentx_virt import __version__
@@ -40,9 +41,13 @@ class TablePublisher:
     """Turns each Snapshot into the served table; remembers what it has reported."""
 
     def __init__(self, store: ServedStore, mib: Mib,
+                 indexes: Callable[[Snapshot], Mapping[str, int]],
                  on_snapshot: Optional[Callable[[Snapshot], None]] = None,
                  status: Callable[[], AgentStatus] = AgentStatus) -> None:
+        """``indexes`` gives the lvxDomainIndex of a snapshot's domains, each on disk
+        before it is served (the agent's DomainIndexRegistry)."""
         self.store = store
+        self._indexes = indexes
         self._on_snapshot = on_snapshot
         self._status = status
         self.mib = mib
@@ -50,7 +55,7 @@ class TablePublisher:
         self._reported: set[tuple[str, str]] = set()
 
     def publish(self, snapshot: Snapshot) -> None:
-        built = build_table(snapshot, self.mib, self._status())
+        built = build_table(snapshot, self._indexes(snapshot), self.mib, self._status())
         self.store.swap(built.table)
         if self._on_snapshot is not None:
             self._on_snapshot(snapshot)
@@ -77,8 +82,8 @@ class Agent:
         self.notifier = Notifier(settings_for(config), self.mib, self.traps, self._index_of,
                                  lambda: self._events_dropped)
         self.notifier_thread = NotifierThread(self.notifier, self.events)
-        self.publisher = TablePublisher(self.store, self.mib, self.notifier_thread.on_snapshot,
-                                        self._status)
+        self.publisher = TablePublisher(self.store, self.mib, self._indexes_for,
+                                        self.notifier_thread.on_snapshot, self._status)
         self.watcher = EventWatcher(config.uri, self.events, on_overflow=self._event_dropped)
         self.stop_requested = threading.Event()
         self.session: Optional[AgentXSession] = None
@@ -89,6 +94,10 @@ class Agent:
 
     def _index_of(self, uuid: str) -> int:
         return self.registry.assign([uuid], time.time())[uuid_key(uuid)]
+
+    def _indexes_for(self, snapshot: Snapshot) -> dict[str, int]:
+        return self.registry.index_domains(((d.name, d.uuid) for d in snapshot.domains),
+                                           time.time())
 
     def _status(self) -> AgentStatus:
         return AgentStatus(index_state_error=self.registry.save_error)
@@ -120,7 +129,7 @@ class Agent:
             return stats.sent, (stats.dropped + stats.refused + self._events_dropped +
                                 self.notifier.failed)
 
-        poller = Poller(config, self.publisher.publish, registry, trap_counts)
+        poller = Poller(config, self.publisher.publish, trap_counts)
         self.watcher.on_layout_change = poller.layout_changed
         session_thread = SessionThread(session).start()
         log.info("agentx-virt %s: polling %s every %g s with %d reader(s); AgentX master %s",

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "domain-index.json"     # in the state directory
 MAX_INDEX = 2**31 - 1
 FORGET_AFTER_S = 30 * 24 * 3600
+FORGET_CHECK_S = 3600.0        # how often long-unseen UUIDs are looked for
 STATE_VERSION = 1
 MAX_STATE_BYTES = 256 * 1024 * 1024     # far above 100,000 domains (about 8 MB)
 
@@ -64,6 +65,7 @@ class DomainIndexRegistry:
         self._lock = threading.Lock()    # the poller and the notifier both assign
         self.path = path
         self.save_error: Optional[str] = None   # why the last save failed; None: it did not
+        self._forget_checked: Optional[float] = None
 
     def __len__(self) -> int:
         return len(self._known)
@@ -93,6 +95,18 @@ class DomainIndexRegistry:
             if in_use is not None:
                 self._save_locked()
         return result
+
+    def index_domains(self, domains: Iterable[tuple[str, str]], now: float) -> dict[str, int]:
+        """lvxDomainIndex per lower-case UUID of these (name, UUID) pairs: ``assign`` with
+        new domains taken in name order (a fresh start reads naturally), and, once an hour
+        of ``now``, the UUIDs unseen for FORGET_AFTER_S forgotten."""
+        indexes = self.assign((uuid for _name, uuid in sorted(domains)), now)
+        if self._forget_checked is None:
+            self._forget_checked = now
+        elif now - self._forget_checked > FORGET_CHECK_S:
+            self._forget_checked = now
+            self.forget_unseen(now)
+        return indexes
 
     def _fresh_index(self, in_use: set[int]) -> int:
         if len(in_use) >= MAX_INDEX:

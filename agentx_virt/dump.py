@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from agentx_virt.libvirt_names import STATE_NAMES, reason_name
 from agentx_virt.mib.build import build_table
 from agentx_virt.oid import format_oid
-from agentx_virt.snapshot import Snapshot
+from agentx_virt.snapshot import Snapshot, uuid_key
 from agentx_virt.snmp.types import VarBind
 
 FORMATS = ("table", "json", "oids")
@@ -43,10 +44,12 @@ def _percent(hundredths: Any) -> str:
 _VCPU_STATES = {0: "offline", 1: "running", 2: "blocked"}
 
 
-def _named(snapshot: Snapshot) -> dict[str, Any]:
-    """The snapshot as plain data, each state number with its name beside it."""
+def _named(snapshot: Snapshot, indexes: Mapping[str, int]) -> dict[str, Any]:
+    """The snapshot as plain data, each domain with its lvxDomainIndex and each state
+    number with its name beside it."""
     data = dataclasses.asdict(snapshot)
     for domain in data["domains"]:
+        domain["index"] = indexes.get(uuid_key(domain["uuid"]))
         state, reason = domain["state"], domain["state_reason"]
         domain["state_name"] = None if state is None else STATE_NAMES.get(state, str(state))
         domain["state_reason_name"] = (None if state is None or reason is None
@@ -56,11 +59,12 @@ def _named(snapshot: Snapshot) -> dict[str, Any]:
     return data
 
 
-def render(snapshot: Snapshot, form: str) -> str:
+def render(snapshot: Snapshot, indexes: Mapping[str, int], form: str) -> str:
+    """``snapshot`` as a table, JSON or OID lines, its domains at ``indexes`` (by UUID)."""
     if form == "json":
-        return json.dumps(_named(snapshot), default=_json_default, indent=1)
+        return json.dumps(_named(snapshot, indexes), default=_json_default, indent=1)
     if form == "oids":
-        built = build_table(snapshot)
+        built = build_table(snapshot, indexes)
         lines = [render_varbind(vb) for vb in built.table.varbinds]
         lines += [f"# left out: {r}" for r in built.rejected]
         return "\n".join(lines)
@@ -75,7 +79,8 @@ def render(snapshot: Snapshot, form: str) -> str:
         if d.state is not None and d.state_reason is not None:
             state += f" ({reason_name(d.state, d.state_reason)})"
         lines.append(
-            f"{d.index:>5}  {d.name[:20]:<20} {state[:22]:<22} {d.poll_status:<9} "
+            f"{indexes.get(uuid_key(d.uuid), '-'):>5}  {d.name[:20]:<20} {state[:22]:<22} "
+            f"{d.poll_status:<9} "
             f"{'-' if d.reader is None else d.reader:>6} {d.vcpus_current or '-':>5} "
             f"{d.memory_current_kib or '-':>10} {_percent(d.cpu_util_vcpus):>6} "
             f"{len(d.disks):>5} {len(d.interfaces):>4}")

@@ -5,6 +5,8 @@ turns it into the served OID table.  ``None`` always means "libvirt did not
 report this", which the table shows as an absent object, never as zero.
 Numbers keep libvirt's units and codes (states, reasons, job types are
 libvirt's enum values; memory in KiB; times in nanoseconds unless named).
+A domain is identified by its UUID; its lvxDomainIndex is the SNMP side's
+(``domain_index.DomainIndexRegistry``), not part of the snapshot.
 """
 
 from __future__ import annotations
@@ -158,7 +160,6 @@ class GuestFilesystem:
 class DomainStats:
     """One domain: identity, state, domain-level statistics and its devices."""
 
-    index: int                           # stable row index (DomainIndexRegistry)
     uuid: str                            # canonical text form
     name: str
     state: Optional[int] = None          # virDomainState

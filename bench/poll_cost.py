@@ -32,6 +32,7 @@ from agentx_virt.daemon import Agent
 from agentx_virt.demo.agent_thread import AgentThread
 from agentx_virt.demo.node import node_xml
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_command, snmp_tool, stop_process, tool_env
+from agentx_virt.domain_index import DomainIndexRegistry
 from agentx_virt.mib.build import build_table
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.oid import format_oid
@@ -125,13 +126,15 @@ def cpu_per_domain_cycle(uri: str, cycles: int, workers: int
     for reader in poller.readers:           # a first cycle: lookups, CPU time baseline
         reader.poll_once()
     poll_cpu = build_cpu = 0.0
+    indexes = DomainIndexRegistry().index_domains(      # as the SNMP side assigns them
+        ((d.name, d.uuid) for d in snapshots[-1].domains), time.time())
     for _ in range(cycles):
         started = time.process_time()
         for reader in poller.readers:
             reader.poll_once()
         poll_cpu += time.process_time() - started
         started = time.process_time()
-        build_table(snapshots[-1])
+        build_table(snapshots[-1], indexes)
         build_cpu += time.process_time() - started
     poller.stop(1)
     per = 1000 / (cycles * max(domains, 1))

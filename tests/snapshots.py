@@ -23,10 +23,14 @@ UUID_A = "6695eb01-f6a4-8304-79aa-97f2502e193f"
 UUID_B = "0e6ce3a6-9d8f-4bd4-a3b5-1c2a6d5e7f80"
 
 
-def full_domain(index: int = 7, uuid: str = UUID_A, name: str = "web-1") -> DomainStats:
+# The SNMP side's lvxDomainIndex of the domains below (the Snapshot carries none).
+INDEXES = {UUID_A: 7, UUID_B: 3}
+
+
+def full_domain(uuid: str = UUID_A, name: str = "web-1") -> DomainStats:
     """A running domain with a value in every field and one of every device."""
     return DomainStats(
-        index=index, uuid=uuid, name=name, state=3, state_reason=5,
+        uuid=uuid, name=name, state=3, state_reason=5,
         vcpus_current=2, vcpus_maximum=4,
         memory_current_kib=2097152, memory_maximum_kib=4194304,
         cpu_time_total_ns=123456789012, cpu_time_user_ns=100000000000,
@@ -58,16 +62,19 @@ def full_snapshot() -> Snapshot:
     return Snapshot(
         host=HostInfo(True, "qemu:///system", "QEMU", "7.2.0", "9.0.0", 8),
         poll=PollInfo(10, WHEN, 42, 1, WHEN),
-        domains=(full_domain(), DomainStats(index=3, uuid=UUID_B, name="db-2", state=5,
+        domains=(full_domain(), DomainStats(uuid=UUID_B, name="db-2", state=5,
                                             state_reason=2, poll_status="ok")),
         traps_sent=12, traps_dropped=1,
     )
 
 
 def bare_snapshot() -> Snapshot:
-    """libvirt unreachable, one domain known by name only."""
+    """libvirt unreachable, one domain known by name only (lvxDomainIndex 1)."""
     return Snapshot(
         host=HostInfo(False, "qemu:///system"),
         poll=PollInfo(10),
-        domains=(DomainStats(index=1, uuid=UUID_A, name="web-1"),),
+        domains=(DomainStats(uuid=UUID_A, name="web-1"),),
     )
+
+
+BARE_INDEXES = {UUID_A: 1}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -24,17 +25,33 @@ from agentx_virt.mib.build import (
 from agentx_virt.mib.convert import converter
 from agentx_virt.mib.model import MibError, shipped_mib
 from agentx_virt.oid import OID
-from agentx_virt.snapshot import DiskStats, DomainStats, InterfaceStats, PerfEvent, Snapshot
+from agentx_virt.snapshot import (
+    DiskStats,
+    DomainStats,
+    InterfaceStats,
+    PerfEvent,
+    Snapshot,
+    uuid_key,
+)
 
-from .snapshots import UUID_A, UUID_B, WHEN, bare_snapshot, full_domain, full_snapshot
+from .snapshots import (
+    BARE_INDEXES,
+    INDEXES,
+    UUID_A,
+    UUID_B,
+    WHEN,
+    bare_snapshot,
+    full_domain,
+    full_snapshot,
+)
 from .support.syntax import violation
 
 MIB = shipped_mib()
 GOLDEN = Path(__file__).with_name("golden") / "full_snapshot.txt"
 
 
-def built(snapshot: Snapshot) -> BuiltTable:
-    result = build_table(snapshot)
+def built(snapshot: Snapshot, indexes: Mapping[str, int] = INDEXES) -> BuiltTable:
+    result = build_table(snapshot, indexes)
     return result
 
 
@@ -145,7 +162,7 @@ def test_every_column_and_scalar_is_produced_when_the_snapshot_has_the_data() ->
 
 
 def test_absent_data_is_absent_not_zero() -> None:
-    result = built(bare_snapshot())
+    result = built(bare_snapshot(), BARE_INDEXES)
     assert result.rejected == ()
     present = names_present(result)
     assert present == {"lvxLibvirtConnected", "lvxLibvirtUri", "lvxDomainCount",
@@ -199,8 +216,8 @@ def test_values_match_the_mib_types_ranges_and_sizes() -> None:
 def test_bad_values_are_left_out_with_a_reason_and_the_rest_stays(
         change: dict[str, object], rejected_object: str, reason: str) -> None:
     odd = dataclasses.replace(full_domain(), **change)  # type: ignore[arg-type]
-    snapshot = dataclasses.replace(full_snapshot(), domains=(odd, full_domain(9, UUID_B, "b")))
-    result = built(snapshot)
+    snapshot = dataclasses.replace(full_snapshot(), domains=(odd, full_domain(UUID_B, "b")))
+    result = built(snapshot, {uuid_key(odd.uuid): 7, UUID_B: 9})   # (odd UUIDs too)
     assert [r.object for r in result.rejected] == [rejected_object]
     assert reason in result.rejected[0].reason
     every_value_fits_its_syntax(result)
@@ -247,10 +264,10 @@ def test_rows_follow_the_domain_index_not_list_order() -> None:
     assert list(built(swapped).table.varbinds) == list(first.varbinds)
 
 
-def domain_rows(snapshot: Snapshot) -> dict[bytes, int]:
+def domain_rows(snapshot: Snapshot, indexes: Mapping[str, int]) -> dict[bytes, int]:
     """Domain name → the row index its name is served at."""
     name: OID = MIB.object("lvxDomainName").oid
-    return {vb.value: vb.name[-1] for vb in build_table(snapshot).table.varbinds  # type: ignore[misc]
+    return {vb.value: vb.name[-1] for vb in build_table(snapshot, indexes).table.varbinds  # type: ignore[misc]
             if vb.name[:-1] == name}
 
 
@@ -260,20 +277,20 @@ def test_index_stability_as_domains_come_and_go(tmp_path: Path) -> None:
     state = tmp_path / "domain-index.json"
     uuids = {n: f"00000000-0000-4000-8000-{n:012d}" for n in range(1, 6)}
 
-    def snapshot_of(names: list[int], registry: DomainIndexRegistry, now: float) -> Snapshot:
+    def rows_of(names: list[int], registry: DomainIndexRegistry, now: float
+                ) -> dict[bytes, int]:
         indexes = registry.assign((uuids[n] for n in names), now)
-        domains = tuple(DomainStats(index=indexes[uuids[n]], uuid=uuids[n], name=f"vm{n}")
-                        for n in names)
-        return dataclasses.replace(bare_snapshot(), domains=domains)
+        domains = tuple(DomainStats(uuid=uuids[n], name=f"vm{n}") for n in names)
+        return domain_rows(dataclasses.replace(bare_snapshot(), domains=domains), indexes)
 
     registry = DomainIndexRegistry()
-    first = domain_rows(snapshot_of([1, 2, 3], registry, now=0))
+    first = rows_of([1, 2, 3], registry, now=0)
     assert first == {b"vm1": 1, b"vm2": 2, b"vm3": 3}
-    later = domain_rows(snapshot_of([3, 4, 1], registry, now=10))      # vm2 went, vm4 came
+    later = rows_of([3, 4, 1], registry, now=10)                        # vm2 went, vm4 came
     assert later == {b"vm1": 1, b"vm3": 3, b"vm4": 4}                   # vm4 does not take 2
     registry.save(state)
     restarted = DomainIndexRegistry.load(state)                         # the agent restarts
-    again = domain_rows(snapshot_of([5, 2, 1], restarted, now=20))
+    again = rows_of([5, 2, 1], restarted, now=20)
     assert again == {b"vm1": 1, b"vm2": 2, b"vm5": 5}                   # vm2 gets its row back
 
 
@@ -284,25 +301,25 @@ def test_date_and_time_is_utc_whatever_the_zone() -> None:
     snapshot = dataclasses.replace(full_snapshot(), poll=dataclasses.replace(
         full_snapshot().poll, last_poll_start=elsewhere))
     oid = MIB.object("lvxLastPollStart").oid + (0,)
-    assert build_table(snapshot).table.get(oid) == built(full_snapshot()).table.get(oid)
+    assert built(snapshot).table.get(oid) == built(full_snapshot()).table.get(oid)
 
 
 def test_uuid_case_does_not_matter() -> None:
     upper = dataclasses.replace(full_snapshot(), domains=(
         dataclasses.replace(full_domain(), uuid=UUID_A.upper()),))
     oid = MIB.object("lvxDomainUuid").oid + (7,)
-    assert build_table(upper).table.get(oid).value == bytes.fromhex(UUID_A.replace("-", ""))
+    assert built(upper).table.get(oid).value == bytes.fromhex(UUID_A.replace("-", ""))
 
 
 def test_the_agents_own_status_is_served_beside_the_snapshot() -> None:
     error = MIB.object("lvxIndexStateError").oid + (0,)
     assert built(full_snapshot()).table.get(error).value == b""        # all is well
-    failing = build_table(full_snapshot(), status=AgentStatus(
+    failing = build_table(full_snapshot(), INDEXES, status=AgentStatus(
         index_state_error="cannot write domain index state /x: No space left on device"))
     assert failing.table.get(error).value == (
         b"cannot write domain index state /x: No space left on device")
     unreachable = dataclasses.replace(full_snapshot(), host=dataclasses.replace(
         full_snapshot().host, libvirt_connected=False, last_error="socket gone"))
     last_error = MIB.object("lvxLibvirtLastError").oid + (0,)
-    assert build_table(unreachable).table.get(last_error).value == b"socket gone"
+    assert built(unreachable).table.get(last_error).value == b"socket gone"
     assert built(full_snapshot()).table.get(last_error).value == b""   # connected

@@ -50,7 +50,7 @@ def snapshot(*domains: DomainStats, start: datetime | None = None) -> SnapshotSe
 
 
 def domain(**fields: Any) -> DomainStats:
-    return DomainStats(**{"index": 42, "uuid": UUID, "name": "web-1", "state": 1,
+    return DomainStats(**{"uuid": UUID, "name": "web-1", "state": 1,
                           "state_reason": 1, "poll_status": "ok", **fields})
 
 
@@ -217,7 +217,7 @@ def test_thresholds_per_metric_and_domain_and_the_kind_switch() -> None:
     notifier, traps = make(thresholds=thresholds)
     other = "6a7e0000-0000-4000-8000-000000000002"
     notifier.handle(snapshot(domain(mem_rss_kib=2000, data_age_s=0),
-                             domain(index=43, uuid=other, name="db-1", mem_rss_kib=10)))
+                             domain(uuid=other, name="db-1", mem_rss_kib=10)))
     (trap,) = drain(traps)
     assert (named(trap), value(trap, "lvxDomainName"), value(trap, "lvxDomainEventMetric")) \
         == ("lvxDomainThresholdCrossed", b"web-1", b"lvxDomainMemRssKiB")

@@ -28,14 +28,12 @@ from agentx_virt.collector.outage import OutageLog
 from agentx_virt.collector.reader import DomainRef, Reader, ReaderResult
 from agentx_virt.collector.selection import selected
 from agentx_virt.config import Config
-from agentx_virt.domain_index import DomainIndexRegistry
 from agentx_virt.snapshot import DomainStats, HostInfo, PollInfo, Snapshot, uuid_key
 
 log = logging.getLogger(__name__)
 
 # Without an event for it, a change of the XML is seen within this many cycles.
 LAYOUT_REFRESH_CYCLES = 30
-FORGET_CHECK_S = 3600.0
 _TAG = re.compile(r"virt-(\d+)")
 
 
@@ -55,12 +53,10 @@ class Poller:
     """Readers, the partitioner and the aggregator; ``on_snapshot`` gets every new Snapshot."""
 
     def __init__(self, config: Config, on_snapshot: Callable[[Snapshot], None],
-                 registry: Optional[DomainIndexRegistry] = None,
                  trap_counts: Callable[[], tuple[Optional[int], Optional[int]]] = lambda: (
                      None, None)) -> None:
         self.config = config
         self._on_snapshot = on_snapshot
-        self._registry = registry if registry is not None else DomainIndexRegistry()
         self._trap_counts = trap_counts
         self._lock = threading.Lock()
         # Readers and the partitioner publish from their own threads: building a snapshot
@@ -79,7 +75,6 @@ class Poller:
         self._cycle = 0
         self._results: dict[int, ReaderResult] = {}
         self._tables_changed: Optional[datetime] = None
-        self._last_forget = time.monotonic()
         self._outage = OutageLog(log, f"libvirt at {config.uri}")
         self._retry_s: Optional[float] = config.interval_s
         self.readers = [Reader(k, config, self._assignment(k), self._host_info, self._publish)
@@ -209,11 +204,9 @@ class Poller:
             if not selected(name, uuid, self.config.include, self.config.exclude):
                 continue
             found[uuid] = (name, self._layout(conn, dom, uuid, name))
-        indexes = self._indexes(found)
         refs: dict[str, DomainRef] = {}
         for uuid, (name, layout) in found.items():
-            ref = DomainRef(uuid, name, layout, reader_for(layout.tag, self.config.instances),
-                            indexes[uuid_key(uuid)])
+            ref = DomainRef(uuid, name, layout, reader_for(layout.tag, self.config.instances))
             known = self._refs.get(uuid)
             # An unchanged domain keeps its DomainRef, whose strings the statistics share.
             refs[uuid] = known if known == ref else ref
@@ -229,16 +222,6 @@ class Poller:
             self._refs, self._by_reader = refs, by_reader
         if changed or not was_connected or self._cycle == 1:
             self._publish(None)
-
-    def _indexes(self, found: Mapping[str, tuple[str, Layout]]) -> dict[str, int]:
-        """lvxDomainIndex per (lower-case) UUID; new ones are on disk when this returns."""
-        now = time.time()
-        # New domains get their indexes in name order, so a fresh start reads naturally.
-        indexes = self._registry.assign(sorted(found, key=lambda u: found[u][0]), now)
-        if time.monotonic() - self._last_forget > FORGET_CHECK_S:
-            self._last_forget = time.monotonic()
-            self._registry.forget_unseen(now)
-        return indexes
 
     def _layout(self, conn: Connection, dom: object, uuid: str, name: str) -> Layout:
         cached = self._layouts.get(uuid)
@@ -274,14 +257,10 @@ class Poller:
         for uuid, ref in refs.items():
             latest: Mapping[str, DomainStats] = results[ref.reader].domains \
                 if ref.reader in results else {}
-            stats = latest.get(uuid) or DomainStats(
-                index=ref.index, uuid=uuid, name=ref.name, reader=ref.reader,
-                partition_tag=ref.layout.tag or "", poll_status="notPolled")
-            # Readers set the index from the same DomainRef; a copy is made only when a
-            # result predates a change of it.
-            domains.append(stats if stats.index == ref.index
-                           else dataclasses.replace(stats, index=ref.index))
-        domains.sort(key=lambda d: d.index)
+            domains.append(latest.get(uuid) or DomainStats(
+                uuid=uuid, name=ref.name, reader=ref.reader,
+                partition_tag=ref.layout.tag or "", poll_status="notPolled"))
+        domains.sort(key=lambda d: (d.name, d.uuid))
         starts = [r.started for r in results.values()]
         sent, dropped = self._trap_counts()
         poll = PollInfo(

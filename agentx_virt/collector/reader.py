@@ -67,7 +67,6 @@ class DomainRef:
     name: str
     layout: Layout
     reader: int
-    index: int                   # lvxDomainIndex, from the poller's registry
 
 
 @dataclass(frozen=True)
@@ -418,7 +417,7 @@ class Reader:
     def _stale(self, ref: DomainRef, status: str, now: float) -> DomainStats:
         previous = self._history.get(ref.uuid)
         if previous is None:
-            return DomainStats(index=ref.index, uuid=ref.uuid, name=ref.name, reader=self.number,
+            return DomainStats(uuid=ref.uuid, name=ref.name, reader=self.number,
                                partition_tag=ref.layout.tag or "", poll_status=status)
         return dataclasses.replace(previous.stats, poll_status=status,
                                    data_age_s=int(now - previous.good_at))

@@ -19,7 +19,7 @@ from agentx_virt.libvirt_names import reason_name, severity
 from agentx_virt.mib.convert import Converter, Reject, converter
 from agentx_virt.mib.model import Mib, MibObject, shipped_mib
 from agentx_virt.oid import OID, format_oid
-from agentx_virt.snapshot import DomainStats, GuestFilesystem, Snapshot
+from agentx_virt.snapshot import DomainStats, GuestFilesystem, Snapshot, uuid_key
 from agentx_virt.snmp.table import Block, OidTable, Repeated, Stored, served
 
 Getter = Callable[[Any], object]
@@ -30,7 +30,7 @@ class TableSpec:
 
     entry: str                                            # the row object, e.g. lvxDiskEntry
     rows: Callable[[DomainStats], Iterable[Any]]
-    index: Callable[[DomainStats, Any], tuple[object, ...]]
+    index: Callable[[int, Any], tuple[object, ...]]   # (lvxDomainIndex, row) -> index
     columns: Mapping[str, Getter]
 
 
@@ -108,7 +108,7 @@ def _perf_event(name: str) -> str:
 
 
 TABLES: tuple[TableSpec, ...] = (
-    TableSpec("lvxDomainEntry", _one, lambda d, _: (d.index,), {
+    TableSpec("lvxDomainEntry", _one, lambda i, _: (i,), {
         "lvxDomainUuid": lambda d: d.uuid,
         "lvxDomainName": lambda d: d.name,
         "lvxDomainState": lambda d: d.state,
@@ -139,17 +139,17 @@ TABLES: tuple[TableSpec, ...] = (
         "lvxDomainDataAgeSeconds": lambda d: d.data_age_s,
         "lvxDomainDiscontinuityTime": lambda d: d.discontinuity_time,
     }),
-    TableSpec("lvxVcpuEntry", lambda d: d.vcpus, lambda d, v: (d.index, v.number), {
+    TableSpec("lvxVcpuEntry", lambda d: d.vcpus, lambda i, v: (i, v.number), {
         "lvxVcpuState": lambda v: v.state,
         "lvxVcpuTimeNs": lambda v: v.time_ns,
         "lvxVcpuWaitNs": lambda v: v.wait_ns,
         "lvxVcpuPhysicalCpu": lambda v: v.physical_cpu,
         "lvxVcpuDelayNs": lambda v: v.delay_ns,
     }),
-    TableSpec("lvxVcpuPinEntry", _pins, lambda d, p: (d.index, p[0], p[1]), {
+    TableSpec("lvxVcpuPinEntry", _pins, lambda i, p: (i, p[0], p[1]), {
         "lvxPinAffinity": lambda p: p[2],
     }),
-    TableSpec("lvxDiskEntry", lambda d: d.disks, lambda d, k: (d.index, k.target), {
+    TableSpec("lvxDiskEntry", lambda d: d.disks, lambda i, k: (i, k.target), {
         "lvxDiskSource": lambda k: k.source,
         "lvxDiskBus": lambda k: k.bus,
         "lvxDiskReadRequests": lambda k: k.read_requests,
@@ -164,10 +164,10 @@ TABLES: tuple[TableSpec, ...] = (
         "lvxDiskAllocationBytes": lambda k: k.allocation_bytes,
         "lvxDiskPhysicalBytes": lambda k: k.physical_bytes,
     }),
-    TableSpec("lvxDiskErrorEntry", lambda d: d.disk_errors, lambda d, e: (d.index, e.target), {
+    TableSpec("lvxDiskErrorEntry", lambda d: d.disk_errors, lambda i, e: (i, e.target), {
         "lvxDiskErrorCode": lambda e: e.code,
     }),
-    TableSpec("lvxInterfaceEntry", lambda d: d.interfaces, lambda d, i: (d.index, i.target), {
+    TableSpec("lvxInterfaceEntry", lambda d: d.interfaces, lambda i, nic: (i, nic.target), {
         "lvxIfMac": lambda i: i.mac,
         "lvxIfSource": lambda i: i.source,
         "lvxIfRxBytes": lambda i: i.rx_bytes,
@@ -179,7 +179,7 @@ TABLES: tuple[TableSpec, ...] = (
         "lvxIfTxErrors": lambda i: i.tx_errors,
         "lvxIfTxDrops": lambda i: i.tx_drops,
     }),
-    TableSpec("lvxJobEntry", lambda d: d.jobs, lambda d, j: (d.index, j.slot), {
+    TableSpec("lvxJobEntry", lambda d: d.jobs, lambda i, j: (i, j.slot), {
         "lvxJobType": lambda j: j.type,
         "lvxJobOperation": lambda j: j.operation,
         "lvxJobTimeElapsedMs": lambda j: j.time_elapsed_ms,
@@ -206,12 +206,12 @@ TABLES: tuple[TableSpec, ...] = (
         "lvxJobAutoConvergeThrottle": lambda j: j.auto_converge_throttle,
         "lvxJobErrorMessage": lambda j: j.error_message,
     }),
-    TableSpec("lvxPerfEntry", lambda d: d.perf, lambda d, e: (d.index, _perf_event(e.name)), {
+    TableSpec("lvxPerfEntry", lambda d: d.perf, lambda i, e: (i, _perf_event(e.name)), {
         "lvxPerfEventName": lambda e: e.name,
         "lvxPerfEnabled": lambda e: e.enabled,
         "lvxPerfValue": lambda e: e.value,
     }),
-    TableSpec("lvxFsEntry", _filesystems, lambda d, f: (d.index, f[0]), {
+    TableSpec("lvxFsEntry", _filesystems, lambda i, f: (i, f[0]), {
         "lvxFsMountPoint": lambda f: f[1].mount_point,
         "lvxFsDevice": lambda f: f[1].device,
         "lvxFsType": lambda f: f[1].fs_type,
@@ -280,16 +280,17 @@ class _Builder:
         assert obj.syntax is not None
         self.blocks.append(Block(obj.oid, [(0,)], [obj.syntax.base], [wire]))
 
-    def _rows(self, spec: TableSpec, domains: Iterable[DomainStats]) -> list[tuple[OID, Any]]:
+    def _rows(self, spec: TableSpec, domains: Iterable[tuple[int, DomainStats]]
+              ) -> list[tuple[OID, Any]]:
         """(instance, row) for every row of every domain, in instance order; a row whose
         index does not convert, or repeats an earlier row's, is left out and reported."""
         entry = self.mib.object(spec.entry)
         index_objects = [(obj, self.converter(obj), implied)
                          for obj, implied in ((self.mib.object(n), i) for n, i in entry.indices)]
         rows: list[tuple[OID, Any]] = []
-        for domain in domains:
+        for domain_index, domain in domains:
             for row in spec.rows(domain):
-                values = spec.index(domain, row)
+                values = spec.index(domain_index, row)
                 try:
                     instance: OID = ()
                     for (index_obj, convert, implied), value in zip(index_objects, values):
@@ -307,7 +308,7 @@ class _Builder:
                 unique.append((instance, row))
         return unique
 
-    def table(self, spec: TableSpec, domains: Iterable[DomainStats]) -> None:
+    def table(self, spec: TableSpec, domains: Iterable[tuple[int, DomainStats]]) -> None:
         rows = self._rows(spec, domains)
         every_row = [instance for instance, _ in rows]
         for name, getter in spec.columns.items():
@@ -342,18 +343,30 @@ def _first(pair: tuple[OID, Any]) -> OID:
     return pair[0]
 
 
-def build_table(snapshot: Snapshot, mib: Optional[Mib] = None,
+def build_table(snapshot: Snapshot, indexes: Mapping[str, int], mib: Optional[Mib] = None,
                 status: AgentStatus = AgentStatus()) -> BuiltTable:
     """The OID table to serve for ``snapshot`` and the agent's ``status``, and the values
-    that had to be left out."""
+    that had to be left out.
+
+    ``indexes`` maps each domain's UUID (lower case) to its lvxDomainIndex: the SNMP
+    side's, which the Snapshot does not carry; a domain without one is left out and
+    reported.
+    """
     mib = mib or shipped_mib()
     builder = _Builder(mib)
+    domains = []
+    for domain in snapshot.domains:
+        domain_index = indexes.get(uuid_key(domain.uuid))
+        if domain_index is None:
+            builder.reject("lvxDomainEntry", (), domain.uuid, "no lvxDomainIndex for it")
+        else:
+            domains.append((domain_index, domain))
     for name, getter in SCALARS.items():
         builder.scalar(mib.object(name), getter(snapshot))
     for name, status_getter in AGENT_SCALARS.items():
         builder.scalar(mib.object(name), status_getter(status))
     for spec in TABLES:
-        builder.table(spec, snapshot.domains)
+        builder.table(spec, domains)
     blocks = sorted(builder.blocks, key=lambda block: block.prefix)
     table = OidTable.from_blocks(blocks, objects=builder.parts.served)
     return BuiltTable(table, tuple(builder.rejected))
