@@ -100,7 +100,12 @@ class Agent:
                                            time.time())
 
     def _status(self) -> AgentStatus:
-        return AgentStatus(index_state_error=self.registry.save_error)
+        """The agent's own counters and health, merged into the table at publish time."""
+        stats = self.traps.stats()
+        return AgentStatus(
+            index_state_error=self.registry.save_error, traps_sent=stats.sent,
+            traps_dropped=(stats.dropped + stats.refused + self._events_dropped +
+                           self.notifier.failed))
 
     def _event_dropped(self, record: object) -> None:
         # libvirt's event thread: count only; the notifier reports drops in the MIB.
@@ -123,13 +128,7 @@ class Agent:
                           description=f"agentx-virt {__version__}"),
             self.store, self.traps)
         self.session = session
-
-        def trap_counts() -> tuple[Optional[int], Optional[int]]:
-            stats = self.traps.stats()
-            return stats.sent, (stats.dropped + stats.refused + self._events_dropped +
-                                self.notifier.failed)
-
-        poller = Poller(config, self.publisher.publish, trap_counts)
+        poller = Poller(config, self.publisher.publish)
         self.watcher.on_layout_change = poller.layout_changed
         session_thread = SessionThread(session).start()
         log.info("agentx-virt %s: polling %s every %g s with %d reader(s); AgentX master %s",

@@ -205,5 +205,3 @@ class Snapshot:
     host: HostInfo
     poll: PollInfo
     domains: tuple[DomainStats, ...] = ()
-    traps_sent: Optional[int] = None
-    traps_dropped: Optional[int] = None

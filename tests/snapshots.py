@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from agentx_virt.mib.build import AgentStatus
 from agentx_virt.snapshot import (
     DiskError,
     DiskStats,
@@ -23,8 +24,10 @@ UUID_A = "6695eb01-f6a4-8304-79aa-97f2502e193f"
 UUID_B = "0e6ce3a6-9d8f-4bd4-a3b5-1c2a6d5e7f80"
 
 
-# The SNMP side's lvxDomainIndex of the domains below (the Snapshot carries none).
+# The SNMP side's lvxDomainIndex of the domains below (the Snapshot carries none), and
+# the agent's own counters beside them.
 INDEXES = {UUID_A: 7, UUID_B: 3}
+STATUS = AgentStatus(traps_sent=12, traps_dropped=1)
 
 
 def full_domain(uuid: str = UUID_A, name: str = "web-1") -> DomainStats:
@@ -64,7 +67,6 @@ def full_snapshot() -> Snapshot:
         poll=PollInfo(10, WHEN, 42, 1, WHEN),
         domains=(full_domain(), DomainStats(uuid=UUID_B, name="db-2", state=5,
                                             state_reason=2, poll_status="ok")),
-        traps_sent=12, traps_dropped=1,
     )
 
 

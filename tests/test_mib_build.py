@@ -37,6 +37,7 @@ from agentx_virt.snapshot import (
 from .snapshots import (
     BARE_INDEXES,
     INDEXES,
+    STATUS,
     UUID_A,
     UUID_B,
     WHEN,
@@ -50,8 +51,9 @@ MIB = shipped_mib()
 GOLDEN = Path(__file__).with_name("golden") / "full_snapshot.txt"
 
 
-def built(snapshot: Snapshot, indexes: Mapping[str, int] = INDEXES) -> BuiltTable:
-    result = build_table(snapshot, indexes)
+def built(snapshot: Snapshot, indexes: Mapping[str, int] = INDEXES,
+          status: AgentStatus = STATUS) -> BuiltTable:
+    result = build_table(snapshot, indexes, status=status)
     return result
 
 
@@ -162,7 +164,7 @@ def test_every_column_and_scalar_is_produced_when_the_snapshot_has_the_data() ->
 
 
 def test_absent_data_is_absent_not_zero() -> None:
-    result = built(bare_snapshot(), BARE_INDEXES)
+    result = built(bare_snapshot(), BARE_INDEXES, AgentStatus())
     assert result.rejected == ()
     present = names_present(result)
     assert present == {"lvxLibvirtConnected", "lvxLibvirtUri", "lvxDomainCount",

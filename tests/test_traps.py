@@ -170,6 +170,9 @@ def test_each_transition_sends_one_trap_with_the_state_from_the_event(
     assert [(r.values["lvxDomainState"], r.values["lvxDomainStateReasonText"],
              r.values["lvxDomainPreviousState"], r.values["lvxDomainSeverity"])
             for r in mine] == expected
+    sent = f"{oid_of('lvxTrapsSent')}.0"         # the agent's own counter, in the table
+    wait_for(lambda: int(snmp_tool("snmpget", stack.snmpd.agent, sent, options=["-Oqv"])
+                         .stdout.strip() or 0) >= len(expected), 20)
     uuid_hex = dom.UUIDString().replace("-", "")
     for r in mine:
         assert r.instance == index, "varbinds carry the domain's row index"

@@ -52,12 +52,9 @@ def _version(number: int) -> str:
 class Poller:
     """Readers, the partitioner and the aggregator; ``on_snapshot`` gets every new Snapshot."""
 
-    def __init__(self, config: Config, on_snapshot: Callable[[Snapshot], None],
-                 trap_counts: Callable[[], tuple[Optional[int], Optional[int]]] = lambda: (
-                     None, None)) -> None:
+    def __init__(self, config: Config, on_snapshot: Callable[[Snapshot], None]) -> None:
         self.config = config
         self._on_snapshot = on_snapshot
-        self._trap_counts = trap_counts
         self._lock = threading.Lock()
         # Readers and the partitioner publish from their own threads: building a snapshot
         # and handing it on happen under one lock, so an older snapshot never follows a
@@ -262,11 +259,10 @@ class Poller:
                 partition_tag=ref.layout.tag or "", poll_status="notPolled"))
         domains.sort(key=lambda d: (d.name, d.uuid))
         starts = [r.started for r in results.values()]
-        sent, dropped = self._trap_counts()
         poll = PollInfo(
             interval_s=round(self.config.interval_s),
             last_poll_start=max(starts) if starts else None,
             last_poll_duration_ms=max((r.duration_ms for r in results.values()), default=None),
             timed_out_domains=sum(1 for d in domains if d.poll_status == "timedOut"),
             tables_last_change=changed)
-        return Snapshot(self._host, poll, tuple(domains), sent, dropped)
+        return Snapshot(self._host, poll, tuple(domains))

@@ -70,8 +70,6 @@ SCALARS: Mapping[str, Getter] = {
     "lvxLastPollDurationMs": lambda s: s.poll.last_poll_duration_ms,
     "lvxLastPollTimedOut": lambda s: s.poll.timed_out_domains,
     "lvxTablesLastChange": lambda s: s.poll.tables_last_change,
-    "lvxTrapsSent": lambda s: s.traps_sent,
-    "lvxTrapsDropped": lambda s: s.traps_dropped,
     "lvxLibvirtLastError": lambda s: "" if s.host.libvirt_connected else s.host.last_error or "",
 }
 
@@ -81,9 +79,13 @@ class AgentStatus:
     """The agent's own health, which no Snapshot of libvirt carries."""
 
     index_state_error: Optional[str] = None     # why the last state file write failed
+    traps_sent: Optional[int] = None            # acknowledged by the master
+    traps_dropped: Optional[int] = None         # dropped, refused or never built
 
 
 AGENT_SCALARS: Mapping[str, Callable[[AgentStatus], object]] = {
+    "lvxTrapsSent": lambda a: a.traps_sent,
+    "lvxTrapsDropped": lambda a: a.traps_dropped,
     "lvxIndexStateError": lambda a: a.index_state_error or "",
 }
 
