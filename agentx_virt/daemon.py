@@ -1,8 +1,9 @@
-"""The agent: the poller builds Snapshots, each becomes the served table, snmpd serves it.
+"""The agent, wired: the poller builds Snapshots and hands each to the sinks (the SNMP
+table, then the notifier); snmpd serves the table and relays the traps.
 
-Threads: the partitioner and the readers (libvirt), the AgentX session thread
-(the only writer to snmpd's socket), libvirt's event-loop thread, and the main
-thread, which waits for a stop request or for the session to fail.
+Threads: the partitioner and the readers (libvirt), the notifier, the AgentX session
+thread (the only writer to snmpd's socket), libvirt's event-loop thread, and the
+main thread, which waits for a stop request or for the session to fail.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from agentx_virt import __version__
 from agentx_virt.agentx.address import parse_address
@@ -25,48 +25,18 @@ from agentx_virt.collector.events import EventWatcher
 from agentx_virt.collector.poller import Poller
 from agentx_virt.config import Config
 from agentx_virt.domain_index import STATE_FILE, DomainIndexRegistry, StateFileError
-from agentx_virt.mib.build import AgentStatus, build_table
+from agentx_virt.mib.build import AgentStatus
 from agentx_virt.mib.model import Mib, shipped_mib
 from agentx_virt.notifier_thread import NotifierThread
+from agentx_virt.sinks import FanOut
 from agentx_virt.snapshot import Snapshot, uuid_key
+from agentx_virt.snmp_sink import SnmpSink
 from agentx_virt.trap_settings import settings_for
 from agentx_virt.traps import Notifier
 
 log = logging.getLogger(__name__)
 
 EVENT_QUEUE = 100000   # libvirt events waiting for the notifier, at most
-
-
-class TablePublisher:
-    """Turns each Snapshot into the served table; remembers what it has reported."""
-
-    def __init__(self, store: ServedStore, mib: Mib,
-                 indexes: Callable[[Snapshot], Mapping[str, int]],
-                 on_snapshot: Optional[Callable[[Snapshot], None]] = None,
-                 status: Callable[[], AgentStatus] = AgentStatus) -> None:
-        """``indexes`` gives the lvxDomainIndex of a snapshot's domains, each on disk
-        before it is served (the agent's DomainIndexRegistry)."""
-        self.store = store
-        self._indexes = indexes
-        self._on_snapshot = on_snapshot
-        self._status = status
-        self.mib = mib
-        self.all_polled = threading.Event()   # set once every domain has been polled
-        self._reported: set[tuple[str, str]] = set()
-
-    def publish(self, snapshot: Snapshot) -> None:
-        built = build_table(snapshot, self._indexes(snapshot), self.mib, self._status())
-        self.store.swap(built.table)
-        if self._on_snapshot is not None:
-            self._on_snapshot(snapshot)
-        if snapshot.domains and all(d.poll_status != "notPolled" for d in snapshot.domains):
-            self.all_polled.set()
-        for rejected in built.rejected:
-            key = (rejected.object, rejected.reason)
-            if key not in self._reported:
-                self._reported.add(key)
-                log.warning("value left out of the table (reported once per object and "
-                            "reason): %s", rejected)
 
 
 class Agent:
@@ -82,8 +52,9 @@ class Agent:
         self.notifier = Notifier(settings_for(config), self.mib, self.traps, self._index_of,
                                  lambda: self._events_dropped)
         self.notifier_thread = NotifierThread(self.notifier, self.events)
-        self.publisher = TablePublisher(self.store, self.mib, self._indexes_for,
-                                        self.notifier_thread.on_snapshot, self._status)
+        self.publisher = SnmpSink(self.store, self.mib, self._indexes_for, self._status)
+        # The table first: a trap never names a row the table does not serve yet.
+        self.sinks = FanOut([self.publisher, self.notifier_thread])
         self.watcher = EventWatcher(config.uri, self.events, on_overflow=self._event_dropped)
         self.stop_requested = threading.Event()
         self.session: Optional[AgentXSession] = None
@@ -128,7 +99,7 @@ class Agent:
                           description=f"agentx-virt {__version__}"),
             self.store, self.traps)
         self.session = session
-        poller = Poller(config, self.publisher.publish)
+        poller = Poller(config, self.sinks.publish)
         self.watcher.on_layout_change = poller.layout_changed
         session_thread = SessionThread(session).start()
         log.info("agentx-virt %s: polling %s every %g s with %d reader(s); AgentX master %s",

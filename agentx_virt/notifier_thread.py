@@ -33,8 +33,8 @@ class NotifierThread:
         self._stop.set()
         self._thread.join(timeout)
 
-    def on_snapshot(self, snapshot: Snapshot) -> None:
-        """Called by the poller's threads for every new snapshot."""
+    def publish(self, snapshot: Snapshot) -> None:
+        """A sink: called by the poller's threads for every new snapshot."""
         try:
             self.events.put_nowait(SnapshotSeen(snapshot))
         except queue.Full:
