@@ -134,10 +134,6 @@ class DomainIndexRegistry:
 
     # ------------------------------------------------------------ persistence
 
-    def to_json(self) -> str:
-        with self._lock:
-            return self._json_locked()
-
     def _json_locked(self) -> str:
         return json.dumps({
             "version": STATE_VERSION,

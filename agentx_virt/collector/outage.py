@@ -26,11 +26,6 @@ class OutageLog:
         self._clock = clock
         self._since: Optional[float] = None      # when the outage began
         self._reminded = 0.0
-        self.reminders = 0
-
-    @property
-    def down(self) -> bool:
-        return self._since is not None
 
     def failed(self, reason: object, retry_s: Optional[float]) -> None:
         """One more failed attempt: a WARNING at the first, a reminder now and then;
@@ -46,7 +41,6 @@ class OutageLog:
                               self._reminder_s)
         elif now - self._reminded >= self._reminder_s:
             self._reminded = now
-            self.reminders += 1
             self._log.warning("%s still unavailable after %.0f s: %s", self._what,
                               now - self._since, reason)
 
