@@ -1,13 +1,17 @@
-"""The fan-out: every sink gets the same Snapshots; one that raises stops no other."""
+"""Where snapshots go: the fan-out to the sinks, and the publisher that coalesces builds."""
 
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 
+from agentx_virt.collector.publisher import LatestPublisher
 from agentx_virt.sinks import FanOut
 from agentx_virt.snapshot import HostInfo, PollInfo, Snapshot
+
+from .conftest import wait_for
 
 
 class Recorder:
@@ -49,3 +53,43 @@ def test_a_sink_that_raises_does_not_stop_the_others_and_is_logged_once(
     (record,) = caplog.records
     assert "sink Broken failed" in record.getMessage()
     assert record.exc_info is not None and "this sink is broken" in str(record.exc_info[1])
+
+
+def test_requests_made_while_a_snapshot_is_built_coalesce_into_one_more_build() -> None:
+    state = [0]                           # what the collector knows, as a number
+    built: list[int] = []
+    delivered: list[Snapshot] = []
+    release = threading.Event()
+
+    def build() -> Snapshot:
+        built.append(state[0])
+        return Snapshot(HostInfo(True, "test:///default"), PollInfo(state[0]))
+
+    def deliver(snapshot: Snapshot) -> None:
+        delivered.append(snapshot)
+        release.wait(10)                  # a slow sink: the first build holds the thread
+
+    publisher = LatestPublisher(build, deliver)
+    publisher.start()
+    try:
+        publisher.request()
+        wait_for(lambda: len(delivered) == 1)
+        for n in range(1, 51):            # fifty readers finish while it is busy
+            state[0] = n
+            publisher.request()
+        release.set()
+        wait_for(lambda: len(delivered) == 2)
+    finally:
+        publisher.stop()
+    assert built == [0, 50]               # one more build, of the latest state
+    assert [s.poll.interval_s for s in delivered] == [0, 50]
+
+
+def test_before_start_a_request_publishes_at_once_on_the_callers_thread() -> None:
+    delivered: list[str] = []
+    publisher = LatestPublisher(
+        lambda: Snapshot(HostInfo(True, "test:///default"), PollInfo(1)),
+        lambda _snapshot: delivered.append(threading.current_thread().name))
+    publisher.request()
+    publisher.request()
+    assert delivered == [threading.current_thread().name] * 2

@@ -25,6 +25,7 @@ from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.errors import CollectorError, LibvirtUnavailable
 from agentx_virt.collector.layout import Layout, parse_layout
 from agentx_virt.collector.outage import OutageLog
+from agentx_virt.collector.publisher import LatestPublisher
 from agentx_virt.collector.reader import DomainRef, Reader, ReaderResult
 from agentx_virt.collector.selection import selected
 from agentx_virt.config import Config
@@ -54,12 +55,11 @@ class Poller:
 
     def __init__(self, config: Config, on_snapshot: Callable[[Snapshot], None]) -> None:
         self.config = config
-        self._on_snapshot = on_snapshot
         self._lock = threading.Lock()
-        # Readers and the partitioner publish from their own threads: building a snapshot
-        # and handing it on happen under one lock, so an older snapshot never follows a
-        # newer one into the served table or the notifier.
-        self._publish_lock = threading.Lock()
+        # Readers and the partitioner only ask for a publication: one thread builds the
+        # latest snapshot and hands it on, so an older one never follows a newer one into
+        # the served table or the notifier, and readers finishing together cost one build.
+        self._publisher = LatestPublisher(self._snapshot, on_snapshot)
         self._stop = threading.Event()
         self._conn: Optional[Connection] = None
         self._host = HostInfo(False, config.uri)
@@ -82,6 +82,7 @@ class Poller:
 
     def start(self) -> None:
         """Partition once (so readers start with their domains), then start every thread."""
+        self._publisher.start()
         self.partition_once()
         for reader in self.readers:
             reader.start()
@@ -95,6 +96,7 @@ class Poller:
             self._thread.join(timeout)
         for reader in self.readers:
             reader.join(timeout)
+        self._publisher.stop(timeout)
         if self._conn is not None:
             self._conn.close()
 
@@ -239,11 +241,10 @@ class Poller:
     # ------------------------------------------------------------ aggregation
 
     def _publish(self, result: Optional[ReaderResult]) -> None:
-        with self._publish_lock:
-            with self._lock:
-                if result is not None:
-                    self._results[result.reader] = result
-            self._on_snapshot(self._snapshot())
+        with self._lock:
+            if result is not None:
+                self._results[result.reader] = result
+        self._publisher.request()
 
     def _snapshot(self) -> Snapshot:
         with self._lock:
