@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Callable, Optional
 
+import libvirt
+
 from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.errors import CollectorError, LibvirtUnavailable
 from agentx_virt.collector.layout import Layout, parse_layout
@@ -198,7 +200,7 @@ class Poller:
         for dom in listed:
             try:
                 uuid, name = dom.UUIDString(), dom.name()
-            except Exception:  # noqa: BLE001 - libvirtError: the domain vanished meanwhile
+            except libvirt.libvirtError:      # the domain vanished meanwhile
                 continue
             if not selected(name, uuid, self.config.include, self.config.exclude):
                 continue
