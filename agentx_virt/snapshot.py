@@ -11,11 +11,28 @@ A domain is identified by its UUID; its lvxDomainIndex is the SNMP side's
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
 from agentx_virt.record import slotted
+
+
+class PollStatus(str, enum.Enum):
+    """How the last poll of a domain went (the MIB's lvxDomainPollStatus labels)."""
+
+    OK = "ok"                   # fresh values
+    TIMED_OUT = "timedOut"      # one of its calls is stuck past the deadline
+    ERROR = "error"             # libvirt refused or went away
+    NOT_POLLED = "notPolled"    # no poll has reached it yet
+    SKIPPED = "skipped"         # the cycle ended before a worker reached it
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
 
 
 def uuid_key(uuid: str) -> str:
@@ -184,7 +201,7 @@ class DomainStats:
     minor_faults: Optional[int] = None
     reader: Optional[int] = None
     partition_tag: Optional[str] = None
-    poll_status: str = "notPolled"       # ok, timedOut, error, notPolled
+    poll_status: PollStatus = PollStatus.NOT_POLLED
     data_age_s: Optional[int] = None
     discontinuity_time: Optional[datetime] = None
     vcpus: tuple[VcpuStats, ...] = ()

@@ -14,7 +14,7 @@ from typing import Callable
 from agentx_virt.agentx.store import ServedStore
 from agentx_virt.mib.build import AgentStatus, build_table
 from agentx_virt.mib.model import Mib
-from agentx_virt.snapshot import Snapshot
+from agentx_virt.snapshot import PollStatus, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ class SnmpSink:
     def publish(self, snapshot: Snapshot) -> None:
         built = build_table(snapshot, self._indexes(snapshot), self.mib, self._status())
         self.store.swap(built.table)
-        if snapshot.domains and all(d.poll_status != "notPolled" for d in snapshot.domains):
+        if snapshot.domains and all(d.poll_status != PollStatus.NOT_POLLED
+                                    for d in snapshot.domains):
             self.all_polled.set()
         for rejected in built.rejected:
             key = (rejected.object, rejected.reason)

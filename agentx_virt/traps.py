@@ -61,7 +61,7 @@ from agentx_virt.mib.build import TABLES
 from agentx_virt.mib.convert import Reject
 from agentx_virt.mib.model import Mib
 from agentx_virt.record import slotted
-from agentx_virt.snapshot import DomainStats, Snapshot, uuid_key
+from agentx_virt.snapshot import DomainStats, PollStatus, Snapshot, uuid_key
 from agentx_virt.trap_builder import TrapBuilder
 from agentx_virt.trap_settings import TrapSettings
 
@@ -270,13 +270,13 @@ class Notifier:
             if known is None:
                 known = self._domains[uuid] = _Domain(d.name, d.state, d.state_reason,
                                                       failed_job=_failed_job(d))
-                if self._thresholds and d.poll_status == "ok":
+                if self._thresholds and d.poll_status == PollStatus.OK:
                     self._check_thresholds(uuid, known, d)   # already above: say so
                 continue
             known.name = d.name
             if known.state is None and d.state is not None:
                 known.state, known.reason = d.state, d.state_reason
-            elif catch_up and d.poll_status == "ok" and d.state is not None and \
+            elif catch_up and d.poll_status == PollStatus.OK and d.state is not None and \
                     d.state != known.state:
                 previous = known.state
                 known.state, known.reason = d.state, d.state_reason
@@ -290,7 +290,7 @@ class Notifier:
                     "lvxDomainEventText": job.error_message or "failed",
                 }, _COMPLETED_SLOT)
             known.failed_job = failed
-            if self._thresholds and d.poll_status == "ok":
+            if self._thresholds and d.poll_status == PollStatus.OK:
                 self._check_thresholds(uuid, known, d)
             if self.settings.persistent and known.state is not None and \
                     now - known.persistent_at >= self.settings.interval_s:
@@ -300,7 +300,8 @@ class Notifier:
             self._catch_up_after = None
 
     def _poll_health(self, uuid: str, known: _Domain, d: DomainStats, stall_s: float) -> None:
-        if d.poll_status == "timedOut" and (d.data_age_s or 0) >= stall_s and not known.stalled:
+        if d.poll_status == PollStatus.TIMED_OUT and (d.data_age_s or 0) >= stall_s and \
+                not known.stalled:
             known.stalled = True
             self._send("poll", "lvxDomainPollStalled", uuid, d.name, {
                 "lvxDomainPollStatus": d.poll_status,
@@ -308,7 +309,7 @@ class Notifier:
                 "lvxDomainEventText": f"no statistics for {d.data_age_s} s "
                                       f"(severity warning)",
             })
-        elif d.poll_status == "ok" and known.stalled:
+        elif d.poll_status == PollStatus.OK and known.stalled:
             known.stalled = False
             self._send("poll", "lvxDomainPollRecovered", uuid, d.name, {
                 "lvxDomainPollStatus": d.poll_status,

@@ -15,6 +15,7 @@ from agentx_virt.snapshot import (
     JobStats,
     PerfEvent,
     PollInfo,
+    PollStatus,
     Snapshot,
     VcpuStats,
 )
@@ -41,7 +42,7 @@ def full_domain(uuid: str = UUID_A, name: str = "web-1") -> DomainStats:
         balloon_actual_kib=2097152, mem_unused_kib=1048576, mem_usable_kib=1572864,
         mem_available_kib=2000000, mem_rss_kib=2150000, swap_in_kib=10, swap_out_kib=20,
         major_faults=30, minor_faults=40000, reader=1, partition_tag="virt-1",
-        poll_status="ok", data_age_s=3, discontinuity_time=WHEN,
+        poll_status=PollStatus.OK, data_age_s=3, discontinuity_time=WHEN,
         vcpus=(VcpuStats(0, 1, 5000000000, 1000, 2, 700), VcpuStats(1, 2, 4000000000, 2000, 3, 0)),
         pinning=((True, False, True, False), (False, True, False, True)),
         disks=(DiskStats("vda", "/var/lib/libvirt/images/web-1.qcow2", "virtio",
@@ -66,7 +67,7 @@ def full_snapshot() -> Snapshot:
         host=HostInfo(True, "qemu:///system", "QEMU", "7.2.0", "9.0.0", 8),
         poll=PollInfo(10, WHEN, 42, 1, WHEN),
         domains=(full_domain(), DomainStats(uuid=UUID_B, name="db-2", state=5,
-                                            state_reason=2, poll_status="ok")),
+                                            state_reason=2, poll_status=PollStatus.OK)),
     )
 
 

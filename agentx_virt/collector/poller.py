@@ -31,7 +31,14 @@ from agentx_virt.collector.publisher import LatestPublisher
 from agentx_virt.collector.reader import DomainRef, Reader, ReaderResult
 from agentx_virt.collector.selection import selected
 from agentx_virt.config import Config
-from agentx_virt.snapshot import DomainStats, HostInfo, PollInfo, Snapshot, uuid_key
+from agentx_virt.snapshot import (
+    DomainStats,
+    HostInfo,
+    PollInfo,
+    PollStatus,
+    Snapshot,
+    uuid_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -259,13 +266,13 @@ class Poller:
                 if ref.reader in results else {}
             domains.append(latest.get(uuid) or DomainStats(
                 uuid=uuid, name=ref.name, reader=ref.reader,
-                partition_tag=ref.layout.tag or "", poll_status="notPolled"))
+                partition_tag=ref.layout.tag or "", poll_status=PollStatus.NOT_POLLED))
         domains.sort(key=lambda d: (d.name, d.uuid))
         starts = [r.started for r in results.values()]
         poll = PollInfo(
             interval_s=round(self.config.interval_s),
             last_poll_start=max(starts) if starts else None,
             last_poll_duration_ms=max((r.duration_ms for r in results.values()), default=None),
-            timed_out_domains=sum(1 for d in domains if d.poll_status == "timedOut"),
+            timed_out_domains=sum(1 for d in domains if d.poll_status == PollStatus.TIMED_OUT),
             tables_last_change=changed)
         return Snapshot(self._host, poll, tuple(domains))

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Optional
 
 from agentx_virt.collector.sample import ACTIVE_STATES, Sample
-from agentx_virt.snapshot import DomainStats
+from agentx_virt.snapshot import DomainStats, PollStatus
 
 if TYPE_CHECKING:
     from agentx_virt.collector.reader import DomainRef
@@ -45,6 +45,6 @@ def fresh_stats(ref: DomainRef, reader: int, sample: Sample, wall: datetime,
                     util_host = min(10000, round(used_ns * 10000 / (elapsed_ns * host_cpus)))
     return DomainStats(
         uuid=ref.uuid, name=ref.name, reader=reader,
-        partition_tag=ref.layout.tag or "", poll_status="ok", data_age_s=0,
+        partition_tag=ref.layout.tag or "", poll_status=PollStatus.OK, data_age_s=0,
         cpu_util_vcpus=util_vcpus, cpu_util_host=util_host,
         discontinuity_time=discontinuity, **values)

@@ -50,7 +50,7 @@ from agentx_virt.collector.sample import (
 from agentx_virt.config import Config
 from agentx_virt.ratelog import RateLimitedLog
 from agentx_virt.record import slotted
-from agentx_virt.snapshot import DomainStats, HostInfo
+from agentx_virt.snapshot import DomainStats, HostInfo, PollStatus
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,9 @@ class ReaderResult:
 
 def _domains(count: int) -> str:
     return "1 domain" if count == 1 else f"{count} domains"
+
+
+_GONE = object()       # an outcome: the domain is gone, its row and history with it
 
 
 class _Stuck(CollectorError):
@@ -230,7 +233,7 @@ class Reader:
                 log.info("%s: %s; domains keep their last values (poll status error) "
                          "until libvirt is back", self.name, exc)
                 self._down = True
-            return self._emit(started_wall, started, refs, {}, "error")
+            return self._emit(started_wall, started, refs, {}, PollStatus.ERROR)
         if self._down:
             log.info("%s: libvirt is back", self.name)
             self._down = False
@@ -248,27 +251,27 @@ class Reader:
         skipped = 0
         for task in tasks:
             if task.abandoned:          # its own call is stuck (the guard logged which)
-                outcomes[task.key] = "timedOut"
+                outcomes[task.key] = PollStatus.TIMED_OUT
             elif task.cancelled:        # no worker reached it in time: busy, not hung
-                outcomes[task.key] = "skipped"
+                outcomes[task.key] = PollStatus.SKIPPED
                 skipped += 1
             elif isinstance(task.error, _Stuck):
                 if task.key not in self._timed_out:
                     log.warning("%s: %s; its statistics wait (poll status timedOut)",
                                 self.name, task.error)
-                outcomes[task.key] = "timedOut"
+                outcomes[task.key] = PollStatus.TIMED_OUT
             elif isinstance(task.error, DomainGone):
-                outcomes[task.key] = "gone"
+                outcomes[task.key] = _GONE
             elif isinstance(task.error, LibvirtUnavailable):
                 log.debug("%s: %s", self.name, task.error)   # the outage is warned of once
-                outcomes[task.key] = "error"
+                outcomes[task.key] = PollStatus.ERROR
             elif task.error is not None:
                 log.warning("%s: polling %s failed: %s", self.name, task.key, task.error)
-                outcomes[task.key] = "error"
+                outcomes[task.key] = PollStatus.ERROR
             else:
                 outcomes[task.key] = task.result
         self._report_skipped(skipped, len(refs))
-        return self._emit(started_wall, started, refs, outcomes, "timedOut")
+        return self._emit(started_wall, started, refs, outcomes, PollStatus.TIMED_OUT)
 
     def _report_skipped(self, skipped: int, total: int) -> None:
         """A WARNING when a cycle ends before every domain is reached; then, however often
@@ -379,12 +382,12 @@ class Reader:
             raise _Stuck(f"{name}: monitor occupied for {state_ms} ms")
 
     def _emit(self, started_wall: datetime, started: float, refs: list[DomainRef],
-              outcomes: Mapping[str, object], default: str) -> ReaderResult:
+              outcomes: Mapping[str, object], default: PollStatus) -> ReaderResult:
         now = time.monotonic()
         domains: dict[str, DomainStats] = {}
         for ref in refs:
             outcome = outcomes.get(ref.uuid, default)
-            if outcome == "gone":
+            if outcome is _GONE:
                 self._history.pop(ref.uuid, None)
                 self._memo.forget(ref.uuid)
                 with self._lock:
@@ -399,8 +402,10 @@ class Reader:
                 self._history[ref.uuid] = _History(outcome.stats, now, outcome.taken_ns)
                 domains[ref.uuid] = outcome.stats
                 continue
-            domains[ref.uuid] = self._stale(ref, str(outcome), now)
-        self._timed_out = {uuid for uuid, d in domains.items() if d.poll_status == "timedOut"}
+            domains[ref.uuid] = self._stale(
+                ref, outcome if isinstance(outcome, PollStatus) else default, now)
+        self._timed_out = {uuid for uuid, d in domains.items()
+                           if d.poll_status == PollStatus.TIMED_OUT}
         result = ReaderResult(self.number, started_wall, int((now - started) * 1000), domains)
         self._publish(result)
         return result
@@ -414,7 +419,7 @@ class Reader:
                             self._host().host_cpus, self.config.wants("cpu_util"))
         return _Polled(fresh, sample.taken_ns, sample.problems)
 
-    def _stale(self, ref: DomainRef, status: str, now: float) -> DomainStats:
+    def _stale(self, ref: DomainRef, status: PollStatus, now: float) -> DomainStats:
         previous = self._history.get(ref.uuid)
         if previous is None:
             return DomainStats(uuid=ref.uuid, name=ref.name, reader=self.number,
