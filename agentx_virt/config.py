@@ -288,46 +288,7 @@ def load(path: Optional[Path], overrides: Mapping[str, Any] = {},
     if uri_from_env:
         values["uri"] = uri_from_env
     if path is not None:
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-        for section, table in data.items():
-            if not isinstance(table, dict):
-                raise ConfigError(f"{path}:{_line_of_top_key(text, section)}: key {section!r} "
-                                  f"is outside any section; put it under its [section] "
-                                  f"(libvirt, agentx, poll, agent, traps, thresholds)")
-            if \
-                    section not in {s for s, _ in _KEYS} | {"thresholds"}:
-                raise ConfigError(f"{path}:{_line_of(text, section, None)}: unknown section "
-                                  f"[{section}]; known: libvirt, agentx, poll, agent, traps, "
-                                  f"thresholds")
-            if section == "thresholds":
-                thresholds = []
-                for metric, value in table.items():
-                    try:
-                        thresholds.append(_threshold(metric, value))
-                    except ValueError as exc:
-                        raise ConfigError(f"{path}:{_line_of(text, section, metric)}: "
-                                          f"[thresholds] {metric}: {exc}") from None
-                values["thresholds"] = tuple(thresholds)
-                continue
-            for key, value in table.items():
-                spec = _KEYS.get((section, key))
-                where = f"{path}:{_line_of(text, section, key)}: [{section}] {key}"
-                if spec is None:
-                    known = ", ".join(k for s, k in _KEYS if s == section)
-                    raise ConfigError(f"{where}: unknown key; [{section}] knows {known}")
-                field_name, check = spec
-                try:
-                    values[field_name] = check(value)
-                except ValueError as exc:
-                    raise ConfigError(f"{where}: {exc}") from None
-                where_from[field_name] = where.rsplit(": ", 1)[0]
+        _read_file(path, values, where_from)
     by_field = {field_name: check for field_name, check in _KEYS.values()}
     for field_name, value in overrides.items():
         if value is None:
@@ -351,3 +312,46 @@ def load(path: Optional[Path], overrides: Mapping[str, Any] = {},
             f"[poll] interval ({config.interval_s:g} s, from "
             f"{where_from.get('interval_s', 'the default')})")
     return config
+
+
+def _read_file(path: Path, values: dict[str, Any], where_from: dict[str, str]) -> None:
+    """The file's settings into ``values``, each with its file:line in ``where_from``."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}:{_line_of_top_key(text, section)}: key {section!r} "
+                              f"is outside any section; put it under its [section] "
+                              f"(libvirt, agentx, poll, agent, traps, thresholds)")
+        if section not in {s for s, _ in _KEYS} | {"thresholds"}:
+            raise ConfigError(f"{path}:{_line_of(text, section, None)}: unknown section "
+                              f"[{section}]; known: libvirt, agentx, poll, agent, traps, "
+                              f"thresholds")
+        if section == "thresholds":
+            thresholds = []
+            for metric, value in table.items():
+                try:
+                    thresholds.append(_threshold(metric, value))
+                except ValueError as exc:
+                    raise ConfigError(f"{path}:{_line_of(text, section, metric)}: "
+                                      f"[thresholds] {metric}: {exc}") from None
+            values["thresholds"] = tuple(thresholds)
+            continue
+        for key, value in table.items():
+            spec = _KEYS.get((section, key))
+            where = f"{path}:{_line_of(text, section, key)}: [{section}] {key}"
+            if spec is None:
+                known = ", ".join(k for s, k in _KEYS if s == section)
+                raise ConfigError(f"{where}: unknown key; [{section}] knows {known}")
+            field_name, check = spec
+            try:
+                values[field_name] = check(value)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+            where_from[field_name] = where.rsplit(": ", 1)[0]

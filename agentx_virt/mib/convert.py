@@ -15,7 +15,7 @@ import struct
 from datetime import datetime, timezone
 from typing import Callable
 
-from agentx_virt.mib.model import MibError, MibObject
+from agentx_virt.mib.model import MibError, MibObject, Syntax
 from agentx_virt.snmp.table import Stored
 from agentx_virt.snmp.types import Value, ValueType
 
@@ -109,72 +109,96 @@ def converter(obj: MibObject) -> Converter:
     """
     syntax = obj.syntax
     assert syntax is not None, obj.name
-    tc = syntax.tc
-    sized = _sizes_check(syntax.sizes)
-    if tc == "TruthValue":
-        true, false = syntax.enum["true"], syntax.enum["false"]
-
-        def truth(value: object) -> Value:
-            if not isinstance(value, bool):
-                raise Reject("TruthValue needs a bool")
-            return true if value else false
-        return truth
-    if tc == "DateAndTime":
-        def when(value: object) -> Value:
-            if not isinstance(value, datetime):
-                raise Reject("DateAndTime needs a datetime")
-            return date_and_time(value)
-        return when
-    if tc == "MacAddress":
-        def mac(value: object) -> Value:
-            try:
-                wire = bytes.fromhex(str(value).replace(":", "").replace("-", ""))
-            except ValueError:
-                raise Reject("not a MAC address") from None
-            return sized(wire)
-        return mac
-    if tc == "LvxUuid":
-        def uuid_octets(value: object) -> Value:
-            digits = str(value).replace("-", "")
-            try:
-                if len(digits) != 32:
-                    raise ValueError(digits)
-                return bytes.fromhex(digits)
-            except ValueError:
-                raise Reject("not a UUID") from None
-        return uuid_octets
+    by_tc = _TEXTUAL_CONVENTIONS.get(syntax.tc or "")
+    if by_tc is not None:
+        return by_tc(syntax)
     if syntax.base is ValueType.OCTET_STRING:
-        text = _text_check(obj.name, syntax.sizes)
-
-        def octets(value: object) -> Stored:
-            if isinstance(value, str):
-                return text(value)
-            if isinstance(value, bytes):
-                return sized(value)
-            raise Reject(f"{type(value).__name__} for a string object")
-        return octets
+        return _octets(obj.name, syntax)
     if syntax.base in _BASE_RANGES:
-        low, high = _BASE_RANGES[syntax.base]
-        base_name = syntax.base.name
-        enum = dict(syntax.enum)
-        allowed = frozenset(enum.values()) if enum else None
-        ranges = syntax.ranges
-
-        def integer(value: object) -> Value:
-            if type(value) is int:
-                wire = value
-            elif isinstance(value, str) and enum:
-                if value not in enum:
-                    raise Reject(f"{value!r} is not one of {sorted(enum)}")
-                wire = enum[value]
-            else:
-                raise Reject(f"{type(value).__name__} for an integer object")
-            if not low <= wire <= high:
-                raise Reject(f"{wire} does not fit {base_name}")
-            if allowed is not None and wire not in allowed:
-                raise Reject(f"{wire} is not one of {sorted(allowed)}")
-            if ranges and not any(lo <= wire <= hi for lo, hi in ranges):
-                raise Reject(f"{wire} is outside {list(ranges)}")
-            return wire
-        return integer
+        return _integer(syntax)
     raise MibError(f"{obj.name}: no conversion to {syntax.base.name}")
+
+
+def _truth(syntax: Syntax) -> Converter:
+    true, false = syntax.enum["true"], syntax.enum["false"]
+
+    def truth(value: object) -> Value:
+        if not isinstance(value, bool):
+            raise Reject("TruthValue needs a bool")
+        return true if value else false
+    return truth
+
+
+def _when(_syntax: Syntax) -> Converter:
+    def when(value: object) -> Value:
+        if not isinstance(value, datetime):
+            raise Reject("DateAndTime needs a datetime")
+        return date_and_time(value)
+    return when
+
+
+def _mac(syntax: Syntax) -> Converter:
+    sized = _sizes_check(syntax.sizes)
+
+    def mac(value: object) -> Value:
+        try:
+            wire = bytes.fromhex(str(value).replace(":", "").replace("-", ""))
+        except ValueError:
+            raise Reject("not a MAC address") from None
+        return sized(wire)
+    return mac
+
+
+def _uuid(_syntax: Syntax) -> Converter:
+    def uuid_octets(value: object) -> Value:
+        digits = str(value).replace("-", "")
+        try:
+            if len(digits) != 32:
+                raise ValueError(digits)
+            return bytes.fromhex(digits)
+        except ValueError:
+            raise Reject("not a UUID") from None
+    return uuid_octets
+
+
+_TEXTUAL_CONVENTIONS: dict[str, Callable[[Syntax], Converter]] = {
+    "TruthValue": _truth, "DateAndTime": _when, "MacAddress": _mac, "LvxUuid": _uuid}
+
+
+def _octets(name: str, syntax: Syntax) -> Converter:
+    text = _text_check(name, syntax.sizes)
+    sized = _sizes_check(syntax.sizes)
+
+    def octets(value: object) -> Stored:
+        if isinstance(value, str):
+            return text(value)
+        if isinstance(value, bytes):
+            return sized(value)
+        raise Reject(f"{type(value).__name__} for a string object")
+    return octets
+
+
+def _integer(syntax: Syntax) -> Converter:
+    low, high = _BASE_RANGES[syntax.base]
+    base_name = syntax.base.name
+    enum = dict(syntax.enum)
+    allowed = frozenset(enum.values()) if enum else None
+    ranges = syntax.ranges
+
+    def integer(value: object) -> Value:
+        if type(value) is int:
+            wire = value
+        elif isinstance(value, str) and enum:
+            if value not in enum:
+                raise Reject(f"{value!r} is not one of {sorted(enum)}")
+            wire = enum[value]
+        else:
+            raise Reject(f"{type(value).__name__} for an integer object")
+        if not low <= wire <= high:
+            raise Reject(f"{wire} does not fit {base_name}")
+        if allowed is not None and wire not in allowed:
+            raise Reject(f"{wire} is not one of {sorted(allowed)}")
+        if ranges and not any(lo <= wire <= hi for lo, hi in ranges):
+            raise Reject(f"{wire} is outside {list(ranges)}")
+        return wire
+    return integer
