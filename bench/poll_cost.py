@@ -24,9 +24,11 @@ from pathlib import Path
 import libvirt
 
 import agentx_virt
+from agentx_virt.collector.calls import SLOW_REFRESH_CYCLES
 from agentx_virt.collector.connection import Connection
+from agentx_virt.collector.groups import COMPLETED
 from agentx_virt.collector.poller import LAYOUT_REFRESH_CYCLES, Poller
-from agentx_virt.collector.sample import COMPLETED, NOWAIT, SLOW_REFRESH_CYCLES, bulk_groups
+from agentx_virt.collector.sample import NOWAIT, bulk_groups
 from agentx_virt.config import Config
 from agentx_virt.daemon import Agent
 from agentx_virt.demo.agent_thread import AgentThread

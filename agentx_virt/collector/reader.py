@@ -27,6 +27,7 @@ from typing import Callable, NamedTuple, Optional
 
 import libvirt
 
+from agentx_virt.collector.calls import CallMemo
 from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.errors import (
     CollectorError,
@@ -40,7 +41,6 @@ from agentx_virt.collector.outage import REMINDER_S
 from agentx_virt.collector.rates import fresh_stats
 from agentx_virt.collector.sample import (
     ACTIVE_STATES,
-    CallMemo,
     Prefetched,
     Sample,
     bulk_stats,
