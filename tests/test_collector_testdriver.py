@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import libvirt
 import pytest
@@ -201,3 +201,22 @@ def test_control_info_is_skipped_for_domains_shut_off_at_their_last_poll(
     assert active and len(active) < len(first)
     assert sorted(asked) == active
     poller.stop()
+
+
+def test_every_connection_the_poller_opens_comes_from_the_factory_it_was_given(
+        node: str) -> None:
+    opened: list[tuple[str, bool]] = []
+
+    def connect(uri: str, name: str, read_only: bool = True,
+                on_close: Optional[Callable[[Connection, str], None]] = None) -> Connection:
+        opened.append((name, read_only))
+        return Connection(uri, name, read_only, on_close)
+
+    snapshot = Poller(Config(uri=node, interval_s=5, domain_timeout_s=2, instances=2),
+                      lambda _s: None, connect).poll_once()
+    assert snapshot.domains
+    names = [name for name, _ in opened]
+    assert names[0] == "partitioner"
+    assert {"reader-0-control", "reader-1-control"} <= set(names)
+    assert any(name.startswith("reader-0-worker-") for name in names)
+    assert all(read_only for _, read_only in opened)      # no fs_info: read-only only

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 import libvirt
 
@@ -49,6 +49,15 @@ def start_event_loop() -> None:
 
         _loop_thread = threading.Thread(target=run, name="libvirt-events", daemon=True)
         _loop_thread.start()
+
+
+class ConnectionFactory(Protocol):
+    """What opens a libvirt connection for the collector (``Connection`` itself); the
+    poller, its readers and the event watcher take one, so tests and tools can wrap it."""
+
+    def __call__(self, uri: str, name: str, read_only: bool = True,
+                 on_close: Optional[Callable[[Connection, str], None]] = None) -> Connection:
+        ...
 
 
 def uri_problem(uri: str) -> Optional[str]:

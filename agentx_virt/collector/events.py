@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional, Union
 
 import libvirt
 
-from agentx_virt.collector.connection import Connection
+from agentx_virt.collector.connection import Connection, ConnectionFactory
 from agentx_virt.collector.errors import CollectorError
 
 log = logging.getLogger(__name__)
@@ -89,8 +89,10 @@ class EventWatcher:
     events."""
 
     def __init__(self, uri: str, sink: queue.Queue[Any], on_overflow: Any = None,
-                 on_layout_change: Optional[Callable[[Optional[str]], None]] = None) -> None:
+                 on_layout_change: Optional[Callable[[Optional[str]], None]] = None,
+                 connect: ConnectionFactory = Connection) -> None:
         self.uri = uri
+        self._connect = connect
         self.sink = sink
         self.dropped = 0
         self._on_overflow = on_overflow
@@ -149,7 +151,7 @@ class EventWatcher:
         self._close()
 
     def _register(self) -> None:
-        conn = Connection(self.uri, "events", on_close=self._closed)
+        conn = self._connect(self.uri, "events", on_close=self._closed)
         try:
             virconn = conn.conn
             self._callbacks = [

@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 import libvirt
 
-from agentx_virt.collector.connection import Connection
+from agentx_virt.collector.connection import Connection, ConnectionFactory
 from agentx_virt.collector.errors import CollectorError, LibvirtUnavailable
 from agentx_virt.collector.layout import Layout, parse_layout
 from agentx_virt.collector.outage import OutageLog
@@ -62,8 +62,10 @@ def _version(number: int) -> str:
 class Poller:
     """Readers, the partitioner and the aggregator; ``on_snapshot`` gets every new Snapshot."""
 
-    def __init__(self, config: Config, on_snapshot: Callable[[Snapshot], None]) -> None:
+    def __init__(self, config: Config, on_snapshot: Callable[[Snapshot], None],
+                 connect: ConnectionFactory = Connection) -> None:
         self.config = config
+        self._connect = connect
         self._lock = threading.Lock()
         # Readers and the partitioner only ask for a publication: one thread builds the
         # latest snapshot and hands it on, so an older one never follows a newer one into
@@ -83,8 +85,8 @@ class Poller:
         self._tables_changed: Optional[datetime] = None
         self._outage = OutageLog(log, f"libvirt at {config.uri}")
         self._retry_s: Optional[float] = config.interval_s
-        self.readers = [Reader(k, config, self._assignment(k), self._host_info, self._publish)
-                        for k in range(config.instances)]
+        self.readers = [Reader(k, config, self._assignment(k), self._host_info, self._publish,
+                               connect) for k in range(config.instances)]
         self._thread = threading.Thread(target=self._run, name="partitioner", daemon=True)
 
     # ------------------------------------------------------------ lifecycle
@@ -161,7 +163,7 @@ class Poller:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        conn = Connection(self.config.uri, "partitioner")
+        conn = self._connect(self.config.uri, "partitioner")
         kind = conn.call("getType", conn.conn.getType)
         hypervisor = conn.call("getVersion", conn.conn.getVersion)
         library = conn.call("getLibVersion", conn.conn.getLibVersion)

@@ -28,7 +28,7 @@ from typing import Callable, NamedTuple, Optional
 import libvirt
 
 from agentx_virt.collector.calls import CallMemo
-from agentx_virt.collector.connection import Connection
+from agentx_virt.collector.connection import Connection, ConnectionFactory
 from agentx_virt.collector.errors import (
     CollectorError,
     DomainGone,
@@ -105,7 +105,9 @@ class _History:
 class Reader:
     def __init__(self, number: int, config: Config, assignment: Callable[[], list[DomainRef]],
                  host: Callable[[], HostInfo],
-                 publish: Callable[[ReaderResult], None]) -> None:
+                 publish: Callable[[ReaderResult], None],
+                 connect: ConnectionFactory = Connection) -> None:
+        self._connect = connect
         self.number = number
         self.config = config
         self.name = f"reader-{number}"
@@ -171,7 +173,7 @@ class Reader:
             log.info("%s: libvirt control connection lost; reopening", self.name)
             self._control.close()
             self._control = None
-        self._control = Connection(self.config.uri, f"{self.name}-control")
+        self._control = self._connect(self.config.uri, f"{self.name}-control")
         return self._control
 
     def _monitor_connection(self) -> Connection:
@@ -188,7 +190,7 @@ class Reader:
                     self._monitors.discard(conn)
                 conn.close()
         # fs_info needs a read-write connection (guest agent calls are privileged).
-        conn = Connection(self.config.uri, f"{threading.current_thread().name}",
+        conn = self._connect(self.config.uri, f"{threading.current_thread().name}",
                           read_only=not self.config.wants("fs_info"))
         self._local.conn = conn
         with self._lock:
