@@ -169,8 +169,10 @@ class Guard:
                     elif call_started is not None:
                         check_at = min(check_at, call_started + deadline_s)
                     else:
-                        check_at = min(check_at, started + RUNAWAY_FACTOR * deadline_s,
-                                       now + deadline_s / 4)
+                        # Between calls: a call it starts after now is seen at the next
+                        # look, by now + deadline_s at the latest, still within its
+                        # own deadline.
+                        check_at = min(check_at, started + RUNAWAY_FACTOR * deadline_s)
 
     @property
     def threads(self) -> int:
