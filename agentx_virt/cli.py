@@ -180,7 +180,7 @@ def _dump(args: argparse.Namespace) -> int:
         log.warning("%s; showing fresh indexes", exc)
         registry = DomainIndexRegistry()
     snapshot = Poller(config, lambda _snapshot: None).poll_once(args.samples, args.gap)
-    indexes = registry.index_domains(((d.name, d.uuid) for d in snapshot.domains), time.time())
+    indexes = registry.index_domains(snapshot.domains, time.time())
     print(render(snapshot, indexes, args.format))
     return 0 if snapshot.host.libvirt_connected else 1
 

@@ -67,8 +67,7 @@ class Agent:
         return self.registry.assign([uuid], time.time())[uuid_key(uuid)]
 
     def _indexes_for(self, snapshot: Snapshot) -> dict[str, int]:
-        return self.registry.index_domains(((d.name, d.uuid) for d in snapshot.domains),
-                                           time.time())
+        return self.registry.index_domains(snapshot.domains, time.time())
 
     def _status(self) -> AgentStatus:
         """The agent's own counters and health, merged into the table at publish time."""

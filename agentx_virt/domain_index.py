@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from agentx_virt.record import slotted
-from agentx_virt.snapshot import uuid_key
+from agentx_virt.snapshot import DomainStats, uuid_key
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +96,11 @@ class DomainIndexRegistry:
                 self._save_locked()
         return result
 
-    def index_domains(self, domains: Iterable[tuple[str, str]], now: float) -> dict[str, int]:
-        """lvxDomainIndex per lower-case UUID of these (name, UUID) pairs: ``assign`` with
-        new domains taken in name order (a fresh start reads naturally), and, once an hour
-        of ``now``, the UUIDs unseen for FORGET_AFTER_S forgotten."""
-        indexes = self.assign((uuid for _name, uuid in sorted(domains)), now)
+    def index_domains(self, domains: Iterable[DomainStats], now: float) -> dict[str, int]:
+        """lvxDomainIndex per lower-case UUID of these domains (a snapshot's): ``assign``
+        with new domains taken in name order (a fresh start reads naturally), and, once an
+        hour of ``now``, the UUIDs unseen for FORGET_AFTER_S forgotten."""
+        indexes = self.assign((d.uuid for d in sorted(domains, key=_by_name)), now)
         if self._forget_checked is None:
             self._forget_checked = now
         elif now - self._forget_checked > FORGET_CHECK_S:
@@ -243,6 +243,10 @@ class DomainIndexRegistry:
         if self.save_error is not None:
             log.warning("domain index state %s written again after failures", self.path)
             self.save_error = None
+
+
+def _by_name(domain: DomainStats) -> tuple[str, str]:
+    return domain.name, domain.uuid
 
 
 class _Unusable(Exception):

@@ -128,8 +128,8 @@ def cpu_per_domain_cycle(uri: str, cycles: int, workers: int
     for reader in poller.readers:           # a first cycle: lookups, CPU time baseline
         reader.poll_once()
     poll_cpu = build_cpu = 0.0
-    indexes = DomainIndexRegistry().index_domains(      # as the SNMP side assigns them
-        ((d.name, d.uuid) for d in snapshots[-1].domains), time.time())
+    # As the SNMP side assigns them.
+    indexes = DomainIndexRegistry().index_domains(snapshots[-1].domains, time.time())
     for _ in range(cycles):
         started = time.process_time()
         for reader in poller.readers:
