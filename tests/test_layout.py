@@ -66,3 +66,13 @@ def test_text_that_repeats_across_domains_is_one_object() -> None:
     assert first.disks[0].bus is second.disks[0].bus                # "virtio"
     assert first.nics[0].source is second.nics[0].source            # "br0"
     assert first.tag is second.tag                                  # "virt-1"
+
+
+def test_nic_keys_stay_unique_whatever_names_the_devices_already_took() -> None:
+    nics = parse_layout(
+        "<domain><devices>"
+        "<interface type='bridge'><target dev='nic2'/></interface>"
+        "<interface type='bridge'><target dev='nic2~1'/></interface>"
+        "<interface type='user'/>"                       # position 2: nic2 is taken
+        "</devices></domain>").nics
+    assert [n.target for n in nics] == ["nic2", "nic2~1", "nic2~2"]

@@ -65,6 +65,18 @@ def _source(element: ElementTree.Element, attributes: tuple[str, ...]) -> Option
     return None
 
 
+def _nic_key(device: Optional[str], mac: Optional[str], position: int, keys: set[str]) -> str:
+    """The NIC's row key: its device name, else its MAC, else ``nicN`` (``nicN~K`` with
+    the first K not taken), never one an earlier NIC of the domain has."""
+    for key in (device, mac, f"nic{position}"):
+        if key and key not in keys:
+            return key
+    suffix = 1
+    while f"nic{position}~{suffix}" in keys:
+        suffix += 1
+    return f"nic{position}~{suffix}"
+
+
 def parse_layout(xml: str) -> Layout:
     """Disks (with a target), NICs (each, keyed as ``Nic`` says), vCPU maximum and ovirtmap
     tag.
@@ -91,8 +103,7 @@ def parse_layout(xml: str) -> Layout:
         device = None if target is None else target.get("dev") or None
         mac_element = nic.find("mac")
         mac = None if mac_element is None else mac_element.get("address") or None
-        key = next(k for k in (device, mac, f"nic{position}", f"nic{position}~{len(nics)}")
-                   if k and k not in keys)
+        key = _nic_key(device, mac, position, keys)
         keys.add(key)
         nics.append(Nic(sys.intern(key), mac,
                         _shared(_source(nic, ("bridge", "network", "dev", "path"))),
