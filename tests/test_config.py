@@ -11,6 +11,8 @@ from agentx_virt import cli
 from agentx_virt.config import _KEYS as KEYS
 from agentx_virt.config import DEFAULT_STATS, Config, ConfigError, Threshold, load
 
+from .conftest import private_libvirtd
+
 
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "agentx-virt.toml"
@@ -190,7 +192,6 @@ BAD_FILES = [
     ("[libvirt]\nuri = \"qemu://[bad/system\"\n",
      "libvirt URI 'qemu://[bad/system' (--uri, [libvirt] uri or $LIBVIRT_DEFAULT_URI): "
      "libvirt cannot parse it"),
-    ("[libvirt]\nuri = \"nosuchdriver:///x\"\n", "libvirt has no driver for it"),
     ("[snmp]\nport = 161\n", ":1: unknown section [snmp]"),
     ("[poll]\ninterval = 10\n[poll]\nworkers = 2\n", "not valid TOML"),
     ("[thresholds]\nlvxDomainMemRssKiB = \"high\"\n", "[thresholds] lvxDomainMemRssKiB:"),
@@ -207,6 +208,20 @@ def test_a_bad_configuration_file_exits_2_saying_where_and_what(
     assert error.startswith("agentx-virt: configuration error: ")
     assert message.format(path=path) in error, error
     assert error.count("\n") == 1
+
+
+@pytest.mark.peers
+def test_a_uri_whose_driver_libvirtd_lacks_exits_2(
+        tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the daemon knows its drivers: with none up (``nosuchdriver:///x`` alone goes to
+    the host's socket) the URI is retried, so this asks a private libvirtd."""
+    with private_libvirtd(tmp_path_factory, "the unknown-driver test") as daemon:
+        uri = f"nosuchdriver:///x?socket={daemon.root}/run/libvirt/libvirt-sock"
+        path = write(tmp_path_factory.mktemp("config"), f'[libvirt]\nuri = "{uri}"\n')
+        assert cli.main(["dump", "--config", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("agentx-virt: configuration error: ")
+    assert "libvirt has no driver for it: no connection driver available" in error, error
 
 
 def test_an_unreachable_uri_is_not_a_configuration_error(tmp_path: Path) -> None:
