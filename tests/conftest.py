@@ -14,7 +14,8 @@ import pytest
 
 from agentx_virt.agentx import pdu as p
 from agentx_virt.agentx.address import parse_address
-from agentx_virt.agentx.codec import Decoder, encode
+from agentx_virt.agentx.decoder import Decoder
+from agentx_virt.agentx.encoder import encode
 from agentx_virt.agentx.session import AgentXSession
 from agentx_virt.agentx.session_config import SessionConfig
 from agentx_virt.agentx.session_thread import SessionThread

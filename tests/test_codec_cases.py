@@ -11,9 +11,10 @@ from __future__ import annotations
 import pytest
 
 from agentx_virt.agentx import pdu as p
-from agentx_virt.agentx.codec import Decoder, decode, encode
 from agentx_virt.agentx.constants import CloseReason
 from agentx_virt.agentx.constants import ValueType as T
+from agentx_virt.agentx.decoder import Decoder, decode
+from agentx_virt.agentx.encoder import encode
 
 H = bytes.fromhex
 

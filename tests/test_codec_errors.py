@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentx_virt.agentx import pdu as p
-from agentx_virt.agentx.codec import Decoder, decode, encode
 from agentx_virt.agentx.constants import ValueType as T
+from agentx_virt.agentx.decoder import Decoder, decode
+from agentx_virt.agentx.encoder import encode
 from agentx_virt.agentx.errors import EncodeError, FramingError, MalformedPDU, ProtocolError
 
 H = bytes.fromhex

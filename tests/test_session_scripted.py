@@ -8,9 +8,9 @@ import time
 import pytest
 
 from agentx_virt.agentx import pdu as p
-from agentx_virt.agentx.codec import encode
 from agentx_virt.agentx.constants import CloseReason, ErrorCode
 from agentx_virt.agentx.constants import ValueType as T
+from agentx_virt.agentx.encoder import encode
 from agentx_virt.agentx.errors import SessionFatal
 from agentx_virt.agentx.session_thread import SessionThread
 from agentx_virt.agentx.store import OidTable

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from agentx_virt.agentx import pdu as p
 from agentx_virt.agentx.address import MasterAddress
-from agentx_virt.agentx.codec import Decoder, encode
 from agentx_virt.agentx.constants import CloseReason, error_name
+from agentx_virt.agentx.decoder import Decoder
+from agentx_virt.agentx.encoder import encode
 from agentx_virt.agentx.errors import AgentXError, ProtocolError
 from agentx_virt.oid import OID
 

@@ -11,8 +11,8 @@ import logging
 from typing import Optional
 
 from agentx_virt.agentx import pdu as p
-from agentx_virt.agentx.codec import encode
 from agentx_virt.agentx.constants import ErrorCode, ValueType
+from agentx_virt.agentx.encoder import encode
 from agentx_virt.agentx.errors import EncodeError
 from agentx_virt.agentx.store import EMPTY_TABLE, OidTable
 

@@ -39,8 +39,9 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from agentx_virt.agentx import pdu as p
-from agentx_virt.agentx.codec import Decoder, encode
 from agentx_virt.agentx.constants import CloseReason, ErrorCode, error_name
+from agentx_virt.agentx.decoder import Decoder
+from agentx_virt.agentx.encoder import encode
 from agentx_virt.agentx.errors import (
     ConnectionLost,
     EncodeError,
