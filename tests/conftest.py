@@ -101,8 +101,10 @@ AgentFactory = Callable[..., SessionThread]
 
 
 @pytest.fixture
-def start_agent() -> Iterator[AgentFactory]:
-    """Start subagents against an address; every one is stopped at teardown."""
+def start_agent(request: pytest.FixtureRequest) -> Iterator[AgentFactory]:
+    """Start subagents against an address; every one is stopped at teardown (after a
+    scripted master's connections are closed, so their Close need not wait for an
+    answer nobody sends)."""
     running: list[SessionThread] = []
 
     def start(address: str, table: OidTable, subtrees: tuple[OID, ...],
@@ -115,6 +117,8 @@ def start_agent() -> Iterator[AgentFactory]:
         return agent
 
     yield start
+    if "master" in request.fixturenames:
+        request.getfixturevalue("master").close_connections()
     for agent in running:
         agent.stop()
 
@@ -181,9 +185,12 @@ class ScriptedMaster:
         self.connections.append(conn)
         return conn
 
-    def close(self) -> None:
+    def close_connections(self) -> None:
         for conn in self.connections:
             conn.close()
+
+    def close(self) -> None:
+        self.close_connections()
         self.server.close()
 
 

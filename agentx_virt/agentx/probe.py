@@ -1,17 +1,31 @@
-"""Check that an AgentX master is reachable and speaks AgentX: Open, Ping, Close."""
+"""Check that an AgentX master is reachable and speaks AgentX: Open, Ping, Close.
+
+The same protocol object as the session's drives it, so the probe speaks exactly
+as the agent will.
+"""
 
 from __future__ import annotations
 
 import socket
 import time
 from dataclasses import dataclass
+from typing import Union
 
 from agentx_virt.agentx import pdu as p
 from agentx_virt.agentx.address import MasterAddress
 from agentx_virt.agentx.constants import CloseReason, error_name
-from agentx_virt.agentx.decoder import Decoder
-from agentx_virt.agentx.encoder import encode
-from agentx_virt.agentx.errors import AgentXError, ProtocolError
+from agentx_virt.agentx.errors import AgentXError
+from agentx_virt.agentx.protocol import (
+    AgentXProtocol,
+    Answered,
+    Event,
+    Malformed,
+    NeedData,
+    Opened,
+    Refused,
+    Unframeable,
+)
+from agentx_virt.agentx.session_config import SessionConfig
 from agentx_virt.oid import OID
 
 
@@ -21,23 +35,29 @@ class ProbeResult:
     ping_ms: float
 
 
-def _exchange(sock: socket.socket, decoder: Decoder, request: p.PDU, timeout: float) -> p.Response:
-    sock.sendall(encode(request))
+def _answer(sock: socket.socket, protocol: AgentXProtocol, what: str,
+            timeout: float) -> Union[Opened, Answered]:
+    """Wait for the master's answer to our last request (Open, Ping or Close)."""
     deadline = time.monotonic() + timeout
     while True:
-        pdu = decoder.next_pdu()
-        if isinstance(pdu, p.Response) and pdu.packet_id == request.packet_id:
-            return pdu
-        if pdu is not None:
-            continue  # nothing is registered, so nothing else is expected; skip it
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AgentXError(f"no answer to {type(request).__name__} within {timeout:g} s")
-        sock.settimeout(remaining)
-        data = sock.recv(65536)
-        if not data:
-            raise AgentXError(f"the master closed the connection after {type(request).__name__}")
-        decoder.feed(data)
+        event: Union[Event, NeedData] = protocol.next_event()
+        if isinstance(event, (Opened, Answered)):
+            return event
+        if isinstance(event, Refused):
+            raise AgentXError(f"the master refused Open: {error_name(event.error)}")
+        if isinstance(event, (Malformed, Unframeable)):
+            raise AgentXError(f"the peer at {protocol.config.address} does not speak AgentX: "
+                              f"{event.message}")
+        if isinstance(event, NeedData):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AgentXError(f"no answer to {what} within {timeout:g} s")
+            sock.settimeout(remaining)
+            data = sock.recv(65536)
+            protocol.receive_data(data)
+            if not data:
+                raise AgentXError(f"the master closed the connection after {what}")
+        # Anything else (a stray Response, a request nothing registered invites) is skipped.
 
 
 def probe(address: MasterAddress, timeout: float = 5.0, ident: OID = ()) -> ProbeResult:
@@ -47,22 +67,19 @@ def probe(address: MasterAddress, timeout: float = 5.0, ident: OID = ()) -> Prob
         OSError: the address cannot be reached (missing socket, refused, permissions).
         AgentXError: the peer answered, but not as an AgentX master should.
     """
+    config = SessionConfig(address, (), ident=ident, description="agentx-virt probe",
+                           open_timeout=max(1, int(timeout)), response_timeout=timeout)
+    protocol = AgentXProtocol(config, lambda: 0, time.monotonic)
     with address.connect(timeout) as sock:
-        decoder = Decoder()
-        try:
-            opened = _exchange(sock, decoder, p.Open(
-                packet_id=1, timeout=int(timeout), id=ident,
-                description=b"agentx-virt probe"), timeout)
-            if opened.error:
-                raise AgentXError(f"the master refused Open: {error_name(opened.error)}")
-            started = time.perf_counter()
-            pinged = _exchange(sock, decoder, p.Ping(session_id=opened.session_id, packet_id=2),
-                               timeout)
-            ping_ms = (time.perf_counter() - started) * 1000
-            if pinged.error:
-                raise AgentXError(f"the master answered Ping with {error_name(pinged.error)}")
-            _exchange(sock, decoder, p.Close(session_id=opened.session_id, packet_id=3,
-                                             reason=CloseReason.SHUTDOWN), timeout)
-        except ProtocolError as exc:
-            raise AgentXError(f"the peer at {address} does not speak AgentX: {exc}") from None
-        return ProbeResult(opened.session_id, ping_ms)
+        sock.sendall(protocol.send(p.Open(timeout=config.open_timeout, id=ident,
+                                          description=config.description.encode())))
+        opened = _answer(sock, protocol, "Open", timeout)
+        started = time.perf_counter()
+        sock.sendall(protocol.send(p.Ping()))
+        pinged = _answer(sock, protocol, "Ping", timeout)
+        ping_ms = (time.perf_counter() - started) * 1000
+        if isinstance(pinged, Answered) and pinged.error:
+            raise AgentXError(f"the master answered Ping with {error_name(pinged.error)}")
+        sock.sendall(protocol.send(p.Close(reason=CloseReason.SHUTDOWN)))
+        _answer(sock, protocol, "Close", timeout)
+        return ProbeResult(protocol.session_id if isinstance(opened, Opened) else 0, ping_ms)

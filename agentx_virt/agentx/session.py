@@ -1,31 +1,16 @@
-"""The AgentX session driver: the only code that touches the master's socket.
+"""The AgentX session driver: the short socket loop around ``protocol.AgentXProtocol``.
 
-Theory of operation
--------------------
-One thread runs ``AgentXSession.run``.  It loops over connections::
-
-    DISCONNECTED --connect ok--> OPENING --Open ok--> REGISTERING --all ok--> SERVING
-         ^                          |                      |                     |
-         +---- lost (EOF, reset, Close from master, Ping or response timeout) --+
-    SERVING --stop()--> CLOSING (Close sent, Response awaited ≤ 1 s) --> done
-
-What is legal where:
-
-* OPENING: we send Open and accept only its Response; nothing is registered,
-  so the master cannot send requests yet.
-* REGISTERING: we send one Register per subtree and wait for each Response;
-  requests for subtrees already registered may arrive and are served.
-* SERVING: Get/GetNext/GetBulk are answered from the table read once per
-  request; TestSet is refused notWritable (read-only agent); CleanupSet gets
-  no answer; Notify and Ping go out and their Responses are matched by
-  packetID; a Close from the master ends the connection.
+It is the only code that touches the master's socket. One thread runs
+``AgentXSession.run``, which loops over connections: each gets a new protocol
+object (the states and what is legal in each are in ``protocol.py``), reads with
+``poll`` and writes what the protocol returns.
 
 A refusal of Open or Register (e.g. duplicateRegistration) is fatal:
-``SessionFatal`` leaves ``run`` and the process must exit non-zero.  Losing the
-connection is not: the driver reconnects with capped exponential backoff
-(first retry after ``backoff_first`` seconds) and a reconnect resets the
-session ID, packet IDs, decoder and pending requests; traps that were sent but
-not acknowledged go back to the front of the queue (at-least-once delivery).
+``SessionFatal`` leaves ``run`` and the process must exit non-zero. Losing the
+connection is not: the driver reconnects with capped exponential backoff (first
+retry after ``backoff_first`` seconds); traps that were sent but not acknowledged
+go back to the front of the queue (at-least-once delivery). On ``stop()`` it sends
+Close and waits up to 1 s for its Response.
 """
 
 from __future__ import annotations
@@ -35,21 +20,28 @@ import select
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 from agentx_virt.agentx import pdu as p
 from agentx_virt.agentx.constants import CloseReason, ErrorCode, error_name
-from agentx_virt.agentx.decoder import Decoder
-from agentx_virt.agentx.encoder import encode
-from agentx_virt.agentx.errors import (
-    ConnectionLost,
-    EncodeError,
-    FramingError,
-    MalformedPDU,
-    SessionFatal,
+from agentx_virt.agentx.errors import ConnectionLost, EncodeError, SessionFatal
+from agentx_virt.agentx.protocol import (
+    AgentXProtocol,
+    Answered,
+    EndOfStream,
+    Event,
+    Ignored,
+    Malformed,
+    MasterClosed,
+    NeedData,
+    Opened,
+    Refused,
+    Registered,
+    Request,
+    State,
+    Stray,
+    Unframeable,
 )
-from agentx_virt.agentx.responder import encoded_answer
 from agentx_virt.agentx.session_config import SessionConfig
 from agentx_virt.agentx.store import ServedStore
 from agentx_virt.agentx.traps import Trap, TrapQueue
@@ -59,13 +51,6 @@ from agentx_virt.ratelog import RateLimitedLog
 log = logging.getLogger(__name__)
 
 STILL_DOWN_LOG_INTERVAL = 60.0
-
-
-@dataclass
-class _Pending:
-    kind: str
-    deadline: float
-    trap: Optional[Trap] = None
 
 
 class AgentXSession:
@@ -91,15 +76,13 @@ class AgentXSession:
         self._wake_w.setblocking(False)
         self._wake_fd = self._wake_r.fileno()
         self._poller = select.poll()  # replaced per connection in _conversation
+        self._protocol: Optional[AgentXProtocol] = None
         self.traps.set_waker(self.wake)
         self.serving = threading.Event()   # set while registered and answering
         self.session_id = 0
         self.connections = 0               # sessions opened since start
-        self._packet_id = 0
-        self._pending: dict[int, _Pending] = {}
-        self._last_rx = 0.0
+        self._in_flight: dict[int, Trap] = {}   # Notify packetID -> its trap, unacknowledged
         self._odd = RateLimitedLog(log, clock=clock)   # stray and malformed PDUs
-        self._backlog: list[p.PDU] = []   # received with an awaited Response, not yet handled
 
     # ------------------------------------------------------------ other threads
 
@@ -173,14 +156,9 @@ class AgentXSession:
     def _sleep(self, seconds: float) -> None:
         self._stop.wait(seconds)
 
-    def _next_packet_id(self) -> int:
-        self._packet_id = (self._packet_id + 1) & 0xFFFFFFFF
-        return self._packet_id
-
     def _requeue_unacknowledged(self) -> None:
-        unacked = [item.trap for _, item in sorted(self._pending.items())
-                   if item.trap is not None]
-        self._pending.clear()
+        unacked = [trap for _, trap in sorted(self._in_flight.items())]
+        self._in_flight.clear()
         if unacked:
             log.info("requeued %d trap(s) the master had not acknowledged", len(unacked))
             self.traps.requeue(unacked)
@@ -194,61 +172,43 @@ class AgentXSession:
         self._poller = select.poll()
         self._poller.register(sock, select.POLLIN)
         self._poller.register(self._wake_fd, select.POLLIN)
-        decoder = Decoder()
-        self._packet_id = 0
-        self._pending.clear()
-        self._backlog.clear()
-        self._last_rx = self._clock()
-
-        opened = self._transact(sock, decoder, p.Open(
-            timeout=cfg.open_timeout, id=cfg.ident, description=cfg.description.encode(),
-            packet_id=self._next_packet_id()), "Open")
-        if opened.error:
-            raise SessionFatal(f"the AgentX master at {cfg.address} refused Open: "
-                               f"{error_name(opened.error)}")
-        self.session_id = opened.session_id
-        for subtree in cfg.subtrees:
-            registered = self._transact(sock, decoder, p.Register(
-                session_id=self.session_id, packet_id=self._next_packet_id(),
-                timeout=0, priority=cfg.priority, subtree=subtree), "Register")
-            if registered.error:
-                hint = (" (another subagent already serves it at this priority)"
-                        if registered.error == ErrorCode.DUPLICATE_REGISTRATION else "")
-                raise SessionFatal(f"the AgentX master at {cfg.address} refused to register "
-                                   f"{format_oid(subtree)}: {error_name(registered.error)}{hint}")
-        self.connections += 1
-        log.info("AgentX session %d open at %s; serving %s", self.session_id, cfg.address,
-                 ", ".join(format_oid(s) for s in cfg.subtrees))
-        self.serving.set()
-        backlog, self._backlog = self._backlog, []
-        for pdu in backlog:
-            self._dispatch(sock, pdu)
-        self._serve(sock, decoder)
-
-    def _transact(self, sock: socket.socket, decoder: Decoder, request: p.PDU,
-                  what: str) -> p.Response:
-        """Send a request and wait for its Response, serving what arrives meanwhile."""
-        sock.sendall(encode(request))
-        deadline = self._clock() + self.config.response_timeout
+        protocol = self._protocol = AgentXProtocol(cfg, self.sys_uptime, self._clock)
+        sock.sendall(protocol.send(p.Open(
+            timeout=cfg.open_timeout, id=cfg.ident, description=cfg.description.encode())))
         while True:
-            # What arrives before the awaited Response is handled now; what arrives with
-            # or after it waits in the backlog, so that a Close right behind the last
-            # Register Response ends a session that was registered (no backoff).
-            pdus = self._receive(sock, decoder, deadline - self._clock(), what)
-            for k, pdu in enumerate(pdus):
-                if isinstance(pdu, p.Response) and pdu.packet_id == request.packet_id:
-                    self._backlog.extend(pdus[k + 1:])
-                    return pdu
-                self._dispatch(sock, pdu)
-            if self._clock() >= deadline:
-                raise ConnectionLost(f"no answer to {what} within "
-                                     f"{self.config.response_timeout:g} s")
+            if self._stop.is_set():
+                self._close(sock, protocol)
+                return
+            if protocol.state is State.SERVING and self.traps.waiting:
+                self._send_traps(sock, protocol)
+            now = self._clock()
+            late = protocol.overdue(now)
+            if late:
+                raise ConnectionLost(late)
+            self._receive(sock, protocol, self._wait(sock, protocol, now))
+            self._handle_events(sock, protocol)
+            self.traps.report_drops()
+            self._odd.flush()
 
-    def _receive(self, sock: socket.socket, decoder: Decoder, timeout: float,
-                 what: str) -> list[p.PDU]:
-        """Wait up to ``timeout`` for data; return the whole PDUs it completes."""
+    def _wait(self, sock: socket.socket, protocol: AgentXProtocol, now: float) -> float:
+        """How long to wait for the master: until a Ping is due (sent now when it is),
+        or an awaited Response is late, whichever comes first."""
+        wait = self.config.response_timeout
+        if protocol.state is State.SERVING:
+            ping_due = protocol.ping_due()
+            if now >= ping_due and not protocol.ping_awaited():
+                sock.sendall(protocol.send(p.Ping()))
+            elif now < ping_due:
+                wait = ping_due - now
+        deadline = protocol.next_deadline()
+        if deadline is not None:
+            wait = min(wait, deadline - now)
+        return max(0.0, wait)
+
+    def _receive(self, sock: socket.socket, protocol: AgentXProtocol, timeout: float) -> None:
+        """Wait up to ``timeout`` for data and give it to the protocol."""
         data_ready = False
-        for fd, _ in self._poller.poll(max(0.0, timeout) * 1000):
+        for fd, _ in self._poller.poll(timeout * 1000):
             if fd == self._wake_fd:
                 try:
                     self._wake_r.recv(4096)
@@ -256,136 +216,121 @@ class AgentXSession:
                     pass
             else:
                 data_ready = True
-        if not data_ready:
-            return []
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionLost(f"the master closed the connection (while {what})")
-        self._last_rx = self._clock()
-        decoder.feed(data)
-        pdus: list[p.PDU] = []
-        while True:
-            try:
-                pdu = decoder.next_pdu()
-            except MalformedPDU as exc:
-                self._odd.warning("malformed PDUs", "parse error in a PDU from the master: %s",
-                                  exc)
-                sock.sendall(encode(p.Response(
-                    session_id=exc.session_id, transaction_id=exc.transaction_id,
-                    packet_id=exc.packet_id, big_endian=exc.big_endian,
-                    sys_uptime=self.sys_uptime(), error=ErrorCode.PARSE_ERROR)))
-                continue
-            except FramingError as exc:
-                self._send_close(sock, CloseReason.PARSE_ERROR)
-                raise ConnectionLost(f"unparseable stream from the master: {exc}") from None
-            if pdu is None:
-                return pdus
-            pdus.append(pdu)
+        if data_ready:
+            protocol.receive_data(sock.recv(65536))
 
-    def _serve(self, sock: socket.socket, decoder: Decoder) -> None:
-        cfg = self.config
-        traps = self.traps
+    def _handle_events(self, sock: socket.socket, protocol: AgentXProtocol) -> None:
         while True:
-            if self._stop.is_set():
-                self._close(sock, decoder)
+            event = protocol.next_event()
+            if isinstance(event, NeedData):
                 return
-            if traps.waiting:
-                self._send_traps(sock)
-            now = self._clock()
-            ping_due = self._last_rx + cfg.ping_interval
-            if self._pending:
-                self._check_deadlines(now)
-            if now >= ping_due and not any(i.kind == "Ping" for i in self._pending.values()):
-                self._send_request(sock, p.Ping(session_id=self.session_id,
-                                                packet_id=self._next_packet_id()), "Ping")
-            wait = ping_due - now if now < ping_due else cfg.response_timeout
-            if self._pending:
-                wait = min(wait, min(i.deadline for i in self._pending.values()) - now)
-            for pdu in self._receive(sock, decoder, wait, "serving"):
-                self._dispatch(sock, pdu)
-            traps.report_drops()
-            self._odd.flush()
+            self._handle(sock, protocol, event)
 
-    def _check_deadlines(self, now: float) -> None:
-        for item in self._pending.values():
-            if now >= item.deadline:
-                raise ConnectionLost(f"the master did not answer a {item.kind} within "
-                                     f"{self.config.response_timeout:g} s")
+    def _handle(self, sock: socket.socket, protocol: AgentXProtocol, event: Event) -> None:
+        cfg = self.config
+        if isinstance(event, Request):
+            sock.sendall(protocol.answer(event.pdu, self.store.table))
+        elif isinstance(event, Answered):
+            self._on_answered(event)
+        elif isinstance(event, Opened):
+            self.session_id = event.session_id
+            sock.sendall(protocol.send(p.Register(timeout=0, priority=cfg.priority,
+                                                  subtree=cfg.subtrees[0])))
+        elif isinstance(event, Registered):
+            if event.remaining:
+                sock.sendall(protocol.send(p.Register(timeout=0, priority=cfg.priority,
+                                                      subtree=event.remaining[0])))
+                return
+            self.connections += 1
+            log.info("AgentX session %d open at %s; serving %s", self.session_id, cfg.address,
+                     ", ".join(format_oid(s) for s in cfg.subtrees))
+            self.serving.set()
+        elif isinstance(event, Refused):
+            raise SessionFatal(self._refusal(event))
+        elif isinstance(event, Malformed):
+            self._odd.warning("malformed PDUs", "parse error in a PDU from the master: %s",
+                              event.message)
+            sock.sendall(event.reply)
+        elif isinstance(event, Stray):
+            self._odd.warning("stray Responses", "Response for unknown packetID %d from the "
+                              "master ignored", event.packet_id)
+        elif isinstance(event, Ignored):
+            self._odd.warning("requests out of turn", "%s from the master while %s ignored",
+                              type(event.pdu).__name__, protocol.state.value)
+        else:
+            self._lost(sock, event)
 
-    def _send_request(self, sock: socket.socket, request: p.PDU, kind: str,
-                      trap: Optional[Trap] = None) -> None:
-        """Send a request whose Response is awaited; raises EncodeError before sending."""
-        data = encode(request)
-        self._pending[request.packet_id] = _Pending(
-            kind, self._clock() + self.config.response_timeout, trap)
-        sock.sendall(data)
+    def _lost(self, sock: socket.socket, event: Event) -> None:
+        """The connection is over: say why."""
+        if isinstance(event, MasterClosed):
+            raise ConnectionLost(f"the master closed session {self.session_id} "
+                                 f"(reason {event.reason})")
+        if isinstance(event, EndOfStream):
+            raise ConnectionLost(f"the master closed the connection (while {event.during.value})")
+        if isinstance(event, Unframeable):
+            try:
+                sock.sendall(event.close_bytes)
+            except OSError:
+                pass
+            raise ConnectionLost(f"unparseable stream from the master: {event.message}")
+        raise AssertionError(f"unhandled AgentX event {event!r}")
 
-    def _send_traps(self, sock: socket.socket) -> None:
-        while len(self._pending) < self.config.notify_window:
+    def _refusal(self, event: Refused) -> str:
+        address = self.config.address
+        if event.subtree is None:
+            return f"the AgentX master at {address} refused Open: {error_name(event.error)}"
+        hint = (" (another subagent already serves it at this priority)"
+                if event.error == ErrorCode.DUPLICATE_REGISTRATION else "")
+        return (f"the AgentX master at {address} refused to register "
+                f"{format_oid(event.subtree)}: {error_name(event.error)}{hint}")
+
+    def _send_traps(self, sock: socket.socket, protocol: AgentXProtocol) -> None:
+        while protocol.awaited < self.config.notify_window:
             trap = self.traps.pop()
             if trap is None:
                 return
-            notify = p.Notify(session_id=self.session_id, packet_id=self._next_packet_id(),
-                              varbinds=trap.notify_varbinds())
             try:
-                self._send_request(sock, notify, "Notify", trap)
+                data = protocol.send(p.Notify(varbinds=trap.notify_varbinds()))
             except EncodeError as exc:
                 log.error("trap %s cannot be encoded and is refused: %s",
                           format_oid(trap.trap_oid), exc)
                 self.traps.mark_refused()
+                continue
+            self._in_flight[protocol.last_packet_id] = trap
+            sock.sendall(data)
 
-    def _dispatch(self, sock: socket.socket, pdu: p.PDU) -> None:
-        if isinstance(pdu, p.Response):
-            self._on_response(pdu)
-            return
-        if isinstance(pdu, p.Close):
-            raise ConnectionLost(f"the master closed session {self.session_id} "
-                                 f"(reason {pdu.reason})")
-        sock.sendall(self._answer(pdu))
-
-    def _answer(self, request: p.PDU) -> bytes:
-        """The encoded answer to one request (see ``responder.encoded_answer``)."""
-        return encoded_answer(request, self.store.table, self.sys_uptime())
-
-    def _on_response(self, response: p.Response) -> None:
-        item = self._pending.pop(response.packet_id, None)
-        if item is None:
-            self._odd.warning("stray Responses", "Response for unknown packetID %d from the "
-                              "master ignored", response.packet_id)
-            return
-        if item.kind == "Notify" and item.trap is not None:
-            if response.error:
+    def _on_answered(self, event: Answered) -> None:
+        trap = self._in_flight.pop(event.packet_id, None)
+        if trap is not None:
+            if event.error:
                 self.traps.mark_refused()
-                log.error("the master refused trap %s: %s", format_oid(item.trap.trap_oid),
-                          error_name(response.error))
+                log.error("the master refused trap %s: %s", format_oid(trap.trap_oid),
+                          error_name(event.error))
             else:
                 self.traps.mark_sent()
-        elif response.error:
-            log.warning("the master answered our %s with %s", item.kind,
-                        error_name(response.error))
+        elif event.error:
+            log.warning("the master answered our %s with %s", event.kind,
+                        error_name(event.error))
 
     # ------------------------------------------------------------ shutdown
 
-    def _send_close(self, sock: socket.socket, reason: CloseReason) -> None:
+    def _close(self, sock: socket.socket, protocol: AgentXProtocol) -> None:
+        if protocol.state in (State.IDLE, State.CLOSED):
+            return
         try:
-            sock.sendall(encode(p.Close(session_id=self.session_id,
-                                        packet_id=self._next_packet_id(), reason=reason)))
-        except OSError:
-            pass
-
-    def _close(self, sock: socket.socket, decoder: Decoder) -> None:
-        close = p.Close(session_id=self.session_id, packet_id=self._next_packet_id(),
-                        reason=CloseReason.SHUTDOWN)
-        try:
-            sock.sendall(encode(close))
+            sock.sendall(protocol.send(p.Close(reason=CloseReason.SHUTDOWN)))
             deadline = self._clock() + min(1.0, self.config.response_timeout)
-            while self._clock() < deadline:
-                for pdu in self._receive(sock, decoder, deadline - self._clock(), "closing"):
-                    if isinstance(pdu, p.Response) and pdu.packet_id == close.packet_id:
-                        log.info("AgentX session %d closed", self.session_id)
-                        return
-                    if isinstance(pdu, p.Response):
-                        self._on_response(pdu)
+            while protocol.state is State.CLOSING and self._clock() < deadline:
+                self._receive(sock, protocol, max(0.0, deadline - self._clock()))
+                while protocol.state is State.CLOSING:
+                    event = protocol.next_event()
+                    if isinstance(event, NeedData):
+                        break
+                    if isinstance(event, Answered):
+                        self._on_answered(event)
+                    elif isinstance(event, (MasterClosed, EndOfStream, Unframeable)):
+                        self._lost(sock, event)
+            if protocol.state is State.CLOSED:
+                log.info("AgentX session %d closed", self.session_id)
         except (OSError, ConnectionLost) as exc:
             log.info("AgentX session %d ended while closing: %s", self.session_id, exc)
-
