@@ -53,6 +53,7 @@ from typing import Any, Callable, Optional
 
 from agentx_virt.agentx.address import DEFAULT_ADDRESS, parse_address
 from agentx_virt.agentx.errors import AddressError
+from agentx_virt.mib.libvirt_ext import THRESHOLD_METRICS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,13 +63,6 @@ else:  # pragma: no cover - Python 3.9/3.10
 DEFAULT_URI = "qemu:///system"
 # Kinds of notification [traps] enable can name (each maps to MIB notifications).
 TRAP_KINDS = ("state", "define", "io_error", "job", "poll", "threshold", "libvirt")
-# lvxDomainTable gauges a threshold can watch (tests check each against the MIB).
-THRESHOLD_METRICS = ("lvxDomainCpuUtilVcpus", "lvxDomainCpuUtilHost", "lvxDomainMemRssKiB",
-                     "lvxDomainMemoryCurrentKiB", "lvxDomainMemoryMaximumKiB",
-                     "lvxDomainBalloonActualKiB", "lvxDomainMemUnusedKiB",
-                     "lvxDomainMemUsableKiB", "lvxDomainMemAvailableKiB",
-                     "lvxDomainVcpusCurrent", "lvxDomainVcpusMaximum",
-                     "lvxDomainDataAgeSeconds")
 _GAUGE64_MAX = 2**64 - 1
 
 # Statistics groups, collected unless left out of [poll] stats.

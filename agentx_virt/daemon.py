@@ -25,8 +25,9 @@ from agentx_virt.collector.events import EventWatcher
 from agentx_virt.collector.poller import Poller
 from agentx_virt.config import Config
 from agentx_virt.domain_index import STATE_FILE, DomainIndexRegistry, StateFileError
-from agentx_virt.mib.build import AgentStatus
-from agentx_virt.mib.model import Mib, shipped_mib
+from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
+from agentx_virt.mib.model import Mib
+from agentx_virt.mib.spec import AgentStatus
 from agentx_virt.notifier_thread import NotifierThread
 from agentx_virt.sinks import FanOut
 from agentx_virt.snapshot import Snapshot, uuid_key
@@ -44,7 +45,7 @@ class Agent:
 
     def __init__(self, config: Config, mib: Optional[Mib] = None) -> None:
         self.config = config
-        self.mib = mib or shipped_mib()
+        self.mib = mib or LIBVIRT_EXT_MIB.load()
         self.store = ServedStore()
         self.traps = TrapQueue(config.trap_queue)
         self.events: queue.Queue[Any] = queue.Queue(EVENT_QUEUE)
@@ -52,7 +53,8 @@ class Agent:
         self.notifier = Notifier(settings_for(config), self.mib, self.traps, self._index_of,
                                  lambda: self._events_dropped)
         self.notifier_thread = NotifierThread(self.notifier, self.events)
-        self.publisher = SnmpSink(self.store, self.mib, self._indexes_for, self._status)
+        self.publisher = SnmpSink(self.store, LIBVIRT_EXT_MIB, self.mib, self._indexes_for,
+                                  self._status)
         # The table first: a trap never names a row the table does not serve yet.
         self.sinks = FanOut([self.publisher, self.notifier_thread])
         self.watcher = EventWatcher(config.uri, self.events, on_overflow=self._event_dropped)

@@ -10,6 +10,7 @@ from typing import Any
 
 from agentx_virt.libvirt_names import STATE_NAMES, reason_name
 from agentx_virt.mib.build import build_table
+from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
 from agentx_virt.oid import format_oid
 from agentx_virt.snapshot import Snapshot, uuid_key
 from agentx_virt.snmp.types import VarBind
@@ -64,7 +65,7 @@ def render(snapshot: Snapshot, indexes: Mapping[str, int], form: str) -> str:
     if form == "json":
         return json.dumps(_named(snapshot, indexes), default=_json_default, indent=1)
     if form == "oids":
-        built = build_table(snapshot, indexes)
+        built = build_table(snapshot, indexes, LIBVIRT_EXT_MIB)
         lines = [render_varbind(vb) for vb in built.table.varbinds]
         lines += [f"# left out: {r}" for r in built.rejected]
         return "\n".join(lines)

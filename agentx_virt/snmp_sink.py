@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from typing import Callable
 
 from agentx_virt.agentx.store import ServedStore
-from agentx_virt.mib.build import AgentStatus, build_table
+from agentx_virt.mib.build import build_table
 from agentx_virt.mib.model import Mib
+from agentx_virt.mib.spec import AgentStatus, MibSpec
 from agentx_virt.snapshot import PollStatus, Snapshot
 
 log = logging.getLogger(__name__)
@@ -23,12 +24,14 @@ class SnmpSink:
     """Turns each Snapshot into the served table and swaps it in; remembers what it has
     reported."""
 
-    def __init__(self, store: ServedStore, mib: Mib,
+    def __init__(self, store: ServedStore, spec: MibSpec, mib: Mib,
                  indexes: Callable[[Snapshot], Mapping[str, int]],
                  status: Callable[[], AgentStatus] = AgentStatus) -> None:
-        """``indexes`` gives the lvxDomainIndex of a snapshot's domains, each on disk
-        before it is served (the agent's DomainIndexRegistry)."""
+        """``spec`` says what to serve from ``mib``, its compiled module; ``indexes``
+        gives the domain index of a snapshot's domains, each on disk before it is
+        served (the agent's DomainIndexRegistry)."""
         self.store = store
+        self.spec = spec
         self._indexes = indexes
         self._status = status
         self.mib = mib
@@ -36,7 +39,8 @@ class SnmpSink:
         self._reported: set[tuple[str, str]] = set()
 
     def publish(self, snapshot: Snapshot) -> None:
-        built = build_table(snapshot, self._indexes(snapshot), self.mib, self._status())
+        built = build_table(snapshot, self._indexes(snapshot), self.spec, self._status(),
+                            self.mib)
         self.store.swap(built.table)
         if snapshot.domains and all(d.poll_status != PollStatus.NOT_POLLED
                                     for d in snapshot.domains):

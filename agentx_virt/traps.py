@@ -57,8 +57,8 @@ from agentx_virt.libvirt_names import (
     reason_name,
     severity,
 )
-from agentx_virt.mib.build import TABLES
 from agentx_virt.mib.convert import Reject
+from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
 from agentx_virt.mib.model import Mib
 from agentx_virt.record import slotted
 from agentx_virt.snapshot import DomainStats, PollStatus, Snapshot, uuid_key
@@ -114,7 +114,7 @@ class Notifier:
         self._events_dropped = events_dropped           # counted on libvirt's thread
         self._dropped_reported = 0
         self._builder = TrapBuilder(mib)
-        domain_columns = next(t.columns for t in TABLES if t.entry == "lvxDomainEntry")
+        domain_columns = LIBVIRT_EXT_MIB.columns("lvxDomainEntry")
         self._thresholds = [(t, domain_columns[t.metric]) for t in settings.thresholds]
 
     def tick(self) -> None:

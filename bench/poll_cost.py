@@ -36,6 +36,7 @@ from agentx_virt.demo.node import node_xml
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_command, snmp_tool, stop_process, tool_env
 from agentx_virt.domain_index import DomainIndexRegistry
 from agentx_virt.mib.build import build_table
+from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.oid import format_oid
 from agentx_virt.snapshot import Snapshot
@@ -136,7 +137,7 @@ def cpu_per_domain_cycle(uri: str, cycles: int, workers: int
             reader.poll_once()
         poll_cpu += time.process_time() - started
         started = time.process_time()
-        build_table(snapshots[-1], indexes)
+        build_table(snapshots[-1], indexes, LIBVIRT_EXT_MIB)
         build_cpu += time.process_time() - started
     poller.stop(1)
     per = 1000 / (cycles * max(domains, 1))

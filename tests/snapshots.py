@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from agentx_virt.mib.build import AgentStatus
+from agentx_virt.mib.spec import AgentStatus
 from agentx_virt.snapshot import (
     DiskError,
     DiskStats,

@@ -14,16 +14,11 @@ import pytest
 from agentx_virt.agentx.constants import ValueType as T
 from agentx_virt.agentx.pdu import VarBind
 from agentx_virt.dump import render_varbind
-from agentx_virt.mib.build import (
-    AGENT_SCALARS,
-    SCALARS,
-    TABLES,
-    AgentStatus,
-    BuiltTable,
-    build_table,
-)
+from agentx_virt.mib.build import BuiltTable, build_table
 from agentx_virt.mib.convert import converter
+from agentx_virt.mib.libvirt_ext import AGENT_SCALARS, LIBVIRT_EXT_MIB, SCALARS, TABLES
 from agentx_virt.mib.model import MibError, shipped_mib
+from agentx_virt.mib.spec import AgentStatus, MibSpec, TableSpec
 from agentx_virt.oid import OID
 from agentx_virt.snapshot import (
     DiskStats,
@@ -53,7 +48,7 @@ GOLDEN = Path(__file__).with_name("golden") / "full_snapshot.txt"
 
 def built(snapshot: Snapshot, indexes: Mapping[str, int] = INDEXES,
           status: AgentStatus = STATUS) -> BuiltTable:
-    result = build_table(snapshot, indexes, status=status)
+    result = build_table(snapshot, indexes, LIBVIRT_EXT_MIB, status=status)
     return result
 
 
@@ -269,7 +264,8 @@ def test_rows_follow_the_domain_index_not_list_order() -> None:
 def domain_rows(snapshot: Snapshot, indexes: Mapping[str, int]) -> dict[bytes, int]:
     """Domain name → the row index its name is served at."""
     name: OID = MIB.object("lvxDomainName").oid
-    return {vb.value: vb.name[-1] for vb in build_table(snapshot, indexes).table.varbinds  # type: ignore[misc]
+    varbinds = build_table(snapshot, indexes, LIBVIRT_EXT_MIB).table.varbinds
+    return {vb.value: vb.name[-1] for vb in varbinds  # type: ignore[misc]
             if vb.name[:-1] == name}
 
 
@@ -316,7 +312,7 @@ def test_uuid_case_does_not_matter() -> None:
 def test_the_agents_own_status_is_served_beside_the_snapshot() -> None:
     error = MIB.object("lvxIndexStateError").oid + (0,)
     assert built(full_snapshot()).table.get(error).value == b""        # all is well
-    failing = build_table(full_snapshot(), INDEXES, status=AgentStatus(
+    failing = build_table(full_snapshot(), INDEXES, LIBVIRT_EXT_MIB, status=AgentStatus(
         index_state_error="cannot write domain index state /x: No space left on device"))
     assert failing.table.get(error).value == (
         b"cannot write domain index state /x: No space left on device")
@@ -325,3 +321,21 @@ def test_the_agents_own_status_is_served_beside_the_snapshot() -> None:
     last_error = MIB.object("lvxLibvirtLastError").oid + (0,)
     assert built(unreachable).table.get(last_error).value == b"socket gone"
     assert built(full_snapshot()).table.get(last_error).value == b""   # connected
+
+
+def test_a_spec_serves_exactly_its_own_objects() -> None:
+    """The builder holds no module's names: a second spec over the same compiled module
+    serves only what it lists, under the same OIDs."""
+    small = MibSpec(shipped_mib, {"lvxDomainCount": lambda s: len(s.domains)}, {},
+                    (TableSpec("lvxDomainEntry", lambda d: (d,), lambda i, _: (i,),
+                               {"lvxDomainName": lambda d: d.name}),),
+                    "lvxDomainIndex")
+    snapshot = full_snapshot()
+    served = {vb.name[:-1] for vb in build_table(snapshot, INDEXES, small).table.varbinds}
+    assert served == {MIB.object("lvxDomainCount").oid, MIB.object("lvxDomainName").oid}
+    full = build_table(snapshot, INDEXES, LIBVIRT_EXT_MIB).table
+    for vb in build_table(snapshot, INDEXES, small).table.varbinds:
+        assert full.get(vb.name) == vb
+    with pytest.raises(MibError, match="LIBVIRT-EXT-MIB defines no object 'vmName'"):
+        build_table(snapshot, INDEXES, MibSpec(shipped_mib, {"vmName": lambda s: 1}, {}, (),
+                                               "lvxDomainIndex"))

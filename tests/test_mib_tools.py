@@ -12,6 +12,7 @@ import pytest
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool, tool_env
 from agentx_virt.mib.build import build_table
 from agentx_virt.mib.compile import COMPILED_DIR, compile_mib
+from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
 from agentx_virt.mib.model import shipped_mib
 
 from .conftest import AgentFactory
@@ -78,7 +79,7 @@ def test_snmptranslate_and_the_compiled_json_agree_on_every_oid() -> None:
 def test_snmptable_reads_the_served_tables_by_name(snmpd: PrivateSnmpd,
                                                   start_agent: AgentFactory) -> None:
     mib = shipped_mib()
-    table = build_table(full_snapshot(), INDEXES, status=STATUS).table
+    table = build_table(full_snapshot(), INDEXES, LIBVIRT_EXT_MIB, status=STATUS).table
     agent = start_agent(snmpd.agentx_address, table, (mib.root,))
     assert agent.session.serving.wait(10)
     options = ["-M", mib_search_path(), "-m", "+LIBVIRT-EXT-MIB", "-Cf", "|", "-Ci"]

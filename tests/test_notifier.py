@@ -11,8 +11,8 @@ import pytest
 from agentx_virt.agentx.constants import ValueType
 from agentx_virt.agentx.traps import Trap, TrapQueue
 from agentx_virt.collector.events import EventsLost, IoError, JobCompleted, Lifecycle, Reconnected
-from agentx_virt.config import THRESHOLD_METRICS, Threshold
-from agentx_virt.mib.build import TABLES
+from agentx_virt.config import Threshold
+from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB, THRESHOLD_METRICS
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.snapshot import DomainStats, HostInfo, JobStats, PollInfo, Snapshot
 from agentx_virt.trap_settings import TrapSettings
@@ -227,7 +227,7 @@ def test_thresholds_per_metric_and_domain_and_the_kind_switch() -> None:
 
 
 def test_threshold_metrics_are_gauges_of_the_domain_table_the_builder_fills() -> None:
-    columns = next(t.columns for t in TABLES if t.entry == "lvxDomainEntry")
+    columns = LIBVIRT_EXT_MIB.columns("lvxDomainEntry")
     for metric in THRESHOLD_METRICS:
         syntax = MIB.object(metric).syntax
         assert metric in columns, metric

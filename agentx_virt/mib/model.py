@@ -93,15 +93,21 @@ def _constraints(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Mib:
-    """LIBVIRT-EXT-MIB and the textual conventions it uses, loaded from pysmi JSON."""
+    """One SMI module and the textual conventions it uses, loaded from pysmi JSON.
 
-    def __init__(self, modules: Mapping[str, Mapping[str, Any]]) -> None:
+    ``module`` names the module among ``modules``; ``root`` its MODULE-IDENTITY, whose
+    OID is the subtree an agent registers for it.
+    """
+
+    def __init__(self, modules: Mapping[str, Mapping[str, Any]], module: str = MODULE,
+                 root: str = "lvxMIB") -> None:
+        self.module = module
         self._tcs: dict[str, Mapping[str, Any]] = {}
-        for module in modules.values():
-            for name, node in module.items():
+        for source in modules.values():
+            for name, node in source.items():
                 if isinstance(node, dict) and node.get("class") == "textualconvention":
                     self._tcs[name] = node
-        own = modules[MODULE]
+        own = modules[module]
         self.objects: dict[str, MibObject] = {}
         self.notifications: dict[str, Notification] = {}
         for name, node in own.items():
@@ -119,7 +125,7 @@ class Mib:
                 indices=tuple((i["object"], bool(i.get("implied")))
                               for i in node.get("indices", ())),
                 units=node.get("units"))
-        self.root: OID = self.objects["lvxMIB"].oid
+        self.root: OID = self.object(root).oid
 
     def _syntax(self, spec: Mapping[str, Any]) -> Syntax:
         name = spec["type"]
@@ -137,17 +143,17 @@ class Mib:
         return Syntax(base=_BASE_TYPES[name], tc=tc_name, **found)
 
     def object(self, name: str) -> MibObject:
-        """The object called ``name``; MibError when LIBVIRT-EXT-MIB has none."""
+        """The object called ``name``; MibError when the module has none."""
         try:
             return self.objects[name]
         except KeyError:
-            raise MibError(f"LIBVIRT-EXT-MIB defines no object {name!r}") from None
+            raise MibError(f"{self.module} defines no object {name!r}") from None
 
     def notification(self, name: str) -> Notification:
         try:
             return self.notifications[name]
         except KeyError:
-            raise MibError(f"LIBVIRT-EXT-MIB defines no notification {name!r}") from None
+            raise MibError(f"{self.module} defines no notification {name!r}") from None
 
     def columns(self, entry: str) -> list[MibObject]:
         """The columns of a row object, in OID order."""
@@ -163,16 +169,17 @@ class Mib:
                            key=lambda o: o.oid))
 
 
-def load_compiled(directory: Path = COMPILED_DIR) -> Mib:
-    """Read the module and its TC modules from ``directory``."""
+def load_compiled(directory: Path = COMPILED_DIR, module: str = MODULE,
+                  root: str = "lvxMIB", tc_modules: tuple[str, ...] = TC_MODULES) -> Mib:
+    """Read ``module`` and the modules of its textual conventions from ``directory``."""
     modules = {}
-    for name in (MODULE, *TC_MODULES):
+    for name in (module, *tc_modules):
         path = directory / f"{name}.json"
         try:
             modules[name] = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise MibError(f"cannot read the compiled MIB {path}: {exc}") from None
-    return Mib(modules)
+    return Mib(modules, module, root)
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,0 +1,52 @@
+"""What a MIB spec is: one served SMI module, its objects by name, and where each value
+comes from. The builder (``build.py``) turns a Snapshot into an OID table with one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from agentx_virt.mib.model import Mib
+from agentx_virt.snapshot import DomainStats
+
+Getter = Callable[[Any], object]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How one MIB table is filled from a domain."""
+
+    entry: str                                            # the row object, e.g. lvxDiskEntry
+    rows: Callable[[DomainStats], Iterable[Any]]
+    index: Callable[[int, Any], tuple[object, ...]]   # (domain index, row) -> index values
+    columns: Mapping[str, Getter]
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    """The agent's own health, which no Snapshot of libvirt carries."""
+
+    index_state_error: Optional[str] = None     # why the last state file write failed
+    traps_sent: Optional[int] = None            # acknowledged by the master
+    traps_dropped: Optional[int] = None         # dropped, refused or never built
+
+
+
+@dataclass(frozen=True)
+class MibSpec:
+    """One served MIB: the compiled module, its scalars and tables by object name, and
+    the getter of each value. The first table's rows are the domains."""
+
+    load: Callable[[], Mib]                                       # its compiled module
+    scalars: Mapping[str, Getter]                                 # from the Snapshot
+    status_scalars: Mapping[str, Callable[[AgentStatus], object]]  # the agent's own
+    tables: tuple[TableSpec, ...]
+    domain_index: str                                             # e.g. lvxDomainIndex
+
+    def columns(self, entry: str) -> Mapping[str, Getter]:
+        """The getters of table ``entry``'s columns, by object name."""
+        for table in self.tables:
+            if table.entry == entry:
+                return table.columns
+        raise KeyError(f"the spec has no table {entry!r}")
