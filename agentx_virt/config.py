@@ -54,6 +54,7 @@ from typing import Any, Callable, Optional
 from agentx_virt.agentx.address import DEFAULT_ADDRESS, parse_address
 from agentx_virt.agentx.errors import AddressError
 from agentx_virt.mib.libvirt_ext import THRESHOLD_METRICS
+from agentx_virt.snapshot import StatGroup
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -66,15 +67,15 @@ TRAP_KINDS = ("state", "define", "io_error", "job", "poll", "threshold", "libvir
 _GAUGE64_MAX = 2**64 - 1
 
 # Statistics groups, collected unless left out of [poll] stats.
-BASE_STATS = ("cpu", "memory", "vcpu", "disk", "interface")
+BASE_STATS = (StatGroup.CPU, StatGroup.MEMORY, StatGroup.VCPU, StatGroup.DISK,
+              StatGroup.INTERFACE)
 # collectd's ExtraStats names.
-EXTRA_STATS = ("cpu_util", "disk_err", "domain_state", "fs_info", "job_stats_background",
-               "job_stats_completed", "perf", "vcpupin")
+EXTRA_STATS = tuple(g for g in StatGroup if g not in BASE_STATS)
 # perf and vcpupin are opt-in, as in collectd: at 1,000 domains they add tens of
 # thousands of rows (22 events x 3 columns; vCPUs x host CPUs). fs_info needs a guest
 # agent and a read-write connection.
-DEFAULT_STATS = BASE_STATS + ("cpu_util", "disk_err", "domain_state", "job_stats_background",
-                              "job_stats_completed")
+DEFAULT_STATS = BASE_STATS + (StatGroup.CPU_UTIL, StatGroup.DISK_ERR, StatGroup.DOMAIN_STATE,
+                              StatGroup.JOB_STATS_BACKGROUND, StatGroup.JOB_STATS_COMPLETED)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -103,7 +104,7 @@ class Config:
     # against the in-process test driver, 1,000 domains: 0.12 ms with 1 worker, 0.17 with
     # 2, 0.27-0.34 with 4), while two calls in flight keep a QEMU host's cycle short.
     workers: int = 2
-    stats: tuple[str, ...] = DEFAULT_STATS
+    stats: tuple[StatGroup, ...] = DEFAULT_STATS
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     state_dir: Path = Path("/var/lib/agentx-virt")
@@ -114,7 +115,7 @@ class Config:
     stall_cycles: int = 3
     thresholds: tuple[Threshold, ...] = ()
 
-    def wants(self, group: str) -> bool:
+    def wants(self, group: StatGroup) -> bool:
         return group in self.stats
 
 
@@ -180,6 +181,11 @@ def _choices(known: tuple[str, ...], what: str) -> Callable[[Any], tuple[str, ..
     return check
 
 
+def _stat_groups(value: Any) -> tuple[StatGroup, ...]:
+    known = tuple(g.value for g in BASE_STATS + EXTRA_STATS)
+    return tuple(StatGroup(name) for name in _choices(known, "statistics group(s)")(value))
+
+
 def _threshold_bound(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _GAUGE64_MAX:
         raise ValueError(f"{what} must be an integer from 0 to 2^64-1, got {value!r}")
@@ -227,7 +233,7 @@ _KEYS: Mapping[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("poll", "instances"): ("instances", _number(1, integer=True)),
     ("poll", "domain_timeout"): ("domain_timeout_s", _seconds(0.1)),
     ("poll", "workers"): ("workers", _number(1, integer=True)),
-    ("poll", "stats"): ("stats", _choices(BASE_STATS + EXTRA_STATS, "statistics group(s)")),
+    ("poll", "stats"): ("stats", _stat_groups),
     ("poll", "include"): ("include", _patterns),
     ("poll", "exclude"): ("exclude", _patterns),
     ("agent", "state_dir"): ("state_dir", _directory),

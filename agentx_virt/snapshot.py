@@ -19,6 +19,24 @@ from typing import Optional
 from agentx_virt.record import slotted
 
 
+class StatGroup(str, enum.Enum):
+    """A statistics group ``[poll] stats`` can name: collectd's selectors and ExtraStats."""
+
+    CPU = "cpu"
+    MEMORY = "memory"
+    VCPU = "vcpu"
+    DISK = "disk"
+    INTERFACE = "interface"
+    CPU_UTIL = "cpu_util"
+    DISK_ERR = "disk_err"
+    DOMAIN_STATE = "domain_state"
+    FS_INFO = "fs_info"
+    JOB_STATS_BACKGROUND = "job_stats_background"
+    JOB_STATS_COMPLETED = "job_stats_completed"
+    PERF = "perf"
+    VCPUPIN = "vcpupin"
+
+
 class PollStatus(str, enum.Enum):
     """How the last poll of a domain went (the MIB's lvxDomainPollStatus labels)."""
 

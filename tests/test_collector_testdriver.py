@@ -16,7 +16,7 @@ from agentx_virt.collector.sample import ACTIVE_STATES
 from agentx_virt.collector.selection import selected
 from agentx_virt.config import DEFAULT_STATS, Config
 from agentx_virt.demo.node import domain_uuid, node_xml
-from agentx_virt.snapshot import DomainStats, Snapshot
+from agentx_virt.snapshot import DomainStats, Snapshot, StatGroup
 
 from .conftest import domains_asked
 
@@ -56,7 +56,7 @@ def test_filters_by_name_or_uuid() -> None:
 
 
 def test_snapshot_matches_what_libvirt_python_reports(node: str) -> None:
-    snapshot, _ = poll(node, stats=DEFAULT_STATS + ("perf", "vcpupin"))
+    snapshot, _ = poll(node, stats=DEFAULT_STATS + (StatGroup.PERF, StatGroup.VCPUPIN))
     assert snapshot.host.libvirt_connected and snapshot.host.hypervisor_type == "TEST"
     domains = by_name(snapshot)
     conn = libvirt.openReadOnly(node)
@@ -120,7 +120,7 @@ def test_readers_touch_only_their_own_domains(node: str,
 
 
 def test_selectors_choose_what_is_collected(node: str) -> None:
-    snapshot, _ = poll(node, stats=("cpu",))
+    snapshot, _ = poll(node, stats=(StatGroup.CPU,))
     running = next(d for d in snapshot.domains if d.state == 1)
     assert running.cpu_time_total_ns is not None
     assert running.disks == () and running.interfaces == () and running.pinning == ()

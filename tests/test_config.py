@@ -229,3 +229,12 @@ def test_an_unreachable_uri_is_not_a_configuration_error(tmp_path: Path) -> None
     from agentx_virt.collector.connection import uri_problem
     assert uri_problem(f"qemu+unix:///system?socket={tmp_path}/absent-sock") is None
     assert uri_problem("test:///default") is None
+
+
+
+def test_stat_groups_are_read_into_their_enum(tmp_path: Path) -> None:
+    from agentx_virt.snapshot import StatGroup
+    config = load(write(tmp_path, '[poll]\nstats = ["perf", "cpu", "perf"]\n'), environ={})
+    assert config.stats == (StatGroup.PERF, StatGroup.CPU)
+    assert all(type(group) is StatGroup for group in config.stats + Config().stats)
+    assert config.wants(StatGroup.PERF) and not config.wants(StatGroup.MEMORY)

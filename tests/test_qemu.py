@@ -20,7 +20,7 @@ from agentx_virt.demo.agent_thread import AgentThread
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.oid import format_oid
-from agentx_virt.snapshot import DomainStats, PerfEvent, Snapshot
+from agentx_virt.snapshot import DomainStats, PerfEvent, Snapshot, StatGroup
 from tests.support.libvirtd import PrivateLibvirtd
 
 from .conftest import domains_asked, private_libvirtd, wait_for, wait_polls
@@ -193,12 +193,12 @@ def test_job_stats_during_a_dump_and_after_a_managed_save(libvirtd: PrivateLibvi
 
         # A first poll outside the dump: a fresh libvirtd probes QEMU's capabilities on the
         # first getVersion (4.3 s measured here), longer than the dump takes (0.1 s).
-        poll(libvirtd.uri, stats=("job_stats_background",))
+        poll(libvirtd.uri, stats=(StatGroup.JOB_STATS_BACKGROUND,))
         thread = threading.Thread(target=dump)
         thread.start()
         running = []
         while not done.is_set():
-            snapshot = poll(libvirtd.uri, stats=("job_stats_background",))
+            snapshot = poll(libvirtd.uri, stats=(StatGroup.JOB_STATS_BACKGROUND,))
             running += [j for j in domain(snapshot, "q2").jobs if j.slot == "current"]
         thread.join(60)
         # libvirt keeps no completed statistics for a dump; a managed save leaves them.
@@ -230,7 +230,7 @@ def test_perf_software_events(libvirtd: PrivateLibvirtd) -> None:
         try:
             def counted() -> bool:   # the counters start at 0 when enabled
                 perf.update((p.name, p) for p in
-                            domain(poll(libvirtd.uri, stats=("perf",)), "q1").perf)
+                            domain(poll(libvirtd.uri, stats=(StatGroup.PERF,)), "q1").perf)
                 return (perf["task_clock"].value or 0) > 0
             perf: dict[str, PerfEvent] = {}
             wait_for(counted)

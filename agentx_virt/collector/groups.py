@@ -22,6 +22,7 @@ from agentx_virt.snapshot import (
     InterfaceStats,
     JobStats,
     PerfEvent,
+    StatGroup,
     VcpuStats,
 )
 
@@ -71,12 +72,12 @@ class DomainCalls:
     indexed: Mapping[str, Mapping[int, dict[str, Any]]]   # its numbered entries
     info: list[Any]            # virDomainGetInfo, or [None] * 5 when the record has it all
     active: bool
-    wants: Callable[[str], bool]
+    wants: Callable[[StatGroup], bool]
 
 
 def cpu(d: DomainCalls) -> dict[str, Any]:
     """CPU times, for the cpu selector or for cpu_util."""
-    if not (d.wants("cpu") or d.wants("cpu_util")):
+    if not (d.wants(StatGroup.CPU) or d.wants(StatGroup.CPU_UTIL)):
         return {}
     record = d.record
     if "cpu.time" in record:
@@ -94,7 +95,7 @@ def cpu(d: DomainCalls) -> dict[str, Any]:
 
 
 def memory(d: DomainCalls) -> dict[str, Any]:
-    if not d.wants("memory"):
+    if not d.wants(StatGroup.MEMORY):
         return {}
     record = d.record
     values: dict[str, Any] = {"memory_maximum_kib": as_int(d.info[1]),
@@ -112,7 +113,7 @@ def vcpus(d: DomainCalls) -> dict[str, Any]:
     """vCPU counts and per-vCPU statistics (vcpu), and the pinning (vcpupin)."""
     values: dict[str, Any] = {}
     calls, dom, uuid = d.calls, d.dom, d.uuid
-    if d.wants("vcpu"):
+    if d.wants(StatGroup.VCPU):
         values["vcpus_current"] = as_int(d.record.get("vcpu.current")) or as_int(d.info[3])
         values["vcpus_maximum"] = as_int(d.record.get("vcpu.maximum")) or d.layout.max_vcpus
         per_vcpu = d.indexed.get("vcpu")
@@ -124,7 +125,7 @@ def vcpus(d: DomainCalls) -> dict[str, Any]:
         if d.active:
             found = (calls.cached(uuid, "vcpus", dom.vcpus) if per_vcpu
                      else calls.get("vcpus", dom.vcpus))
-        if found and d.wants("vcpupin"):
+        if found and d.wants(StatGroup.VCPUPIN):
             values["pinning"] = tuple(tuple(bool(b) for b in row) for row in found[1])
         if per_vcpu:
             on_cpu = {int(n): int(host) for n, _st, _t, host in found[0]} if found else {}
@@ -135,7 +136,7 @@ def vcpus(d: DomainCalls) -> dict[str, Any]:
         elif found:
             values["vcpus"] = tuple(VcpuStats(int(n), int(st), int(t), None, int(host))
                                     for n, st, t, host in found[0])
-    if d.wants("vcpupin") and "pinning" not in values:
+    if d.wants(StatGroup.VCPUPIN) and "pinning" not in values:
         pins = calls.cached(uuid, "vcpuPinInfo", dom.vcpuPinInfo, 0)
         if pins:
             values["pinning"] = tuple(tuple(bool(b) for b in row) for row in pins)
@@ -161,11 +162,12 @@ def jobs(d: DomainCalls, memo: CallMemo) -> tuple[JobStats, ...]:
     managed save leaves its statistics)."""
     found = []
     current = None
-    if d.active and (d.wants("job_stats_background") or d.wants("job_stats_completed")):
+    if d.active and (d.wants(StatGroup.JOB_STATS_BACKGROUND)
+                     or d.wants(StatGroup.JOB_STATS_COMPLETED)):
         current = _job(d.calls.get("jobStats", d.dom.jobStats, 0), "current")
-        if d.wants("job_stats_background"):
+        if d.wants(StatGroup.JOB_STATS_BACKGROUND):
             found.append(current)
-    if d.wants("job_stats_completed"):
+    if d.wants(StatGroup.JOB_STATS_COMPLETED):
         just_ended = d.uuid in memo.had_job and current is None
         found.append(_job(d.calls.cached(d.uuid, "jobStats", d.dom.jobStats, COMPLETED,
                                          fresh=just_ended), "completed"))

@@ -50,7 +50,7 @@ from agentx_virt.collector.sample import (
 from agentx_virt.config import Config
 from agentx_virt.ratelog import RateLimitedLog
 from agentx_virt.record import slotted
-from agentx_virt.snapshot import DomainStats, HostInfo, PollStatus
+from agentx_virt.snapshot import DomainStats, HostInfo, PollStatus, StatGroup
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class Reader:
                 conn.close()
         # fs_info needs a read-write connection (guest agent calls are privileged).
         conn = self._connect(self.config.uri, f"{threading.current_thread().name}",
-                          read_only=not self.config.wants("fs_info"))
+                          read_only=not self.config.wants(StatGroup.FS_INFO))
         self._local.conn = conn
         with self._lock:
             self._monitors.add(conn)
@@ -418,7 +418,7 @@ class Reader:
         previous = self._history.get(ref.uuid)
         fresh = fresh_stats(ref, self.number, sample, wall,
                             None if previous is None else (previous.stats, previous.taken_ns),
-                            self._host().host_cpus, self.config.wants("cpu_util"))
+                            self._host().host_cpus, self.config.wants(StatGroup.CPU_UTIL))
         return _Polled(fresh, sample.taken_ns, sample.problems)
 
     def _stale(self, ref: DomainRef, status: PollStatus, now: float) -> DomainStats:

@@ -32,6 +32,7 @@ from agentx_virt.collector.groups import (
     vcpus,
 )
 from agentx_virt.collector.layout import Layout
+from agentx_virt.snapshot import StatGroup
 
 ACTIVE_STATES = frozenset({1, 2, 3, 4, 7})   # running, blocked, paused, shutdown, pmsuspended
 
@@ -60,16 +61,16 @@ def _indexed(record: Mapping[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:
     return found
 
 
-def bulk_groups(wants: Callable[[str], bool]) -> int:
+def bulk_groups(wants: Callable[[StatGroup], bool]) -> int:
     """The bulk statistics groups (VIR_DOMAIN_STATS_*) the selectors ask for."""
     groups = libvirt.VIR_DOMAIN_STATS_STATE
-    for selector, group in (("cpu", "VIR_DOMAIN_STATS_CPU_TOTAL"),
-                            ("memory", "VIR_DOMAIN_STATS_BALLOON"),
-                            ("vcpu", "VIR_DOMAIN_STATS_VCPU"),
-                            ("interface", "VIR_DOMAIN_STATS_INTERFACE"),
-                            ("disk", "VIR_DOMAIN_STATS_BLOCK"),
-                            ("perf", "VIR_DOMAIN_STATS_PERF")):
-        if wants(selector) or (selector == "cpu" and wants("cpu_util")):
+    for selector, group in ((StatGroup.CPU, "VIR_DOMAIN_STATS_CPU_TOTAL"),
+                            (StatGroup.MEMORY, "VIR_DOMAIN_STATS_BALLOON"),
+                            (StatGroup.VCPU, "VIR_DOMAIN_STATS_VCPU"),
+                            (StatGroup.INTERFACE, "VIR_DOMAIN_STATS_INTERFACE"),
+                            (StatGroup.DISK, "VIR_DOMAIN_STATS_BLOCK"),
+                            (StatGroup.PERF, "VIR_DOMAIN_STATS_PERF")):
+        if wants(selector) or (selector is StatGroup.CPU and wants(StatGroup.CPU_UTIL)):
             groups |= getattr(libvirt, group, 0)
     return int(groups)
 
@@ -102,7 +103,7 @@ def monitor_answered(prefetched: Optional[Prefetched]) -> bool:
 
 
 def bulk_stats(conn: Connection, doms: list[libvirt.virDomain],
-               wants: Callable[[str], bool]) -> dict[str, Prefetched]:
+               wants: Callable[[StatGroup], bool]) -> dict[str, Prefetched]:
     """The bulk statistics of ``doms`` in one call (NOWAIT), by UUID.
 
     A domain whose job is held elsewhere is skipped by libvirt (NOWAIT) and is absent
@@ -118,7 +119,7 @@ def bulk_stats(conn: Connection, doms: list[libvirt.virDomain],
 
 
 def sample_domain(conn: Connection, dom: libvirt.virDomain, uuid: str, name: str,
-                  layout: Layout, wants: Callable[[str], bool], memo: CallMemo,
+                  layout: Layout, wants: Callable[[StatGroup], bool], memo: CallMemo,
                   hypervisor: Optional[str] = None,
                   prefetched: Optional[Prefetched] = None) -> Sample:
     """Everything selected about one domain: DomainStats fields but the index and poll ones.
@@ -153,8 +154,8 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, uuid: str, name: str
     state = as_int(record.get("state.state"))
     values["state"] = state if state is not None else int(info[0])
     # The reason is collectd's domain_state group: without it no call is made for it.
-    reason = as_int(record.get("state.reason")) if wants("domain_state") else None
-    if reason is None and wants("domain_state"):
+    reason = as_int(record.get("state.reason")) if wants(StatGroup.DOMAIN_STATE) else None
+    if reason is None and wants(StatGroup.DOMAIN_STATE):
         state_reason = calls.get("state", dom.state)
         reason = int(state_reason[1]) if state_reason else None
     values["state_reason"] = reason
@@ -163,16 +164,16 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, uuid: str, name: str
     values.update(cpu(domain))
     values.update(memory(domain))
     values.update(vcpus(domain))
-    if wants("disk"):
+    if wants(StatGroup.DISK):
         values["disks"] = disks(domain)
-    if wants("disk_err") and active:
+    if wants(StatGroup.DISK_ERR) and active:
         values["disk_errors"] = disk_errors(domain, values["state"], hypervisor)
-    if wants("interface"):
+    if wants(StatGroup.INTERFACE):
         values["interfaces"] = interfaces(domain)
     values["jobs"] = jobs(domain, memo)
-    if wants("perf") and active:
+    if wants(StatGroup.PERF) and active:
         values["perf"] = perf(domain)
-    if wants("fs_info") and values["state"] == 1:
+    if wants(StatGroup.FS_INFO) and values["state"] == 1:
         values["filesystems"] = filesystems(domain)
     return Sample({k: v for k, v in values.items() if v is not None}, taken_ns,
                   tuple(calls.problems))
