@@ -2,6 +2,6 @@
 
 import sys
 
-from agentx_virt.cli import main
+from agentx_virt.app.cli import main
 
 sys.exit(main())

@@ -24,22 +24,22 @@ from pathlib import Path
 import libvirt
 
 import agentx_virt
+from agentx_virt.app.config import Config
+from agentx_virt.app.daemon import Agent
 from agentx_virt.collector.calls import SLOW_REFRESH_CYCLES
 from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.groups import COMPLETED
 from agentx_virt.collector.poller import LAYOUT_REFRESH_CYCLES, Poller
 from agentx_virt.collector.sample import NOWAIT, bulk_groups
-from agentx_virt.config import Config
-from agentx_virt.daemon import Agent
 from agentx_virt.demo.agent_thread import AgentThread
 from agentx_virt.demo.node import node_xml
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_command, snmp_tool, stop_process, tool_env
-from agentx_virt.domain_index import DomainIndexRegistry
 from agentx_virt.mib.build import build_table
 from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
 from agentx_virt.mib.model import shipped_mib
+from agentx_virt.model.snapshot import Snapshot
 from agentx_virt.oid import format_oid
-from agentx_virt.snapshot import Snapshot
+from agentx_virt.snmp.domain_index import DomainIndexRegistry
 
 # The private peers live with the tests (tests/support), beside this directory.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -81,7 +81,7 @@ def daemon_rss(uri: str, domains: int, workdir: Path, cycles: int,
     config.write_text(f"[poll]\nworkers = {workers}\n")
     with PrivateSnmpd(workdir) as snmpd:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "agentx_virt.cli", "run", "--config", str(config), "--uri",
+            [sys.executable, "-m", "agentx_virt.app.cli", "run", "--config", str(config), "--uri",
              uri, "--agentx", snmpd.agentx_address, "--interval", "2", "--state-dir",
              str(workdir / "state"), "--log-level", "error"], stdin=subprocess.DEVNULL)
         try:

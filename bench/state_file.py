@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from agentx_virt.domain_index import STATE_FILE, DomainIndexRegistry
+from agentx_virt.snmp.domain_index import STATE_FILE, DomainIndexRegistry
 
 
 def timed(repeats: int, action: Callable[[int], object]) -> str:

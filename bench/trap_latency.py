@@ -26,8 +26,8 @@ from pathlib import Path
 
 import libvirt
 
-from agentx_virt.config import Config
-from agentx_virt.daemon import Agent
+from agentx_virt.app.config import Config
+from agentx_virt.app.daemon import Agent
 from agentx_virt.demo.agent_thread import AgentThread
 from agentx_virt.demo.snmpd import PrivateSnmpd
 from agentx_virt.mib.model import shipped_mib

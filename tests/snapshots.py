@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from agentx_virt.mib.spec import AgentStatus
-from agentx_virt.snapshot import (
+from agentx_virt.model.snapshot import (
     DiskError,
     DiskStats,
     DomainStats,

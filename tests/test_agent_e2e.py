@@ -12,16 +12,16 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from agentx_virt import cli
-from agentx_virt.config import Config
-from agentx_virt.daemon import Agent
+from agentx_virt.app import cli
+from agentx_virt.app.config import Config
+from agentx_virt.app.daemon import Agent
 from agentx_virt.demo import walk_domain_table
 from agentx_virt.demo.agent_thread import AgentThread
 from agentx_virt.demo.node import domain_uuid, node_xml
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
-from agentx_virt.domain_index import STATE_FILE, DomainIndexRegistry
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.oid import format_oid
+from agentx_virt.snmp.domain_index import STATE_FILE, DomainIndexRegistry
 
 from .conftest import wait_for
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agentx_virt import cli
+from agentx_virt.app import cli
 
 from .conftest import wait_for
 

@@ -10,13 +10,13 @@ from typing import Any, Callable, Optional
 import libvirt
 import pytest
 
+from agentx_virt.app.config import DEFAULT_STATS, Config
 from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.poller import LAYOUT_REFRESH_CYCLES, Poller, reader_for
 from agentx_virt.collector.sample import ACTIVE_STATES
-from agentx_virt.collector.selection import selected
-from agentx_virt.config import DEFAULT_STATS, Config
 from agentx_virt.demo.node import domain_uuid, node_xml
-from agentx_virt.snapshot import DomainStats, Snapshot, StatGroup
+from agentx_virt.model.selection import selected
+from agentx_virt.model.snapshot import DomainStats, Snapshot, StatGroup
 
 from .conftest import domains_asked
 

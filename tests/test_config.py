@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agentx_virt import cli
-from agentx_virt.config import _KEYS as KEYS
-from agentx_virt.config import DEFAULT_STATS, Config, ConfigError, Threshold, load
+from agentx_virt.app import cli
+from agentx_virt.app.config import _KEYS as KEYS
+from agentx_virt.app.config import DEFAULT_STATS, Config, ConfigError, load
+from agentx_virt.notify.settings import Threshold
 
 from .conftest import private_libvirtd
 
@@ -233,7 +234,7 @@ def test_an_unreachable_uri_is_not_a_configuration_error(tmp_path: Path) -> None
 
 
 def test_stat_groups_are_read_into_their_enum(tmp_path: Path) -> None:
-    from agentx_virt.snapshot import StatGroup
+    from agentx_virt.model.snapshot import StatGroup
     config = load(write(tmp_path, '[poll]\nstats = ["perf", "cpu", "perf"]\n'), environ={})
     assert config.stats == (StatGroup.PERF, StatGroup.CPU)
     assert all(type(group) is StatGroup for group in config.stats + Config().stats)

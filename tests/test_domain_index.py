@@ -9,10 +9,10 @@ from typing import Optional
 
 import pytest
 
-from agentx_virt.config import Config
-from agentx_virt.daemon import Agent
-from agentx_virt.domain_index import DomainIndexRegistry, StateFileError
-from agentx_virt.snapshot import uuid_key
+from agentx_virt.app.config import Config
+from agentx_virt.app.daemon import Agent
+from agentx_virt.model.snapshot import uuid_key
+from agentx_virt.snmp.domain_index import DomainIndexRegistry, StateFileError
 
 A, B, C = ("6695eb01-f6a4-8304-79aa-97f2502e193f", "0e6ce3a6-9d8f-4bd4-a3b5-1c2a6d5e7f80",
            "11111111-2222-4333-8444-555555555555")

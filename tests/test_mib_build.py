@@ -13,14 +13,13 @@ import pytest
 
 from agentx_virt.agentx.constants import ValueType as T
 from agentx_virt.agentx.pdu import VarBind
-from agentx_virt.dump import render_varbind
+from agentx_virt.expose.dump import render_varbind
 from agentx_virt.mib.build import BuiltTable, build_table
 from agentx_virt.mib.convert import converter
 from agentx_virt.mib.libvirt_ext import AGENT_SCALARS, LIBVIRT_EXT_MIB, SCALARS, TABLES
 from agentx_virt.mib.model import MibError, shipped_mib
 from agentx_virt.mib.spec import AgentStatus, MibSpec, TableSpec
-from agentx_virt.oid import OID
-from agentx_virt.snapshot import (
+from agentx_virt.model.snapshot import (
     DiskStats,
     DomainStats,
     InterfaceStats,
@@ -28,6 +27,7 @@ from agentx_virt.snapshot import (
     Snapshot,
     uuid_key,
 )
+from agentx_virt.oid import OID
 
 from .snapshots import (
     BARE_INDEXES,
@@ -270,7 +270,7 @@ def domain_rows(snapshot: Snapshot, indexes: Mapping[str, int]) -> dict[bytes, i
 
 
 def test_index_stability_as_domains_come_and_go(tmp_path: Path) -> None:
-    from agentx_virt.domain_index import DomainIndexRegistry
+    from agentx_virt.snmp.domain_index import DomainIndexRegistry
 
     state = tmp_path / "domain-index.json"
     uuids = {n: f"00000000-0000-4000-8000-{n:012d}" for n in range(1, 6)}

@@ -10,13 +10,12 @@ import pytest
 
 from agentx_virt.agentx.constants import ValueType
 from agentx_virt.agentx.traps import Trap, TrapQueue
-from agentx_virt.collector.events import EventsLost, IoError, JobCompleted, Lifecycle, Reconnected
-from agentx_virt.config import Threshold
 from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB, THRESHOLD_METRICS
 from agentx_virt.mib.model import shipped_mib
-from agentx_virt.snapshot import DomainStats, HostInfo, JobStats, PollInfo, Snapshot
-from agentx_virt.trap_settings import TrapSettings
-from agentx_virt.traps import Notifier, SnapshotSeen
+from agentx_virt.model.events import EventsLost, IoError, JobCompleted, Lifecycle, Reconnected
+from agentx_virt.model.snapshot import DomainStats, HostInfo, JobStats, PollInfo, Snapshot
+from agentx_virt.notify.rules import Notifier, SnapshotSeen
+from agentx_virt.notify.settings import Threshold, TrapSettings
 
 MIB = shipped_mib()
 UUID = "6a7e0000-0000-4000-8000-000000000001"
@@ -178,7 +177,7 @@ def test_lost_events_are_logged_by_the_notifier(caplog: Any) -> None:
     dropped = [0]
     notifier = Notifier(TrapSettings(), MIB, TrapQueue(10), lambda uuid: 1, lambda: dropped[0])
     dropped[0] = 3
-    with caplog.at_level(logging.WARNING, logger="agentx_virt.traps"):
+    with caplog.at_level(logging.WARNING, logger="agentx_virt.notify.rules"):
         notifier.tick()
         notifier.tick()                          # nothing new: no second line
     assert len(caplog.records) == 1 and "3 event(s) lost" in caplog.text

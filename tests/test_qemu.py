@@ -13,14 +13,14 @@ from typing import Callable
 import libvirt
 import pytest
 
+from agentx_virt.app.config import Config
+from agentx_virt.app.daemon import Agent
 from agentx_virt.collector.poller import Poller
-from agentx_virt.config import Config
-from agentx_virt.daemon import Agent
 from agentx_virt.demo.agent_thread import AgentThread
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
 from agentx_virt.mib.model import shipped_mib
+from agentx_virt.model.snapshot import DomainStats, PerfEvent, Snapshot, StatGroup
 from agentx_virt.oid import format_oid
-from agentx_virt.snapshot import DomainStats, PerfEvent, Snapshot, StatGroup
 from tests.support.libvirtd import PrivateLibvirtd
 
 from .conftest import domains_asked, private_libvirtd, wait_for, wait_polls

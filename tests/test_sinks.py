@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from agentx_virt.collector.publisher import LatestPublisher
-from agentx_virt.sinks import FanOut
-from agentx_virt.snapshot import HostInfo, PollInfo, Snapshot
+from agentx_virt.expose.sinks import FanOut
+from agentx_virt.model.snapshot import HostInfo, PollInfo, Snapshot
 
 from .conftest import wait_for
 
@@ -46,7 +46,7 @@ def test_a_sink_that_raises_does_not_stop_the_others_and_is_logged_once(
     before, after = Recorder(), Recorder()
     fan = FanOut([before, Broken(), after])
     sent = snapshots(4)
-    with caplog.at_level(logging.ERROR, logger="agentx_virt.sinks"):
+    with caplog.at_level(logging.ERROR, logger="agentx_virt.expose.sinks"):
         for snapshot in sent:
             fan.publish(snapshot)
     assert before.seen == after.seen == sent
@@ -93,3 +93,22 @@ def test_before_start_a_request_publishes_at_once_on_the_callers_thread() -> Non
     publisher.request()
     publisher.request()
     assert delivered == [threading.current_thread().name] * 2
+
+
+def test_dump_is_a_sink_beside_the_others() -> None:
+    """The dump sink prints what it gets, each domain at the index it is served at."""
+    import io
+    import json
+
+    from agentx_virt.expose.dump import DumpSink
+
+    from .snapshots import INDEXES, full_snapshot
+    out = io.StringIO()
+    recorder = Recorder()
+    FanOut([DumpSink(out, "json", lambda _s: INDEXES), recorder]).publish(full_snapshot())
+    printed = json.loads(out.getvalue())
+    assert recorder.seen == [full_snapshot()]
+    assert {d["uuid"]: d["index"] for d in printed["domains"]} == {
+        d.uuid: INDEXES[d.uuid.lower()] for d in full_snapshot().domains}
+    with pytest.raises(ValueError, match="unknown dump format 'xml'"):
+        DumpSink(out, "xml", lambda _s: INDEXES)

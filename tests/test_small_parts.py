@@ -13,15 +13,15 @@ from typing import Optional
 
 import pytest
 
-from agentx_virt import cli
 from agentx_virt.agentx.address import MasterAddress, parse_address
 from agentx_virt.agentx.errors import AddressError
 from agentx_virt.agentx.traps import Trap, TrapQueue
+from agentx_virt.app import cli
 from agentx_virt.collector.outage import OutageLog
 from agentx_virt.demo.snmpd import PrivateSnmpd
+from agentx_virt.model.record import slotted
+from agentx_virt.model.snapshot import DomainStats
 from agentx_virt.oid import format_oid, parse_oid
-from agentx_virt.record import slotted
-from agentx_virt.snapshot import DomainStats
 
 
 @pytest.mark.parametrize("text, parsed", [
@@ -153,8 +153,8 @@ def test_malloc_arenas_are_capped_unless_the_user_chose(environment: dict[str, s
                                                         applied: str) -> None:
     """glibc (Debian) has mallopt; a MALLOC_ARENA_MAX the user set is left alone."""
     env = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
-    result = subprocess.run([sys.executable, "-c", "from agentx_virt.malloc import limit_arenas; "
-                             "print(limit_arenas())"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", "from agentx_virt.app.malloc import "
+                             "limit_arenas; print(limit_arenas())"], capture_output=True, text=True,
                             env={**env, **environment}, check=True, stdin=subprocess.DEVNULL)
     assert result.stdout.strip() == applied
 

@@ -25,12 +25,13 @@ from typing import Any, Optional
 import libvirt
 import pytest
 
-from agentx_virt.config import Config, Threshold
-from agentx_virt.daemon import Agent
+from agentx_virt.app.config import Config
+from agentx_virt.app.daemon import Agent
 from agentx_virt.demo.agent_thread import AgentThread
 from agentx_virt.demo.node import domain_xml
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_command, snmp_tool, tool_env
 from agentx_virt.mib.model import shipped_mib
+from agentx_virt.notify.settings import Threshold
 from agentx_virt.oid import format_oid
 from tests.support.libvirtd import PrivateLibvirtd
 from tests.support.snmptrapd import PrivateSnmptrapd

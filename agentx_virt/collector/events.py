@@ -19,63 +19,25 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional
 
 import libvirt
 
 from agentx_virt.collector.connection import Connection, ConnectionFactory
 from agentx_virt.collector.errors import CollectorError
+from agentx_virt.model.events import (
+    Event,
+    EventsLost,
+    IoError,
+    JobCompleted,
+    Lifecycle,
+    Reconnected,
+)
 
 log = logging.getLogger(__name__)
 
 BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 5.0
-
-
-@dataclass(frozen=True)
-class Lifecycle:
-    uuid: str
-    name: str
-    event: int            # virDomainEventType
-    detail: int           # the event's detail enum
-    at: float = field(default_factory=time.monotonic)
-
-
-@dataclass(frozen=True)
-class IoError:
-    uuid: str
-    name: str
-    source: str
-    alias: str
-    action: int           # virDomainEventIOErrorAction
-    reason: str
-    at: float = field(default_factory=time.monotonic)
-
-
-@dataclass(frozen=True)
-class JobCompleted:
-    uuid: str
-    name: str
-    stats: tuple[tuple[str, Any], ...]
-    at: float = field(default_factory=time.monotonic)
-
-
-@dataclass(frozen=True)
-class EventsLost:
-    """The event connection closed: changes from now on are not seen until Reconnected."""
-
-    at: float = field(default_factory=time.monotonic)
-
-
-@dataclass(frozen=True)
-class Reconnected:
-    """Events flow again; states may have changed while none were received."""
-
-    at: float = field(default_factory=time.monotonic)
-
-
-Event = Union[Lifecycle, IoError, JobCompleted, EventsLost, Reconnected]
 
 
 _LAYOUT_LIFECYCLE = frozenset({libvirt.VIR_DOMAIN_EVENT_DEFINED,

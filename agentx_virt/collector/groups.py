@@ -15,7 +15,7 @@ import libvirt
 
 from agentx_virt.collector.calls import CallMemo, Calls, as_int
 from agentx_virt.collector.layout import Layout
-from agentx_virt.snapshot import (
+from agentx_virt.model.snapshot import (
     DiskError,
     DiskStats,
     GuestFilesystem,

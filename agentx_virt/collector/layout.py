@@ -12,7 +12,7 @@ from typing import Optional
 from xml.etree import ElementTree
 
 from agentx_virt.collector.errors import CallFailed
-from agentx_virt.record import slotted
+from agentx_virt.model.record import slotted
 
 OVIRTMAP_NS = "http://ovirt.org/ovirtmap/tag/1.0"
 

@@ -23,15 +23,15 @@ from typing import Callable, Optional
 
 import libvirt
 
+from agentx_virt.app.config import Config
 from agentx_virt.collector.connection import Connection, ConnectionFactory
 from agentx_virt.collector.errors import CollectorError, LibvirtUnavailable
 from agentx_virt.collector.layout import Layout, parse_layout
 from agentx_virt.collector.outage import OutageLog
 from agentx_virt.collector.publisher import LatestPublisher
 from agentx_virt.collector.reader import DomainRef, Reader, ReaderResult
-from agentx_virt.collector.selection import selected
-from agentx_virt.config import Config
-from agentx_virt.snapshot import (
+from agentx_virt.model.selection import selected
+from agentx_virt.model.snapshot import (
     DomainStats,
     HostInfo,
     PollInfo,

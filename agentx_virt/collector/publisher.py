@@ -15,7 +15,7 @@ import logging
 import threading
 from typing import Callable, Optional
 
-from agentx_virt.snapshot import Snapshot
+from agentx_virt.model.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 

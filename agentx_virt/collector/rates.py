@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Optional
 
 from agentx_virt.collector.sample import ACTIVE_STATES, Sample
-from agentx_virt.snapshot import DomainStats, PollStatus
+from agentx_virt.model.snapshot import DomainStats, PollStatus
 
 if TYPE_CHECKING:
     from agentx_virt.collector.reader import DomainRef

@@ -27,6 +27,7 @@ from typing import Callable, NamedTuple, Optional
 
 import libvirt
 
+from agentx_virt.app.config import Config
 from agentx_virt.collector.calls import CallMemo
 from agentx_virt.collector.connection import Connection, ConnectionFactory
 from agentx_virt.collector.errors import (
@@ -47,10 +48,9 @@ from agentx_virt.collector.sample import (
     monitor_answered,
     sample_domain,
 )
-from agentx_virt.config import Config
+from agentx_virt.model.record import slotted
+from agentx_virt.model.snapshot import DomainStats, HostInfo, PollStatus, StatGroup
 from agentx_virt.ratelog import RateLimitedLog
-from agentx_virt.record import slotted
-from agentx_virt.snapshot import DomainStats, HostInfo, PollStatus, StatGroup
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from agentx_virt.collector.groups import (
     vcpus,
 )
 from agentx_virt.collector.layout import Layout
-from agentx_virt.snapshot import StatGroup
+from agentx_virt.model.snapshot import StatGroup
 
 ACTIVE_STATES = frozenset({1, 2, 3, 4, 7})   # running, blocked, paused, shutdown, pmsuspended
 

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from agentx_virt.config import Config
-from agentx_virt.daemon import Agent
+from agentx_virt.app.config import Config
+from agentx_virt.app.daemon import Agent
 from agentx_virt.demo.agent_thread import AgentThread
 from agentx_virt.demo.node import node_xml
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool

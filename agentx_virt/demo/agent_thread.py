@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Optional
 
-from agentx_virt.daemon import Agent
+from agentx_virt.app.daemon import Agent
 
 
 class AgentThread:

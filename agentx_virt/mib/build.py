@@ -18,8 +18,8 @@ from typing import Any, Optional
 from agentx_virt.mib.convert import Converter, Reject, converter
 from agentx_virt.mib.model import Mib, MibObject
 from agentx_virt.mib.spec import AgentStatus, MibSpec, TableSpec
+from agentx_virt.model.snapshot import DomainStats, Snapshot, uuid_key
 from agentx_virt.oid import OID, format_oid
-from agentx_virt.snapshot import DomainStats, Snapshot, uuid_key
 from agentx_virt.snmp.table import Block, OidTable, Repeated, Stored, served
 
 

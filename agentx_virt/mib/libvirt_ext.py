@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Callable, Optional
 
-from agentx_virt.libvirt_names import reason_name, severity
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.mib.spec import AgentStatus, Getter, MibSpec, TableSpec
-from agentx_virt.snapshot import DomainStats, GuestFilesystem
+from agentx_virt.model.libvirt_names import reason_name, severity
+from agentx_virt.model.snapshot import DomainStats, GuestFilesystem
 
 
 def _both(a: Optional[int], b: Optional[int], f: Callable[[int, int], object]) -> object:

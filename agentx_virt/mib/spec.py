@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from agentx_virt.mib.model import Mib
-from agentx_virt.snapshot import DomainStats
+from agentx_virt.model.snapshot import DomainStats
 
 Getter = Callable[[Any], object]
 

@@ -15,7 +15,7 @@ from agentx_virt.agentx.store import ServedStore
 from agentx_virt.mib.build import build_table
 from agentx_virt.mib.model import Mib
 from agentx_virt.mib.spec import AgentStatus, MibSpec
-from agentx_virt.snapshot import PollStatus, Snapshot
+from agentx_virt.model.snapshot import PollStatus, Snapshot
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""``agentx-virt dump``: one poll, printed without snmpd, as a table, JSON or OID lines."""
+"""``agentx-virt dump``: a sink that prints each Snapshot, without snmpd, as a table, JSON
+or the OID lines the SNMP sink would serve."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable, TextIO
 
-from agentx_virt.libvirt_names import STATE_NAMES, reason_name
 from agentx_virt.mib.build import build_table
 from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
+from agentx_virt.model.libvirt_names import STATE_NAMES, reason_name
+from agentx_virt.model.snapshot import Snapshot, uuid_key
 from agentx_virt.oid import format_oid
-from agentx_virt.snapshot import Snapshot, uuid_key
 from agentx_virt.snmp.types import VarBind
 
 FORMATS = ("table", "json", "oids")
@@ -86,3 +87,19 @@ def render(snapshot: Snapshot, indexes: Mapping[str, int], form: str) -> str:
             f"{d.memory_current_kib or '-':>10} {_percent(d.cpu_util_vcpus):>6} "
             f"{len(d.disks):>5} {len(d.interfaces):>4}")
     return "\n".join(lines)
+
+
+class DumpSink:
+    """Prints every Snapshot it is given in ``form``, each domain at the index the agent
+    serves it at (``indexes``, read from the agent's state, never written)."""
+
+    def __init__(self, out: TextIO, form: str,
+                 indexes: Callable[[Snapshot], Mapping[str, int]]) -> None:
+        if form not in FORMATS:
+            raise ValueError(f"unknown dump format {form!r}; known: {', '.join(FORMATS)}")
+        self.out = out
+        self.form = form
+        self._indexes = indexes
+
+    def publish(self, snapshot: Snapshot) -> None:
+        print(render(snapshot, self._indexes(snapshot), self.form), file=self.out, flush=True)

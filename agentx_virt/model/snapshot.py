@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
-from agentx_virt.record import slotted
+from agentx_virt.model.record import slotted
 
 
 class StatGroup(str, enum.Enum):

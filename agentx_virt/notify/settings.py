@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agentx_virt.config import TRAP_KINDS, Config, Threshold
+# Kinds of notification [traps] enable can name (each maps to MIB notifications).
+TRAP_KINDS = ("state", "define", "io_error", "job", "poll", "threshold", "libvirt")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Crossed when ``metric`` rises above ``rising``; cleared at or below ``falling``."""
+
+    metric: str          # a domain table gauge, e.g. from libvirt_ext.THRESHOLD_METRICS
+    rising: int
+    falling: int
 
 
 @dataclass(frozen=True)
@@ -17,11 +27,3 @@ class TrapSettings:
     thresholds: tuple[Threshold, ...] = ()
     include: tuple[str, ...] = ()      # [poll] include / exclude: excluded domains get
     exclude: tuple[str, ...] = ()      # no trap (nor an index)
-
-
-def settings_for(config: Config) -> TrapSettings:
-    """TrapSettings from the agent's Config."""
-    return TrapSettings(kinds=frozenset(config.traps), persistent=config.persistent_traps,
-                        hold_down_s=config.hold_down_s, stall_cycles=config.stall_cycles,
-                        interval_s=config.interval_s, thresholds=config.thresholds,
-                        include=config.include, exclude=config.exclude)

@@ -38,15 +38,17 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from agentx_virt.agentx.traps import TrapQueue
-from agentx_virt.collector.events import (
+from agentx_virt.mib.convert import Reject
+from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
+from agentx_virt.mib.model import Mib
+from agentx_virt.model.events import (
     EventsLost,
     IoError,
     JobCompleted,
     Lifecycle,
     Reconnected,
 )
-from agentx_virt.collector.selection import selected
-from agentx_virt.libvirt_names import (
+from agentx_virt.model.libvirt_names import (
     DEFINED_DETAILS,
     EVENT_DEFINED,
     EVENT_UNDEFINED,
@@ -57,13 +59,11 @@ from agentx_virt.libvirt_names import (
     reason_name,
     severity,
 )
-from agentx_virt.mib.convert import Reject
-from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
-from agentx_virt.mib.model import Mib
-from agentx_virt.record import slotted
-from agentx_virt.snapshot import DomainStats, PollStatus, Snapshot, uuid_key
-from agentx_virt.trap_builder import TrapBuilder
-from agentx_virt.trap_settings import TrapSettings
+from agentx_virt.model.record import slotted
+from agentx_virt.model.selection import selected
+from agentx_virt.model.snapshot import DomainStats, PollStatus, Snapshot, uuid_key
+from agentx_virt.notify.builder import TrapBuilder
+from agentx_virt.notify.settings import TrapSettings
 
 log = logging.getLogger(__name__)
 

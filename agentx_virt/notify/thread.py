@@ -13,8 +13,8 @@ import queue
 import threading
 from typing import Any
 
-from agentx_virt.snapshot import Snapshot
-from agentx_virt.traps import Notifier, SnapshotSeen
+from agentx_virt.model.snapshot import Snapshot
+from agentx_virt.notify.rules import Notifier, SnapshotSeen
 
 log = logging.getLogger(__name__)
 

@@ -21,19 +21,18 @@ from agentx_virt.agentx.session_config import SessionConfig
 from agentx_virt.agentx.session_thread import SessionThread
 from agentx_virt.agentx.store import ServedStore
 from agentx_virt.agentx.traps import TrapQueue
+from agentx_virt.app.config import Config, trap_settings
 from agentx_virt.collector.events import EventWatcher
 from agentx_virt.collector.poller import Poller
-from agentx_virt.config import Config
-from agentx_virt.domain_index import STATE_FILE, DomainIndexRegistry, StateFileError
+from agentx_virt.expose.sinks import FanOut
+from agentx_virt.expose.snmp import SnmpSink
 from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
 from agentx_virt.mib.model import Mib
 from agentx_virt.mib.spec import AgentStatus
-from agentx_virt.notifier_thread import NotifierThread
-from agentx_virt.sinks import FanOut
-from agentx_virt.snapshot import Snapshot, uuid_key
-from agentx_virt.snmp_sink import SnmpSink
-from agentx_virt.trap_settings import settings_for
-from agentx_virt.traps import Notifier
+from agentx_virt.model.snapshot import Snapshot, uuid_key
+from agentx_virt.notify.rules import Notifier
+from agentx_virt.notify.thread import NotifierThread
+from agentx_virt.snmp.domain_index import STATE_FILE, DomainIndexRegistry, StateFileError
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ class Agent:
         self.traps = TrapQueue(config.trap_queue)
         self.events: queue.Queue[Any] = queue.Queue(EVENT_QUEUE)
         self.registry = DomainIndexRegistry()
-        self.notifier = Notifier(settings_for(config), self.mib, self.traps, self._index_of,
+        self.notifier = Notifier(trap_settings(config), self.mib, self.traps, self._index_of,
                                  lambda: self._events_dropped)
         self.notifier_thread = NotifierThread(self.notifier, self.events)
         self.publisher = SnmpSink(self.store, LIBVIRT_EXT_MIB, self.mib, self._indexes_for,

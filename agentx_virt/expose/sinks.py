@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from agentx_virt.snapshot import Snapshot
+from agentx_virt.model.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 

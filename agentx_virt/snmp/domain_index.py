@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from agentx_virt.record import slotted
-from agentx_virt.snapshot import DomainStats, uuid_key
+from agentx_virt.model.record import slotted
+from agentx_virt.model.snapshot import DomainStats, uuid_key
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,12 @@ from agentx_virt import __version__
 from agentx_virt.agentx.address import DEFAULT_ADDRESS, parse_address
 from agentx_virt.agentx.errors import AddressError, AgentXError
 from agentx_virt.agentx.probe import probe
+from agentx_virt.app.config import Config, ConfigError
+from agentx_virt.app.config import load as load_config
+from agentx_virt.app.daemon import Agent
 from agentx_virt.collector.connection import uri_problem
 from agentx_virt.collector.poller import Poller
-from agentx_virt.config import Config, ConfigError
-from agentx_virt.config import load as load_config
-from agentx_virt.daemon import Agent
-from agentx_virt.domain_index import STATE_FILE, DomainIndexRegistry, StateFileError
-from agentx_virt.dump import FORMATS, render
+from agentx_virt.expose.dump import FORMATS, DumpSink
 from agentx_virt.mib.compile import (
     COMPILED_DIR,
     PACKAGE_MIB,
@@ -30,6 +29,7 @@ from agentx_virt.mib.compile import (
     write_compiled,
 )
 from agentx_virt.mib.model import shipped_mib
+from agentx_virt.snmp.domain_index import STATE_FILE, DomainIndexRegistry, StateFileError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -159,7 +159,7 @@ _URI_FROM = "--uri, [libvirt] uri or $LIBVIRT_DEFAULT_URI"
 
 def _run(args: argparse.Namespace) -> int:
     config = _checked_config(args)
-    from agentx_virt.malloc import limit_arenas  # only the daemon process needs ctypes
+    from agentx_virt.app.malloc import limit_arenas  # only the daemon process needs ctypes
     limit_arenas()
     agent = Agent(config)
 
@@ -179,9 +179,11 @@ def _dump(args: argparse.Namespace) -> int:
     except StateFileError as exc:
         log.warning("%s; showing fresh indexes", exc)
         registry = DomainIndexRegistry()
+    sink = DumpSink(sys.stdout, args.format,
+                    lambda snapshot: registry.index_domains(snapshot.domains, time.time()))
+    # The readers' intermediate snapshots are not printed: only the complete last one.
     snapshot = Poller(config, lambda _snapshot: None).poll_once(args.samples, args.gap)
-    indexes = registry.index_domains(snapshot.domains, time.time())
-    print(render(snapshot, indexes, args.format))
+    sink.publish(snapshot)
     return 0 if snapshot.host.libvirt_connected else 1
 
 

@@ -54,7 +54,8 @@ from typing import Any, Callable, Optional
 from agentx_virt.agentx.address import DEFAULT_ADDRESS, parse_address
 from agentx_virt.agentx.errors import AddressError
 from agentx_virt.mib.libvirt_ext import THRESHOLD_METRICS
-from agentx_virt.snapshot import StatGroup
+from agentx_virt.model.snapshot import StatGroup
+from agentx_virt.notify.settings import TRAP_KINDS, Threshold, TrapSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,8 +63,6 @@ else:  # pragma: no cover - Python 3.9/3.10
     import tomli as tomllib
 
 DEFAULT_URI = "qemu:///system"
-# Kinds of notification [traps] enable can name (each maps to MIB notifications).
-TRAP_KINDS = ("state", "define", "io_error", "job", "poll", "threshold", "libvirt")
 _GAUGE64_MAX = 2**64 - 1
 
 # Statistics groups, collected unless left out of [poll] stats.
@@ -81,15 +80,6 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 class ConfigError(ValueError):
     """The configuration is wrong; the message names where and what."""
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """Crossed when ``metric`` rises above ``rising``; cleared at or below ``falling``."""
-
-    metric: str          # an lvxDomainTable object name from THRESHOLD_METRICS
-    rising: int
-    falling: int
 
 
 @dataclass(frozen=True)
@@ -355,3 +345,11 @@ def _read_file(path: Path, values: dict[str, Any], where_from: dict[str, str]) -
             except ValueError as exc:
                 raise ConfigError(f"{where}: {exc}") from None
             where_from[field_name] = where.rsplit(": ", 1)[0]
+
+
+def trap_settings(config: Config) -> TrapSettings:
+    """TrapSettings from the agent's Config."""
+    return TrapSettings(kinds=frozenset(config.traps), persistent=config.persistent_traps,
+                        hold_down_s=config.hold_down_s, stall_cycles=config.stall_cycles,
+                        interval_s=config.interval_s, thresholds=config.thresholds,
+                        include=config.include, exclude=config.exclude)

@@ -1,0 +1,1 @@
+"""The application: configuration, the daemon that wires the layers, the command line."""
