@@ -177,3 +177,13 @@ def test_an_outage_is_one_warning_then_a_reminder_every_period_then_one_info(
         ("WARNING", "libvirt at test:///x still unavailable a"),
         ("WARNING", "libvirt at test:///x still unavailable a"),
         ("INFO", "libvirt at test:///x is back after 700.0 s"[:40])]
+
+
+def test_bulk_batches_share_a_call_per_slot_and_one_for_the_lone_domains() -> None:
+    from agentx_virt.collector.refs import bulk_batches
+    slots = {"a": 0, "b": 1, "c": 0, "d": 2, "e": 3, "f": 1}
+    assert bulk_batches(list("abcdef"), slots.__getitem__) == [
+        (0, ["a", "c"]), (1, ["b", "f"]), (2, ["d", "e"])]
+    assert bulk_batches(["e", "d"], slots.__getitem__) == [(3, ["e", "d"])]
+    assert bulk_batches(["a", "c"], slots.__getitem__) == [(0, ["a", "c"])]
+    assert bulk_batches([], slots.__getitem__) == []

@@ -29,7 +29,8 @@ from agentx_virt.collector.errors import CollectorError, LibvirtUnavailable
 from agentx_virt.collector.layout import Layout, parse_layout
 from agentx_virt.collector.outage import OutageLog
 from agentx_virt.collector.publisher import LatestPublisher
-from agentx_virt.collector.reader import DomainRef, Reader, ReaderResult
+from agentx_virt.collector.reader import Reader
+from agentx_virt.collector.refs import DomainRef, ReaderResult
 from agentx_virt.model.selection import selected
 from agentx_virt.model.snapshot import (
     DomainStats,

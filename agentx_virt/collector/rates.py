@@ -16,7 +16,7 @@ from agentx_virt.collector.sample import ACTIVE_STATES, Sample
 from agentx_virt.model.snapshot import DomainStats, PollStatus
 
 if TYPE_CHECKING:
-    from agentx_virt.collector.reader import DomainRef
+    from agentx_virt.collector.refs import DomainRef
 
 
 def fresh_stats(ref: DomainRef, reader: int, sample: Sample, wall: datetime,

@@ -37,9 +37,9 @@ from agentx_virt.collector.errors import (
     NotAvailable,
 )
 from agentx_virt.collector.guard import Guard, Task
-from agentx_virt.collector.layout import Layout
 from agentx_virt.collector.outage import REMINDER_S
 from agentx_virt.collector.rates import fresh_stats
+from agentx_virt.collector.refs import DomainRef, ReaderResult, bulk_batches
 from agentx_virt.collector.sample import (
     ACTIVE_STATES,
     Prefetched,
@@ -56,25 +56,6 @@ log = logging.getLogger(__name__)
 
 CONTROL_OCCUPIED = getattr(libvirt, "VIR_DOMAIN_CONTROL_OCCUPIED", 2)
 BULK_KEY = "bulk statistics"     # the guard's keys for calls that cover many domains
-
-
-@slotted
-@dataclass(frozen=True)
-class DomainRef:
-    """A domain as the partitioner saw it: what a reader needs to poll it."""
-
-    uuid: str
-    name: str
-    layout: Layout
-    reader: int
-
-
-@dataclass(frozen=True)
-class ReaderResult:
-    reader: int
-    started: datetime
-    duration_ms: int
-    domains: Mapping[str, DomainStats]     # uuid -> stats (last good ones when stale)
 
 
 def _domains(count: int) -> str:
@@ -303,21 +284,10 @@ class Reader:
         domain deadline, its connection retired, and its domains are asked one by one,
         in the same cycle and for as long as the call stays stuck.
         """
-        by_slot: dict[int, list[DomainRef]] = {}
-        for ref in refs:
-            if ref.uuid not in self._timed_out and self.guard.in_flight(ref.uuid) is None:
-                by_slot.setdefault(self.guard.slot(ref.uuid), []).append(ref)
-        calls: list[tuple[int, list[DomainRef]]] = []
-        alone: list[DomainRef] = []
-        for slot, wanted in by_slot.items():
-            if len(wanted) > 1:
-                calls.append((slot, wanted))
-            else:
-                alone.extend(wanted)
-        if alone:                 # on the slot of the first: no other bulk call runs there
-            calls.append((self.guard.slot(alone[0].uuid), alone))
+        wanted_refs = [ref for ref in refs if ref.uuid not in self._timed_out
+                       and self.guard.in_flight(ref.uuid) is None]
         tasks = []
-        for slot, wanted in calls:
+        for slot, wanted in bulk_batches(wanted_refs, lambda ref: self.guard.slot(ref.uuid)):
             task = Task(f"{BULK_KEY} {slot}", lambda: None, slot=slot,
                         label=f"the bulk statistics of {_domains(len(wanted))}")
             task.function = self._bulk_call(task, wanted)
