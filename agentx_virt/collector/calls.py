@@ -7,7 +7,7 @@ and not repeated; slowly changing data is cached for SLOW_REFRESH_CYCLES polls.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import libvirt
 
@@ -73,11 +73,3 @@ class Calls:
         except CallFailed as exc:
             self.problems.append(str(exc))
             return None
-
-
-def as_int(value: Any) -> Optional[int]:
-    """An int or float from libvirt as an int; anything else (bools too) None."""
-    kind = type(value)        # (bool, a subclass of int, is not a count)
-    if kind is int:
-        return value          # type: ignore[no-any-return]
-    return int(value) if kind is float else None

@@ -13,8 +13,20 @@ from typing import Any, Callable, Optional
 
 import libvirt
 
-from agentx_virt.collector.calls import CallMemo, Calls, as_int
+from agentx_virt.collector.calls import CallMemo, Calls
 from agentx_virt.collector.layout import Layout
+from agentx_virt.collector.records import (
+    NIC_FIELDS,
+    as_int,
+    balloon,
+    counts,
+    cpu_times,
+    disk_counters,
+    disks_by_name,
+    memory_stats,
+    nic_counters,
+    vcpu_stats,
+)
 from agentx_virt.model.snapshot import (
     DiskError,
     DiskStats,
@@ -49,15 +61,6 @@ _JOB_FIELDS = {
     "auto_converge_throttle": "auto_converge_throttle", "operation": "operation",
     "errmsg": "error_message",
 }
-_MEMORY_FIELDS = {
-    "actual": "balloon_actual_kib", "unused": "mem_unused_kib", "usable": "mem_usable_kib",
-    "available": "mem_available_kib", "rss": "mem_rss_kib", "swap_in": "swap_in_kib",
-    "swap_out": "swap_out_kib", "major_fault": "major_faults", "minor_fault": "minor_faults",
-}
-_BALLOON_FIELDS = {
-    "balloon.current": "memory_current_kib", "balloon.maximum": "memory_maximum_kib",
-    **{f"balloon.{key}": name for key, name in _MEMORY_FIELDS.items() if key != "actual"},
-}
 
 
 @dataclass(frozen=True)
@@ -79,11 +82,9 @@ def cpu(d: DomainCalls) -> dict[str, Any]:
     """CPU times, for the cpu selector or for cpu_util."""
     if not (d.wants(StatGroup.CPU) or d.wants(StatGroup.CPU_UTIL)):
         return {}
-    record = d.record
-    if "cpu.time" in record:
-        return {"cpu_time_total_ns": as_int(record.get("cpu.time")),
-                "cpu_time_user_ns": as_int(record.get("cpu.user")),
-                "cpu_time_system_ns": as_int(record.get("cpu.system"))}
+    from_record = cpu_times(d.record)
+    if from_record:
+        return from_record
     if not d.active:
         return {}
     times = d.calls.get("getCPUStats", d.dom.getCPUStats, True)
@@ -100,12 +101,9 @@ def memory(d: DomainCalls) -> dict[str, Any]:
     record = d.record
     values: dict[str, Any] = {"memory_maximum_kib": as_int(d.info[1]),
                               "memory_current_kib": as_int(d.info[2])}
-    values.update({f: as_int(record[k]) for k, f in _BALLOON_FIELDS.items() if k in record})
-    if "balloon.current" in record:
-        values["balloon_actual_kib"] = as_int(record["balloon.current"])
-    elif d.active:
-        stats = d.calls.get("memoryStats", d.dom.memoryStats) or {}
-        values.update({f: as_int(stats[k]) for k, f in _MEMORY_FIELDS.items() if k in stats})
+    values.update(balloon(record))
+    if "balloon.current" not in record and d.active:
+        values.update(memory_stats(d.calls.get("memoryStats", d.dom.memoryStats) or {}))
     return values
 
 
@@ -129,10 +127,7 @@ def vcpus(d: DomainCalls) -> dict[str, Any]:
             values["pinning"] = tuple(tuple(bool(b) for b in row) for row in found[1])
         if per_vcpu:
             on_cpu = {int(n): int(host) for n, _st, _t, host in found[0]} if found else {}
-            values["vcpus"] = tuple(
-                VcpuStats(n, as_int(v.get("state")), as_int(v.get("time")),
-                          as_int(v.get("wait")), on_cpu.get(n), as_int(v.get("delay")))
-                for n, v in sorted(per_vcpu.items()))
+            values["vcpus"] = vcpu_stats(per_vcpu, on_cpu)
         elif found:
             values["vcpus"] = tuple(VcpuStats(int(n), int(st), int(t), None, int(host))
                                     for n, st, t, host in found[0])
@@ -198,25 +193,13 @@ def filesystems(d: DomainCalls) -> tuple[GuestFilesystem, ...]:
 def disks(d: DomainCalls) -> tuple[DiskStats, ...]:
     """The disk group: each disk of the XML, from its bulk entry or the per-call APIs."""
     calls, uuid, layout, active = d.calls, d.uuid, d.layout, d.active
-    entries = d.indexed.get("block", {})
-    # One entry per disk without the BACKING flag (it may still carry a backingIndex);
-    # should a chain appear, the first entry of a name is the top image.
-    by_name: dict[str, dict[str, Any]] = {}
-    for _, entry in sorted(entries.items()):
-        by_name.setdefault(str(entry.get("name")), entry)
+    by_name = disks_by_name(d.indexed.get("block", {}))
     disks = []
     for disk in layout.disks:
         bulk = by_name.get(disk.target)
         values: dict[str, Optional[int]] = {}
         if bulk is not None:
-            for key, name in (("rd.reqs", "read_requests"), ("rd.bytes", "read_bytes"),
-                              ("rd.times", "read_time_ns"), ("wr.reqs", "write_requests"),
-                              ("wr.bytes", "write_bytes"), ("wr.times", "write_time_ns"),
-                              ("fl.reqs", "flush_requests"), ("fl.times", "flush_time_ns"),
-                              ("capacity", "capacity_bytes"),
-                              ("allocation", "allocation_bytes"),
-                              ("physical", "physical_bytes")):
-                values[name] = as_int(bulk.get(key))
+            values.update(disk_counters(bulk))
         elif active:
             stats = calls.get("blockStats", calls.dom.blockStats, disk.target)
             if stats:
@@ -226,8 +209,7 @@ def disks(d: DomainCalls) -> tuple[DiskStats, ...]:
             if info:
                 values.update(capacity_bytes=as_int(info[0]), allocation_bytes=as_int(info[1]),
                               physical_bytes=as_int(info[2]))
-        disks.append(DiskStats(disk.target, disk.source, disk.bus,
-                               **{k: v for k, v in values.items() if v is not None and v >= 0}))
+        disks.append(DiskStats(disk.target, disk.source, disk.bus, **counts(values)))
     return tuple(disks)
 
 
@@ -237,21 +219,16 @@ def interfaces(d: DomainCalls) -> tuple[InterfaceStats, ...]:
     entries = d.indexed.get("net", {})
     by_name = {str(v.get("name")): v for v in entries.values()}
     nics = []
-    keys = (("rx.bytes", "rx_bytes"), ("rx.pkts", "rx_packets"), ("rx.errs", "rx_errors"),
-            ("rx.drop", "rx_drops"), ("tx.bytes", "tx_bytes"), ("tx.pkts", "tx_packets"),
-            ("tx.errs", "tx_errors"), ("tx.drop", "tx_drops"))
     for nic in layout.nics:
         bulk = by_name.get(nic.target)
         values: dict[str, Optional[int]] = {}
         if bulk is not None:
-            values = {name: as_int(bulk.get(key)) for key, name in keys}
+            values.update(nic_counters(bulk))
         elif active and nic.has_device:
             stats = calls.get("interfaceStats", calls.dom.interfaceStats, nic.target)
             if stats:
-                values = {name: as_int(v) for (_, name), v in zip(keys, stats)}
-        nics.append(InterfaceStats(nic.target, nic.mac, nic.source,
-                                   **{k: v for k, v in values.items()
-                                      if v is not None and v >= 0}))
+                values = {name: as_int(v) for (_, name), v in zip(NIC_FIELDS, stats)}
+        nics.append(InterfaceStats(nic.target, nic.mac, nic.source, **counts(values)))
     return tuple(nics)
 
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 
 import libvirt
 
-from agentx_virt.collector.calls import CallMemo, Calls, as_int
+from agentx_virt.collector.calls import CallMemo, Calls
 from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.groups import (
     DomainCalls,
@@ -32,6 +32,7 @@ from agentx_virt.collector.groups import (
     vcpus,
 )
 from agentx_virt.collector.layout import Layout
+from agentx_virt.collector.records import as_int, indexed
 from agentx_virt.model.snapshot import StatGroup
 
 ACTIVE_STATES = frozenset({1, 2, 3, 4, 7})   # running, blocked, paused, shutdown, pmsuspended
@@ -42,23 +43,6 @@ class Sample:
                                 # the reader adds the index, reader, tag and poll fields
     taken_ns: int               # time.monotonic_ns() when the CPU time was read
     problems: tuple[str, ...]   # failures worth a log line
-
-
-_INDEXED_GROUPS = frozenset({"vcpu", "block", "net"})
-
-
-def _indexed(record: Mapping[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:
-    """The numbered entries of a bulk record by group, in one pass over its keys:
-    {'net.0.name': 'tap0', 'vcpu.1.time': 5} -> {'net': {0: {'name': 'tap0'}},
-    'vcpu': {1: {'time': 5}}}."""
-    found: dict[str, dict[int, dict[str, Any]]] = {}
-    for key, value in record.items():
-        group, _, rest = key.partition(".")
-        if group in _INDEXED_GROUPS:
-            number, _, name = rest.partition(".")
-            if name and number.isdigit():
-                found.setdefault(group, {}).setdefault(int(number), {})[name] = value
-    return found
 
 
 def bulk_groups(wants: Callable[[StatGroup], bool]) -> int:
@@ -150,7 +134,7 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, uuid: str, name: str
     if not all(key in record for key in ("state.state", "balloon.maximum",
                                          "balloon.current", "vcpu.current", "cpu.time")):
         info = conn.call(f"info of {name}", dom.info)
-    indexed = _indexed(record)
+    entries = indexed(record)
     state = as_int(record.get("state.state"))
     values["state"] = state if state is not None else int(info[0])
     # The reason is collectd's domain_state group: without it no call is made for it.
@@ -160,7 +144,7 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, uuid: str, name: str
         reason = int(state_reason[1]) if state_reason else None
     values["state_reason"] = reason
     active = values["state"] in ACTIVE_STATES
-    domain = DomainCalls(calls, dom, uuid, layout, record, indexed, info, active, wants)
+    domain = DomainCalls(calls, dom, uuid, layout, record, entries, info, active, wants)
     values.update(cpu(domain))
     values.update(memory(domain))
     values.update(vcpus(domain))
