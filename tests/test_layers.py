@@ -53,3 +53,21 @@ def test_the_mib_layer_and_the_agentx_protocol_do_not_import_each_other() -> Non
     """Both use the SNMP types and the served table from agentx_virt.snmp."""
     assert "agentx" not in ours(loaded_by("agentx_virt.mib"))
     assert not ours(loaded_by("agentx_virt.snmp")) & {"agentx", "mib"}
+
+
+def test_no_module_over_400_lines_and_no_function_over_60() -> None:
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).parent.parent / "agentx_virt"
+    too_long = []
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text()
+        if text.count("\n") > 400:
+            too_long.append(f"{path.name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 60:
+                    too_long.append(f"{path.name}: {node.name}() {length} lines")
+    assert not too_long
