@@ -8,7 +8,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import pytest
 
@@ -21,7 +21,6 @@ from agentx_virt.agentx.session_config import SessionConfig
 from agentx_virt.agentx.session_thread import SessionThread
 from agentx_virt.agentx.store import OidTable, ServedStore
 from agentx_virt.agentx.traps import TrapQueue
-from agentx_virt.collector.connection import Connection
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.oid import OID, format_oid
@@ -51,21 +50,6 @@ def wait_polls(snmpd: PrivateSnmpd, polls: int, timeout: float = 30.0) -> None:
     for _ in range(polls):
         wait_for(lambda: start() not in seen, timeout)
         seen.append(start())
-
-
-def domains_asked(monkeypatch: pytest.MonkeyPatch, api: str) -> list[str]:
-    """The names of the domains the collector calls ``api`` for, in call order, from now
-    on (a list that fills as the calls are made)."""
-    asked: list[str] = []
-    original = Connection.call
-
-    def call(self: Connection, what: str, function: Any, *args: Any) -> Any:
-        if what.startswith(f"{api} of "):
-            asked.append(what.split(" of ", 1)[1])
-        return original(self, what, function, *args)
-
-    monkeypatch.setattr(Connection, "call", call)
-    return asked
 
 
 def private_libvirtd(factory: pytest.TempPathFactory, who: str) -> PrivateLibvirtd:

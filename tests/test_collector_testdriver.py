@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import libvirt
 import pytest
@@ -17,8 +17,7 @@ from agentx_virt.collector.sample import ACTIVE_STATES
 from agentx_virt.demo.node import domain_uuid, node_xml
 from agentx_virt.model.selection import selected
 from agentx_virt.model.snapshot import DomainStats, Snapshot, StatGroup
-
-from .conftest import domains_asked
+from tests.support.recording import RecordedCalls
 
 DOMAINS = 30
 
@@ -30,10 +29,11 @@ def node(tmp_path: Path) -> str:
     return f"test://{path}"
 
 
-def poll(uri: str, **settings: object) -> tuple[Snapshot, Poller]:
+def poll(uri: str, calls: Optional[RecordedCalls] = None,
+         **settings: object) -> tuple[Snapshot, Poller]:
     config = dataclasses.replace(Config(uri=uri, interval_s=5, domain_timeout_s=2),
                                  **settings)  # type: ignore[arg-type]
-    poller = Poller(config, lambda _s: None)
+    poller = Poller(config, lambda _s: None, connect=calls or Connection)
     return poller.poll_once(), poller
 
 
@@ -94,19 +94,14 @@ def test_snapshot_matches_what_libvirt_python_reports(node: str) -> None:
         conn.close()
 
 
-def test_readers_touch_only_their_own_domains(node: str,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readers_touch_only_their_own_domains(node: str) -> None:
+    calls = RecordedCalls()
+    snapshot, poller = poll(node, calls, instances=3)
     touched: dict[int, set[str]] = {}       # reader -> the domains its connections asked
-    original = Connection.call
-
-    def call(self: Connection, what: str, function: Any, *args: Any) -> Any:
-        if self.name.startswith("reader-") and " of " in what:
-            reader = int(self.name.split("-")[1])
-            touched.setdefault(reader, set()).add(what.split(" of ", 1)[1])
-        return original(self, what, function, *args)
-
-    monkeypatch.setattr(Connection, "call", call)
-    snapshot, poller = poll(node, instances=3)
+    for connection, what in calls.log:
+        if connection.startswith("reader-") and " of " in what:
+            number = int(connection.split("-")[1])
+            touched.setdefault(number, set()).add(what.split(" of ", 1)[1])
     for reader in poller.readers:
         names = {d.name for d in snapshot.domains if d.reader == reader.number}
         uuids = {d.uuid for d in snapshot.domains if d.reader == reader.number}
@@ -168,10 +163,12 @@ def test_an_unchanged_domain_keeps_its_objects_when_listed_and_read_again(node: 
 
 
 def test_the_xml_is_read_again_for_the_domains_an_event_named(
-        node: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    poller = Poller(Config(uri=node, interval_s=5, domain_timeout_s=2), lambda _s: None)
+        node: str) -> None:
+    calls = RecordedCalls()
+    poller = Poller(Config(uri=node, interval_s=5, domain_timeout_s=2), lambda _s: None,
+                    connect=calls)
     poller.partition_once()                     # every XML read (cycle 1)
-    asked = domains_asked(monkeypatch, "XMLDesc")
+    asked = calls.watch("XMLDesc")
     for _ in range(LAYOUT_REFRESH_CYCLES - 2):
         poller.partition_once()
     assert asked == []                          # nothing said they changed
@@ -186,9 +183,11 @@ def test_the_xml_is_read_again_for_the_domains_an_event_named(
 
 
 def test_control_info_is_skipped_for_domains_shut_off_at_their_last_poll(
-        node: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    asked = domains_asked(monkeypatch, "controlInfo")
-    poller = Poller(Config(uri=node, interval_s=5, domain_timeout_s=2), lambda _s: None)
+        node: str) -> None:
+    calls = RecordedCalls()
+    asked = calls.watch("controlInfo")
+    poller = Poller(Config(uri=node, interval_s=5, domain_timeout_s=2), lambda _s: None,
+                    connect=calls)
     poller.partition_once()
     for reader in poller.readers:
         reader.poll_once()

@@ -8,13 +8,14 @@ import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import libvirt
 import pytest
 
 from agentx_virt.app.config import Config
 from agentx_virt.app.daemon import Agent
+from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.poller import Poller
 from agentx_virt.demo.agent_thread import AgentThread
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
@@ -22,8 +23,9 @@ from agentx_virt.mib.model import shipped_mib
 from agentx_virt.model.snapshot import DomainStats, PerfEvent, Snapshot, StatGroup
 from agentx_virt.oid import format_oid
 from tests.support.libvirtd import PrivateLibvirtd
+from tests.support.recording import RecordedCalls
 
-from .conftest import domains_asked, private_libvirtd, wait_for, wait_polls
+from .conftest import private_libvirtd, wait_for, wait_polls
 
 pytestmark = pytest.mark.peers
 MIB = shipped_mib()
@@ -38,11 +40,11 @@ def libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateLibvir
         yield daemon
 
 
-def poll(uri: str, **settings: object) -> Snapshot:
+def poll(uri: str, calls: Optional[RecordedCalls] = None, **settings: object) -> Snapshot:
     config = Config(uri=uri, interval_s=5, domain_timeout_s=3)
     for key, value in settings.items():
         config = type(config)(**{**config.__dict__, key: value})
-    return Poller(config, lambda _s: None).poll_once()
+    return Poller(config, lambda _s: None, connect=calls or Connection).poll_once()
 
 
 def domain(snapshot: Snapshot, name: str) -> DomainStats:
@@ -72,9 +74,10 @@ def test_bulk_stats_path(libvirtd: PrivateLibvirtd) -> None:
 
 
 def test_one_bulk_statistics_call_covers_the_domains_of_a_worker(
-        libvirtd: PrivateLibvirtd, monkeypatch: pytest.MonkeyPatch) -> None:
-    asked = domains_asked(monkeypatch, "domainListGetStats")
-    snapshot = poll(libvirtd.uri, workers=1)
+        libvirtd: PrivateLibvirtd) -> None:
+    calls = RecordedCalls()
+    asked = calls.watch("domainListGetStats")
+    snapshot = poll(libvirtd.uri, calls, workers=1)
     assert asked == ["2 domains"]              # not once per domain
     for name in ("q1", "q2"):                  # and each domain has its bulk-only values
         d = domain(snapshot, name)
@@ -83,11 +86,12 @@ def test_one_bulk_statistics_call_covers_the_domains_of_a_worker(
 
 
 def test_domains_alone_in_their_worker_slots_share_one_bulk_statistics_call(
-        libvirtd: PrivateLibvirtd, monkeypatch: pytest.MonkeyPatch) -> None:
+        libvirtd: PrivateLibvirtd) -> None:
     """Without the shared call each would make its own, and controlInfo before it."""
+    calls = RecordedCalls()
     for workers in range(2, 32):
         poller = Poller(Config(uri=libvirtd.uri, interval_s=5, domain_timeout_s=3,
-                               workers=workers), lambda _s: None)
+                               workers=workers), lambda _s: None, connect=calls)
         poller.partition_once()
         reader = poller.readers[0]
         slots = {reader.guard.slot(ref.uuid) for ref in poller._assignment(0)()}
@@ -96,8 +100,8 @@ def test_domains_alone_in_their_worker_slots_share_one_bulk_statistics_call(
         poller.stop()
     else:
         pytest.fail("no worker count up to 31 puts q1 and q2 in different slots")
-    bulk = domains_asked(monkeypatch, "domainListGetStats")
-    control = domains_asked(monkeypatch, "controlInfo")
+    bulk = calls.watch("domainListGetStats")
+    control = calls.watch("controlInfo")
     try:
         snapshot = poller.poll_once()
     finally:
@@ -108,12 +112,13 @@ def test_domains_alone_in_their_worker_slots_share_one_bulk_statistics_call(
 
 
 def test_control_info_is_asked_only_of_a_domain_whose_monitor_did_not_answer(
-        libvirtd: PrivateLibvirtd, monkeypatch: pytest.MonkeyPatch) -> None:
+        libvirtd: PrivateLibvirtd) -> None:
     """A bulk record filled by the domain's monitor needs no controlInfo after it; a
     record without those statistics (another call holds the job) does, and a domain
     stuck past the deadline is then found without a call that blocks."""
-    asked = domains_asked(monkeypatch, "controlInfo")
-    snapshot = poll(libvirtd.uri, workers=1)
+    calls = RecordedCalls()
+    asked = calls.watch("controlInfo")
+    snapshot = poll(libvirtd.uri, calls, workers=1)
     assert asked == []
     assert [domain(snapshot, n).poll_status for n in ("q1", "q2")] == ["ok", "ok"]
 
@@ -134,7 +139,7 @@ def test_control_info_is_asked_only_of_a_domain_whose_monitor_did_not_answer(
             return bool(state == libvirt.VIR_DOMAIN_CONTROL_OCCUPIED and state_ms >= 1500)
         wait_for(held_past_deadline)
         poller = Poller(Config(uri=libvirtd.uri, interval_s=5, domain_timeout_s=1, workers=1),
-                        lambda _s: None)
+                        lambda _s: None, connect=calls)
         snapshot = poller.poll_once()
         abandoned = poller.readers[0].guard.abandoned
         poller.stop()
@@ -156,17 +161,18 @@ def _ignore_errors(call: Callable[[], object]) -> None:
 
 
 def test_disk_errors_are_asked_only_of_paused_qemu_domains(
-        libvirtd: PrivateLibvirtd, monkeypatch: pytest.MonkeyPatch) -> None:
+        libvirtd: PrivateLibvirtd) -> None:
     """QEMU keeps a disk's I/O error status only while the error has the guest stopped."""
-    asked = domains_asked(monkeypatch, "diskErrors")
-    snapshot = poll(libvirtd.uri)
+    calls = RecordedCalls()
+    asked = calls.watch("diskErrors")
+    snapshot = poll(libvirtd.uri, calls)
     assert asked == []
     assert [domain(snapshot, n).disk_errors for n in ("q1", "q2")] == [(), ()]
     conn = libvirt.open(libvirtd.uri)
     q1 = conn.lookupByName("q1")
     q1.suspend()
     try:
-        snapshot = poll(libvirtd.uri)
+        snapshot = poll(libvirtd.uri, calls)
         assert asked == ["q1"]                     # paused: asked, and it has none
         assert domain(snapshot, "q1").disk_errors == () and domain(snapshot, "q1").state == 3
     finally:
