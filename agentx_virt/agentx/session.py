@@ -76,7 +76,6 @@ class AgentXSession:
         self._wake_w.setblocking(False)
         self._wake_fd = self._wake_r.fileno()
         self._poller = select.poll()  # replaced per connection in _conversation
-        self._protocol: Optional[AgentXProtocol] = None
         self.traps.set_waker(self.wake)
         self.serving = threading.Event()   # set while registered and answering
         self.session_id = 0
@@ -172,7 +171,7 @@ class AgentXSession:
         self._poller = select.poll()
         self._poller.register(sock, select.POLLIN)
         self._poller.register(self._wake_fd, select.POLLIN)
-        protocol = self._protocol = AgentXProtocol(cfg, self.sys_uptime, self._clock)
+        protocol = AgentXProtocol(cfg, self.sys_uptime, self._clock)
         sock.sendall(protocol.send(p.Open(
             timeout=cfg.open_timeout, id=cfg.ident, description=cfg.description.encode())))
         while True:
