@@ -196,6 +196,9 @@ BAD_FILES = [
     ("[snmp]\nport = 161\n", ":1: unknown section [snmp]"),
     ("[poll]\ninterval = 10\n[poll]\nworkers = 2\n", "not valid TOML"),
     ("[thresholds]\nlvxDomainMemRssKiB = \"high\"\n", "[thresholds] lvxDomainMemRssKiB:"),
+    ("[mibs]\nserve = [\"VM-MIB2\"]\n", "[mibs] serve: unknown MIB(s) ['VM-MIB2']; known: "
+     "LIBVIRT-EXT-MIB, LIBVIRT-MIB"),
+    ("[mibs]\nserve = []\n", "[mibs] serve: must name at least one MIB"),
 ]
 
 
@@ -239,3 +242,11 @@ def test_stat_groups_are_read_into_their_enum(tmp_path: Path) -> None:
     assert config.stats == (StatGroup.PERF, StatGroup.CPU)
     assert all(type(group) is StatGroup for group in config.stats + Config().stats)
     assert config.wants(StatGroup.PERF) and not config.wants(StatGroup.MEMORY)
+
+
+def test_the_served_mibs_from_the_file_and_from_mibs() -> None:
+    assert Config().mibs == ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB")
+    assert load(None, {"mibs": "LIBVIRT-MIB, LIBVIRT-EXT-MIB"}, environ={}).mibs == (
+        "LIBVIRT-MIB", "LIBVIRT-EXT-MIB")
+    with pytest.raises(ConfigError, match=r"command line --mibs: unknown MIB\(s\) \['X'\]"):
+        load(None, {"mibs": "X"}, environ={})

@@ -121,7 +121,7 @@ def test_the_same_events_when_the_bytes_come_one_at_a_time_or_together() -> None
     assert [type(e) for e in dribbled_events] == [Opened, Request]
 
 
-def test_refusals_end_the_connection_and_say_what_was_refused() -> None:
+def test_refusals_say_what_was_refused_and_end_only_a_session_with_nothing_served() -> None:
     proto = protocol()
     sent = proto.send(p.Open())
     proto.receive_data(answer_last(proto, sent, error=ErrorCode.OPEN_FAILED))
@@ -131,7 +131,18 @@ def test_refusals_end_the_connection_and_say_what_was_refused() -> None:
     opened(proto)
     sent = proto.send(p.Register(subtree=A))
     proto.receive_data(answer_last(proto, sent, error=ErrorCode.DUPLICATE_REGISTRATION))
-    assert events(proto) == [Refused("Register", ErrorCode.DUPLICATE_REGISTRATION, A)]
+    assert events(proto) == [Refused("Register", ErrorCode.DUPLICATE_REGISTRATION, A, (B,))]
+    assert state_of(proto) is State.REGISTERING        # B may still be served
+    sent = proto.send(p.Register(subtree=B))
+    proto.receive_data(answer_last(proto, sent))
+    assert events(proto) == [Registered(B, ())]
+    assert state_of(proto) is State.SERVING and proto.refused == (A,)
+    alone = protocol(subtrees=(A,))
+    opened(alone)
+    sent = alone.send(p.Register(subtree=A))
+    alone.receive_data(answer_last(alone, sent, error=ErrorCode.DUPLICATE_REGISTRATION))
+    assert events(alone) == [Refused("Register", ErrorCode.DUPLICATE_REGISTRATION, A)]
+    assert state_of(alone) is State.CLOSED             # nothing left to serve
 
 
 # Every state, every PDU we could send: legal exactly where MAY_SEND says.

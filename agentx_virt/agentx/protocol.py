@@ -98,10 +98,14 @@ class Registered:
 
 @dataclass(frozen=True)
 class Refused:
-    """The master answered Open or a Register with an error: retrying cannot help."""
+    """The master answered Open or a Register with an error: retrying cannot help.
+
+    A refused Register leaves the other subtrees to register (``remaining``); the
+    session goes on serving those registered, and is CLOSED only when none is."""
     what: str                    # "Open" or "Register"
     error: int
     subtree: Optional[OID] = None
+    remaining: tuple[OID, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,7 @@ class AgentXProtocol:
         self._packet_id = 0
         self._awaited: dict[int, _Awaited] = {}
         self._unregistered = tuple(config.subtrees)
+        self.refused: tuple[OID, ...] = ()     # subtrees the master would not register
         self.last_received = clock()
 
     # ------------------------------------------------------------ bytes in
@@ -245,12 +250,14 @@ class AgentXProtocol:
             return Opened(response.session_id)
         if awaited.kind == "Register" and self.state is State.REGISTERING:
             assert awaited.subtree is not None
-            if response.error:
-                self.state = State.CLOSED
-                return Refused("Register", response.error, awaited.subtree)
             self._unregistered = tuple(s for s in self._unregistered if s != awaited.subtree)
+            if response.error:
+                self.refused += (awaited.subtree,)
             if not self._unregistered:
-                self.state = State.SERVING
+                served = len(self.refused) < len(self.config.subtrees)
+                self.state = State.SERVING if served else State.CLOSED
+            if response.error:
+                return Refused("Register", response.error, awaited.subtree, self._unregistered)
             return Registered(awaited.subtree, self._unregistered)
         if awaited.kind == "Close":
             self.state = State.CLOSED

@@ -45,7 +45,7 @@ from agentx_virt.agentx.protocol import (
 from agentx_virt.agentx.session_config import SessionConfig
 from agentx_virt.agentx.store import ServedStore
 from agentx_virt.agentx.traps import Trap, TrapQueue
-from agentx_virt.oid import format_oid
+from agentx_virt.oid import OID, format_oid
 from agentx_virt.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ class AgentXSession:
         self.serving = threading.Event()   # set while registered and answering
         self.session_id = 0
         self.connections = 0               # sessions opened since start
+        self.refused: tuple[OID, ...] = ()   # subtrees the master would not register
         self._in_flight: dict[int, Trap] = {}   # Notify packetID -> its trap, unacknowledged
         self._odd = RateLimitedLog(log, clock=clock)   # stray and malformed PDUs
 
@@ -236,16 +237,12 @@ class AgentXSession:
             sock.sendall(protocol.send(p.Register(timeout=0, priority=cfg.priority,
                                                   subtree=cfg.subtrees[0])))
         elif isinstance(event, Registered):
-            if event.remaining:
-                sock.sendall(protocol.send(p.Register(timeout=0, priority=cfg.priority,
-                                                      subtree=event.remaining[0])))
-                return
-            self.connections += 1
-            log.info("AgentX session %d open at %s; serving %s", self.session_id, cfg.address,
-                     ", ".join(format_oid(s) for s in cfg.subtrees))
-            self.serving.set()
+            self._registration_answered(sock, protocol, event.remaining)
         elif isinstance(event, Refused):
-            raise SessionFatal(self._refusal(event))
+            if event.subtree is None or protocol.state is State.CLOSED:
+                raise SessionFatal(self._refusal(event))
+            log.error("%s; the other subtrees are served", self._refusal(event))
+            self._registration_answered(sock, protocol, event.remaining)
         elif isinstance(event, Malformed):
             self._odd.warning("malformed PDUs", "parse error in a PDU from the master: %s",
                               event.message)
@@ -258,6 +255,26 @@ class AgentXSession:
                               type(event.pdu).__name__, protocol.state.value)
         else:
             self._lost(sock, event)
+
+    def _registration_answered(self, sock: socket.socket, protocol: AgentXProtocol,
+                               remaining: tuple[OID, ...]) -> None:
+        """Register the next subtree, or, when all are answered, start serving."""
+        cfg = self.config
+        if remaining:
+            sock.sendall(protocol.send(p.Register(timeout=0, priority=cfg.priority,
+                                                  subtree=remaining[0])))
+            return
+        self.connections += 1
+        self.refused = protocol.refused
+        served = [self._subtree_name(s) for s in cfg.subtrees if s not in protocol.refused]
+        log.info("AgentX session %d open at %s; serving %s", self.session_id, cfg.address,
+                 ", ".join(served))
+        self.serving.set()
+
+    def _subtree_name(self, subtree: OID) -> str:
+        names = dict(zip(self.config.subtrees, self.config.subtree_names))
+        name = names.get(subtree)
+        return f"{name} ({format_oid(subtree)})" if name else format_oid(subtree)
 
     def _lost(self, sock: socket.socket, event: Event) -> None:
         """The connection is over: say why."""
@@ -278,10 +295,11 @@ class AgentXSession:
         address = self.config.address
         if event.subtree is None:
             return f"the AgentX master at {address} refused Open: {error_name(event.error)}"
-        hint = (" (another subagent already serves it at this priority)"
+        hint = (" (another subagent already serves it at this priority: stop that one, or "
+                "leave this MIB out of [mibs] serve / --mibs)"
                 if event.error == ErrorCode.DUPLICATE_REGISTRATION else "")
         return (f"the AgentX master at {address} refused to register "
-                f"{format_oid(event.subtree)}: {error_name(event.error)}{hint}")
+                f"{self._subtree_name(event.subtree)}: {error_name(event.error)}{hint}")
 
     def _send_traps(self, sock: socket.socket, protocol: AgentXProtocol) -> None:
         while protocol.awaited < self.config.notify_window:

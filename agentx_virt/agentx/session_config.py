@@ -14,6 +14,7 @@ class SessionConfig:
 
     address: MasterAddress
     subtrees: tuple[OID, ...]
+    subtree_names: tuple[str, ...] = ()   # what each subtree serves (a MIB), for messages
     ident: OID = ()                # o.id of Open: the agent's MIB module; () is the null OID
     description: str = "agentx-virt"
     priority: int = 127

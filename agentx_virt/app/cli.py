@@ -29,6 +29,7 @@ from agentx_virt.mib.compile import (
     write_compiled,
 )
 from agentx_virt.mib.model import shipped_mib
+from agentx_virt.mib.views import DEFAULT_MIBS, VIEWS
 from agentx_virt.snmp.domain_index import STATE_FILE, DomainIndexRegistry, StateFileError
 
 
@@ -133,10 +134,13 @@ def _poll_options(parser: argparse.ArgumentParser) -> None:
                              "every setting at its default)")
     parser.add_argument("--uri", help="libvirt URI (default: $LIBVIRT_DEFAULT_URI, else "
                                       "qemu:///system)")
+    parser.add_argument("--mibs", metavar="A,B,...",
+                        help=f"the MIB modules to serve, of {', '.join(VIEWS)} (default: "
+                             f"[mibs] serve, else {','.join(DEFAULT_MIBS)})")
 
 
 def _config(args: argparse.Namespace) -> Config:
-    overrides = {"uri": args.uri, "log_level": args.log_level}
+    overrides = {"uri": args.uri, "log_level": args.log_level, "mibs": args.mibs}
     for flag, field in (("agentx", "agentx"), ("interval", "interval_s"),
                         ("state_dir", "state_dir")):
         overrides[field] = getattr(args, flag, None)
@@ -180,7 +184,8 @@ def _dump(args: argparse.Namespace) -> int:
         log.warning("%s; showing fresh indexes", exc)
         registry = DomainIndexRegistry()
     sink = DumpSink(sys.stdout, args.format,
-                    lambda snapshot: registry.index_domains(snapshot.domains, time.time()))
+                    lambda snapshot: registry.index_domains(snapshot.domains, time.time()),
+                    [(VIEWS[name], VIEWS[name].load()) for name in config.mibs])
     # The readers' intermediate snapshots are not printed: only the complete last one.
     snapshot = Poller(config, lambda _snapshot: None).poll_once(args.samples, args.gap)
     sink.publish(snapshot)

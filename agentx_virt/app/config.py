@@ -54,6 +54,7 @@ from typing import Any, Callable, Optional
 from agentx_virt.agentx.address import DEFAULT_ADDRESS, parse_address
 from agentx_virt.agentx.errors import AddressError
 from agentx_virt.mib.libvirt_ext import THRESHOLD_METRICS
+from agentx_virt.mib.views import DEFAULT_MIBS, VIEWS
 from agentx_virt.model.snapshot import StatGroup
 from agentx_virt.notify.settings import TRAP_KINDS, Threshold, TrapSettings
 
@@ -104,6 +105,7 @@ class Config:
     hold_down_s: float = 0.0
     stall_cycles: int = 3
     thresholds: tuple[Threshold, ...] = ()
+    mibs: tuple[str, ...] = DEFAULT_MIBS   # the MIB modules served, by name
 
     def wants(self, group: StatGroup) -> bool:
         return group in self.stats
@@ -171,6 +173,15 @@ def _choices(known: tuple[str, ...], what: str) -> Callable[[Any], tuple[str, ..
     return check
 
 
+def _mib_names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):         # --mibs A,B
+        value = [name.strip() for name in value.split(",")]
+    names = _choices(tuple(VIEWS), "MIB(s)")(value)
+    if not names:
+        raise ValueError("must name at least one MIB")
+    return names
+
+
 def _stat_groups(value: Any) -> tuple[StatGroup, ...]:
     known = tuple(g.value for g in BASE_STATS + EXTRA_STATS)
     return tuple(StatGroup(name) for name in _choices(known, "statistics group(s)")(value))
@@ -229,6 +240,7 @@ _KEYS: Mapping[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("agent", "state_dir"): ("state_dir", _directory),
     ("agent", "log_level"): ("log_level", _level),
     ("traps", "enable"): ("traps", _choices(TRAP_KINDS, "notification kind(s)")),
+    ("mibs", "serve"): ("mibs", _mib_names),
     ("traps", "persistent"): ("persistent_traps", _bool),
     ("traps", "hold_down"): ("hold_down_s", _number(0)),
     ("traps", "stall_cycles"): ("stall_cycles", _number(1, integer=True)),
@@ -237,7 +249,7 @@ _KEYS: Mapping[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
 
 # Config field -> the command-line flag that sets it, for error messages.
 _FLAGS = {"uri": "--uri", "agentx": "--agentx", "interval_s": "--interval",
-          "state_dir": "--state-dir", "log_level": "--log-level"}
+          "state_dir": "--state-dir", "log_level": "--log-level", "mibs": "--mibs"}
 
 
 def _line_of(text: str, section: str, key: Optional[str]) -> int:

@@ -29,6 +29,7 @@ from agentx_virt.expose.snmp import SnmpSink
 from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
 from agentx_virt.mib.model import Mib
 from agentx_virt.mib.spec import AgentStatus
+from agentx_virt.mib.views import VIEWS
 from agentx_virt.model.snapshot import Snapshot, uuid_key
 from agentx_virt.notify.rules import Notifier
 from agentx_virt.notify.thread import NotifierThread
@@ -44,7 +45,10 @@ class Agent:
 
     def __init__(self, config: Config, mib: Optional[Mib] = None) -> None:
         self.config = config
-        self.mib = mib or LIBVIRT_EXT_MIB.load()
+        self.mib = mib or LIBVIRT_EXT_MIB.load()      # the notifications' module
+        # The MIBs served, in the configured order; LIBVIRT-EXT-MIB from self.mib.
+        self.views = [(VIEWS[name], self.mib if VIEWS[name] is LIBVIRT_EXT_MIB
+                       else VIEWS[name].load()) for name in config.mibs]
         self.store = ServedStore()
         self.traps = TrapQueue(config.trap_queue)
         self.events: queue.Queue[Any] = queue.Queue(EVENT_QUEUE)
@@ -52,7 +56,7 @@ class Agent:
         self.notifier = Notifier(trap_settings(config), self.mib, self.traps, self._index_of,
                                  lambda: self._events_dropped)
         self.notifier_thread = NotifierThread(self.notifier, self.events)
-        self.publisher = SnmpSink(self.store, LIBVIRT_EXT_MIB, self.mib, self._indexes_for,
+        self.publisher = SnmpSink(self.store, self.views, self._indexes_for,
                                   self._status)
         # The table first: a trap never names a row the table does not serve yet.
         self.sinks = FanOut([self.publisher, self.notifier_thread])
@@ -95,7 +99,8 @@ class Agent:
             return 1
         self.registry = registry
         session = AgentXSession(
-            SessionConfig(parse_address(config.agentx), (self.mib.root,), ident=self.mib.root,
+            SessionConfig(parse_address(config.agentx), tuple(mib.root for _, mib in self.views),
+                          subtree_names=config.mibs, ident=self.mib.root,
                           description=f"agentx-virt {__version__}"),
             self.store, self.traps)
         self.session = session

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Optional, TextIO
 
-from agentx_virt.mib.build import build_table
+from agentx_virt.mib.build import build_tables
 from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
+from agentx_virt.mib.model import Mib
+from agentx_virt.mib.spec import MibSpec
 from agentx_virt.model.libvirt_names import STATE_NAMES, reason_name
 from agentx_virt.model.snapshot import Snapshot, uuid_key
 from agentx_virt.oid import format_oid
@@ -61,12 +63,18 @@ def _named(snapshot: Snapshot, indexes: Mapping[str, int]) -> dict[str, Any]:
     return data
 
 
-def render(snapshot: Snapshot, indexes: Mapping[str, int], form: str) -> str:
-    """``snapshot`` as a table, JSON or OID lines, its domains at ``indexes`` (by UUID)."""
+Views = Sequence[tuple[MibSpec, Mib]]
+
+
+def render(snapshot: Snapshot, indexes: Mapping[str, int], form: str,
+           views: Optional[Views] = None) -> str:
+    """``snapshot`` as a table, JSON or OID lines, its domains at ``indexes`` (by UUID);
+    the OID lines are those ``views`` serve (default: LIBVIRT-EXT-MIB)."""
     if form == "json":
         return json.dumps(_named(snapshot, indexes), default=_json_default, indent=1)
     if form == "oids":
-        built = build_table(snapshot, indexes, LIBVIRT_EXT_MIB)
+        built = build_tables(snapshot, indexes,
+                             views or [(LIBVIRT_EXT_MIB, LIBVIRT_EXT_MIB.load())])
         lines = [render_varbind(vb) for vb in built.table.varbinds]
         lines += [f"# left out: {r}" for r in built.rejected]
         return "\n".join(lines)
@@ -94,12 +102,15 @@ class DumpSink:
     serves it at (``indexes``, read from the agent's state, never written)."""
 
     def __init__(self, out: TextIO, form: str,
-                 indexes: Callable[[Snapshot], Mapping[str, int]]) -> None:
+                 indexes: Callable[[Snapshot], Mapping[str, int]],
+                 views: Optional[Views] = None) -> None:
         if form not in FORMATS:
             raise ValueError(f"unknown dump format {form!r}; known: {', '.join(FORMATS)}")
         self.out = out
         self.form = form
         self._indexes = indexes
+        self._views = views
 
     def publish(self, snapshot: Snapshot) -> None:
-        print(render(snapshot, self._indexes(snapshot), self.form), file=self.out, flush=True)
+        print(render(snapshot, self._indexes(snapshot), self.form, self._views), file=self.out,
+              flush=True)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Callable
 
 from agentx_virt.agentx.store import ServedStore
-from agentx_virt.mib.build import build_table
+from agentx_virt.mib.build import build_tables
 from agentx_virt.mib.model import Mib
 from agentx_virt.mib.spec import AgentStatus, MibSpec
 from agentx_virt.model.snapshot import PollStatus, Snapshot
@@ -24,23 +24,21 @@ class SnmpSink:
     """Turns each Snapshot into the served table and swaps it in; remembers what it has
     reported."""
 
-    def __init__(self, store: ServedStore, spec: MibSpec, mib: Mib,
+    def __init__(self, store: ServedStore, views: Sequence[tuple[MibSpec, Mib]],
                  indexes: Callable[[Snapshot], Mapping[str, int]],
                  status: Callable[[], AgentStatus] = AgentStatus) -> None:
-        """``spec`` says what to serve from ``mib``, its compiled module; ``indexes``
-        gives the domain index of a snapshot's domains, each on disk before it is
-        served (the agent's DomainIndexRegistry)."""
+        """``views`` are the MIBs served, each a spec and its compiled module, all in one
+        table; ``indexes`` gives the domain index of a snapshot's domains, each on disk
+        before it is served (the agent's DomainIndexRegistry)."""
         self.store = store
-        self.spec = spec
+        self.views = tuple(views)
         self._indexes = indexes
         self._status = status
-        self.mib = mib
         self.all_polled = threading.Event()   # set once every domain has been polled
         self._reported: set[tuple[str, str]] = set()
 
     def publish(self, snapshot: Snapshot) -> None:
-        built = build_table(snapshot, self._indexes(snapshot), self.spec, self._status(),
-                            self.mib)
+        built = build_tables(snapshot, self._indexes(snapshot), self.views, self._status())
         self.store.swap(built.table)
         if snapshot.domains and all(d.poll_status != PollStatus.NOT_POLLED
                                     for d in snapshot.domains):

@@ -11,7 +11,7 @@ one odd domain never costs the others their rows.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -175,9 +175,32 @@ def build_table(snapshot: Snapshot, indexes: Mapping[str, int], spec: MibSpec,
     side's, which the Snapshot does not carry; a domain without one is left out and
     reported. ``mib`` replaces the spec's compiled module (one compiled elsewhere).
     """
-    mib = mib or spec.load()
+    return build_tables(snapshot, indexes, [(spec, mib or spec.load())], status)
+
+
+def build_tables(snapshot: Snapshot, indexes: Mapping[str, int],
+                 views: Sequence[tuple[MibSpec, Mib]], status: Optional[AgentStatus] = None
+                 ) -> BuiltTable:
+    """One OID table serving every view (a spec and its compiled module) from the same
+    Snapshot and the same domain indexes; the modules' subtrees do not overlap."""
     status = status or AgentStatus()
-    builder = _Builder(mib)
+    blocks: list[Block] = []
+    served: list[OID] = []
+    rejected: list[Rejected] = []
+    for spec, mib in views:
+        builder = _Builder(mib)
+        _fill(builder, spec, snapshot, indexes, status)
+        blocks += builder.blocks
+        served += builder.parts.served
+        rejected += builder.rejected
+    blocks.sort(key=lambda block: block.prefix)
+    table = OidTable.from_blocks(blocks, objects=sorted(served))
+    return BuiltTable(table, tuple(rejected))
+
+
+def _fill(builder: _Builder, spec: MibSpec, snapshot: Snapshot, indexes: Mapping[str, int],
+          status: AgentStatus) -> None:
+    mib = builder.mib
     domains = []
     for domain in snapshot.domains:
         domain_index = indexes.get(uuid_key(domain.uuid))
@@ -191,6 +214,3 @@ def build_table(snapshot: Snapshot, indexes: Mapping[str, int], spec: MibSpec,
         builder.scalar(mib.object(name), status_getter(status))
     for table_spec in spec.tables:
         builder.table(table_spec, domains)
-    blocks = sorted(builder.blocks, key=lambda block: block.prefix)
-    table = OidTable.from_blocks(blocks, objects=builder.parts.served)
-    return BuiltTable(table, tuple(builder.rejected))

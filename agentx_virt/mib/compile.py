@@ -1,9 +1,13 @@
-"""Compile LIBVIRT-EXT-MIB (and the TC modules it imports) to pysmi's JSON.
+"""Compile the served MIB modules (and the TC modules they import) to pysmi's JSON.
 
 The package ships the result in ``agentx_virt/mib/compiled/``; the agent reads
 OIDs and syntaxes from it by object name.  ``agentx-virt compile-mib`` runs
-this again, e.g. after editing the MIB; a test checks the shipped JSON still
-matches a fresh compilation.
+this again for LIBVIRT-EXT-MIB, e.g. after editing it; a test checks the shipped
+JSON still matches a fresh compilation.
+
+Of a module written elsewhere (LIBVIRT-MIB, libvirt-snmp's) only the facts are
+kept: names, OIDs, syntaxes, access, indexes. Its descriptions, contact and
+organisation texts are dropped (``FOREIGN_PROSE``).
 """
 
 from __future__ import annotations
@@ -11,8 +15,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 MODULE = "LIBVIRT-EXT-MIB"
+# Served modules written elsewhere, compiled from their published text.
+FOREIGN_MODULES = ("LIBVIRT-MIB",)
+FOREIGN_PROSE = ("description", "contactinfo", "organization", "reference")
 # Modules whose textual conventions the MIB uses; compiled and shipped with it.
 TC_MODULES = ("SNMPv2-TC", "HCNUM-TC")
 # Modules pysmi knows without compiling them (the SMI itself).
@@ -25,20 +33,33 @@ class MibCompileError(RuntimeError):
     """pysmi could not compile the MIB; the message says which module and why."""
 
 
-def _canonical(text: str) -> str:
+def _without_prose(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_prose(v) for k, v in node.items() if k not in FOREIGN_PROSE}
+    if isinstance(node, list):
+        return [_without_prose(v) for v in node]
+    return node
+
+
+def _canonical(text: str, prose: bool = True) -> str:
     """pysmi's JSON, sorted and indented, without what differs between runs and pysmi
-    versions and is not used here: 'meta' (dates, host, user) and 'imports'."""
+    versions and is not used here: 'meta' (dates, host, user) and 'imports'; without
+    the module's prose unless ``prose``."""
     data = json.loads(text)
     data.pop("meta", None)
     data.pop("imports", None)
+    if not prose:
+        data = _without_prose(data)
     return json.dumps(data, indent=1, sort_keys=True) + "\n"
 
 
-def compile_mib(sources: Sequence[Path]) -> dict[str, str]:
-    """Compile the module and its TC modules; returns {module name: canonical JSON}.
+def compile_mib(sources: Sequence[Path], modules: Sequence[str] = (MODULE,)
+                ) -> dict[str, str]:
+    """Compile ``modules`` and the TC modules; returns {module name: canonical JSON}.
 
     Args:
-        sources: directories holding LIBVIRT-EXT-MIB.txt and the IETF modules it imports.
+        sources: directories holding the modules' texts and the IETF modules they import.
+        modules: the modules to compile (LIBVIRT-EXT-MIB by default).
     Raises:
         MibCompileError: a module is missing or does not parse.
     """
@@ -58,13 +79,14 @@ def compile_mib(sources: Sequence[Path]) -> dict[str, str]:
     # Not recursive: only the directories given are searched.
     compiler.add_sources(*(FileReader(str(source), recursive=False) for source in sources))
     compiler.add_searchers(StubSearcher(*STUB_MODULES))
-    status = compiler.compile(MODULE, *TC_MODULES, rebuild=True)
-    wanted = (MODULE, *TC_MODULES)
+    wanted = (*modules, *TC_MODULES)
+    status = compiler.compile(*wanted, rebuild=True)
     failed = {name: str(status.get(name)) for name in wanted if name not in produced}
     if failed:
         where = ", ".join(str(s) for s in sources)
         raise MibCompileError(f"pysmi did not compile {failed} from {where}")
-    return {name: _canonical(produced[name]) for name in wanted}
+    return {name: _canonical(produced[name], prose=name not in FOREIGN_MODULES)
+            for name in wanted}
 
 
 def write_compiled(compiled: dict[str, str], out_dir: Path = COMPILED_DIR) -> list[Path]:

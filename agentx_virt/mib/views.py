@@ -1,0 +1,17 @@
+"""The MIB modules the agent can serve, by the name ``[mibs] serve`` and ``--mibs`` use.
+
+Each is a spec (``spec.py``) built from the same Snapshot with the same domain
+indexes, and registered as its own subtree on the one AgentX session.
+"""
+
+from __future__ import annotations
+
+from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
+from agentx_virt.mib.libvirt_mib import LIBVIRT_MIB
+from agentx_virt.mib.spec import MibSpec
+
+VIEWS: dict[str, MibSpec] = {
+    "LIBVIRT-EXT-MIB": LIBVIRT_EXT_MIB,
+    "LIBVIRT-MIB": LIBVIRT_MIB,
+}
+DEFAULT_MIBS = ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB")
