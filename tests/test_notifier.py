@@ -288,3 +288,35 @@ def test_a_record_the_notifier_has_no_rule_for_is_an_error() -> None:
     with pytest.raises(TypeError, match="no rule for a str record"):
         notifier.handle("not a record")
     assert drain(traps) == []
+
+
+def test_libvirt_mib_notifications_carry_the_state_the_event_says() -> None:
+    """libvirt-snmp's libvirtGuestNotif, after LIBVIRT-EXT-MIB's trap for the same event:
+    the row's UUID as instance, the event's state, the RowStatus that goes with it."""
+    from agentx_virt.mib.libvirt_mib import LIBVIRT_MIB
+    guest = LIBVIRT_MIB.load()
+    traps = TrapQueue(100)
+    notifier = Notifier(TrapSettings(families=frozenset({"LIBVIRT-EXT-MIB", "LIBVIRT-MIB"})),
+                        MIB, traps, lambda uuid: 42, guest_mib=guest)
+    notifier.handle(snapshot(domain()))
+    notifier.handle(Lifecycle(UUID, "web-1", 3, 0))         # suspended
+    notifier.handle(Lifecycle(UUID, "web-1", 5, 1))         # stopped: destroyed
+    ext, paused, _ext, stopped = drain(traps)
+    assert named(ext) == "lvxDomainStateChange"
+    instance = tuple(bytes.fromhex(UUID.replace("-", "")))
+    assert paused.trap_oid == guest.notification("libvirtGuestNotif").oid
+    by_name = {name: vb for vb in paused.varbinds for name in guest.objects
+               if vb.name == guest.object(name).oid + instance}
+    assert set(by_name) == {"libvirtGuestName", "libvirtGuestUUID", "libvirtGuestState",
+                            "libvirtGuestRowStatus"}
+    assert by_name["libvirtGuestUUID"].value == bytes(instance)
+    assert (by_name["libvirtGuestState"].value, by_name["libvirtGuestRowStatus"].value) == (3, 1)
+    states = [vb.value for vb in stopped.varbinds
+              if vb.name[:-16] in (guest.object("libvirtGuestState").oid,
+                                   guest.object("libvirtGuestRowStatus").oid)]
+    assert states == [5, 2]                                  # shutoff, notInService
+    only_guest = Notifier(TrapSettings(families=frozenset({"LIBVIRT-MIB"})), MIB,
+                          TrapQueue(10), lambda uuid: 42, guest_mib=guest)
+    only_guest.handle(Lifecycle(UUID, "web-1", 3, 0))
+    assert [t.trap_oid for t in drain(only_guest.traps)] == [
+        guest.notification("libvirtGuestNotif").oid]

@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"agentx-virt {__version__}")
     _log_option(parser, None)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    run = commands.add_parser("run", help="poll libvirt and serve LIBVIRT-EXT-MIB through snmpd")
+    run = commands.add_parser("run", help="poll libvirt and serve its MIBs through snmpd")
     _poll_options(run)
     run.add_argument("--agentx", metavar="ADDRESS",
                      help=f"AgentX master: /path, unix:/path or tcp:HOST:PORT "

@@ -54,7 +54,7 @@ from typing import Any, Callable, Optional
 from agentx_virt.agentx.address import DEFAULT_ADDRESS, parse_address
 from agentx_virt.agentx.errors import AddressError
 from agentx_virt.mib.libvirt_ext import THRESHOLD_METRICS
-from agentx_virt.mib.views import DEFAULT_MIBS, VIEWS
+from agentx_virt.mib.views import DEFAULT_MIBS, DEFAULT_NOTIFY, NOTIFYING_MIBS, VIEWS
 from agentx_virt.model.snapshot import StatGroup
 from agentx_virt.notify.settings import TRAP_KINDS, Threshold, TrapSettings
 
@@ -106,6 +106,7 @@ class Config:
     stall_cycles: int = 3
     thresholds: tuple[Threshold, ...] = ()
     mibs: tuple[str, ...] = DEFAULT_MIBS   # the MIB modules served, by name
+    notify: tuple[str, ...] = DEFAULT_NOTIFY   # the MIBs whose notifications are sent
 
     def wants(self, group: StatGroup) -> bool:
         return group in self.stats
@@ -241,6 +242,7 @@ _KEYS: Mapping[tuple[str, str], tuple[str, Callable[[Any], Any]]] = {
     ("agent", "log_level"): ("log_level", _level),
     ("traps", "enable"): ("traps", _choices(TRAP_KINDS, "notification kind(s)")),
     ("mibs", "serve"): ("mibs", _mib_names),
+    ("mibs", "notify"): ("notify", _choices(NOTIFYING_MIBS, "notifying MIB(s)")),
     ("traps", "persistent"): ("persistent_traps", _bool),
     ("traps", "hold_down"): ("hold_down_s", _number(0)),
     ("traps", "stall_cycles"): ("stall_cycles", _number(1, integer=True)),
@@ -364,4 +366,5 @@ def trap_settings(config: Config) -> TrapSettings:
     return TrapSettings(kinds=frozenset(config.traps), persistent=config.persistent_traps,
                         hold_down_s=config.hold_down_s, stall_cycles=config.stall_cycles,
                         interval_s=config.interval_s, thresholds=config.thresholds,
-                        include=config.include, exclude=config.exclude)
+                        include=config.include, exclude=config.exclude,
+                        families=frozenset(config.notify))

@@ -27,6 +27,7 @@ from agentx_virt.collector.poller import Poller
 from agentx_virt.expose.sinks import FanOut
 from agentx_virt.expose.snmp import SnmpSink
 from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
+from agentx_virt.mib.libvirt_mib import LIBVIRT_MIB
 from agentx_virt.mib.model import Mib
 from agentx_virt.mib.spec import AgentStatus
 from agentx_virt.mib.views import VIEWS
@@ -54,7 +55,9 @@ class Agent:
         self.events: queue.Queue[Any] = queue.Queue(EVENT_QUEUE)
         self.registry = DomainIndexRegistry()
         self.notifier = Notifier(trap_settings(config), self.mib, self.traps, self._index_of,
-                                 lambda: self._events_dropped)
+                                 lambda: self._events_dropped,
+                                 guest_mib=LIBVIRT_MIB.load() if "LIBVIRT-MIB" in config.notify
+                                 else None)
         self.notifier_thread = NotifierThread(self.notifier, self.events)
         self.publisher = SnmpSink(self.store, self.views, self._indexes_for,
                                   self._status)

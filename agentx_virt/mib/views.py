@@ -15,3 +15,7 @@ VIEWS: dict[str, MibSpec] = {
     "LIBVIRT-MIB": LIBVIRT_MIB,
 }
 DEFAULT_MIBS = ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB")
+# The MIBs with notifications of their own; an NMS usually wants one family, so only
+# LIBVIRT-EXT-MIB's are sent unless [mibs] notify says otherwise.
+NOTIFYING_MIBS = ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB")
+DEFAULT_NOTIFY = ("LIBVIRT-EXT-MIB",)

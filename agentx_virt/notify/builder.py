@@ -42,6 +42,12 @@ class TrapBuilder:
             varbinds.append(self._varbind(name, instance, values[name]))
         return Trap(spec.oid, tuple(varbinds))
 
+    def row_trap(self, notification: str, instance: OID, values: dict[str, object]) -> Trap:
+        """``notification`` whose objects all name the same row ``instance``."""
+        spec = self.mib.notification(notification)
+        return Trap(spec.oid, tuple(self._varbind(name, instance, values[name])
+                                    for name in spec.objects))
+
     def host_trap(self, notification: str, values: dict[str, object]) -> Trap:
         """``notification`` whose objects are scalars (instance 0); raises as above."""
         spec = self.mib.notification(notification)

@@ -40,6 +40,7 @@ from typing import Any, Callable, Optional
 from agentx_virt.agentx.traps import TrapQueue
 from agentx_virt.mib.convert import Reject
 from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
+from agentx_virt.mib.libvirt_mib import guest_state, row_status, uuid_octets
 from agentx_virt.mib.model import Mib
 from agentx_virt.model.events import (
     EventsLost,
@@ -98,9 +99,11 @@ class Notifier:
                  index_of: Callable[[str], int],
                  events_dropped: Callable[[], int] = lambda: 0,
                  clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 guest_mib: Optional[Mib] = None) -> None:
         """``clock`` is the monotonic time events are stamped with (``Lifecycle.at``) and
-        hold-downs are counted in; ``wall`` the time poll starts are compared with."""
+        hold-downs are counted in; ``wall`` the time poll starts are compared with;
+        ``guest_mib`` is LIBVIRT-MIB, for its libvirtGuestNotif when that family is on."""
         self.settings = settings
         self._clock = clock
         self._wall = wall
@@ -114,6 +117,8 @@ class Notifier:
         self._events_dropped = events_dropped           # counted on libvirt's thread
         self._dropped_reported = 0
         self._builder = TrapBuilder(mib)
+        self._guest_builder = (TrapBuilder(guest_mib) if guest_mib is not None
+                               and "LIBVIRT-MIB" in settings.families else None)
         domain_columns = LIBVIRT_EXT_MIB.columns("lvxDomainEntry")
         self._thresholds = [(t, domain_columns[t.metric]) for t in settings.thresholds]
 
@@ -198,13 +203,32 @@ class Notifier:
 
     def _send_state(self, uuid: str, domain: _Domain, state: int, reason: int,
                     previous: Optional[int]) -> None:
-        self._send("state", "lvxDomainStateChange", uuid, domain.name, {
-            "lvxDomainState": state,
-            "lvxDomainStateReason": reason,
-            "lvxDomainStateReasonText": reason_name(state, reason),
-            "lvxDomainPreviousState": 0 if previous is None else previous,
-            "lvxDomainSeverity": severity(state),
-        })
+        if "LIBVIRT-EXT-MIB" in self.settings.families:
+            self._send("state", "lvxDomainStateChange", uuid, domain.name, {
+                "lvxDomainState": state,
+                "lvxDomainStateReason": reason,
+                "lvxDomainStateReasonText": reason_name(state, reason),
+                "lvxDomainPreviousState": 0 if previous is None else previous,
+                "lvxDomainSeverity": severity(state),
+            })
+        if self._guest_builder is not None and "state" in self.settings.kinds:
+            self._send_guest_notif(uuid, domain.name, state)
+
+    def _send_guest_notif(self, uuid: str, name: str, state: int) -> None:
+        """LIBVIRT-MIB's libvirtGuestNotif: the row's UUID as instance, the state the
+        event says (not one read later), the RowStatus that goes with it."""
+        assert self._guest_builder is not None
+        octets = uuid_octets(uuid)
+        try:
+            trap = self._guest_builder.row_trap("libvirtGuestNotif", tuple(octets), {
+                "libvirtGuestName": name, "libvirtGuestUUID": octets,
+                "libvirtGuestState": guest_state(state),
+                "libvirtGuestRowStatus": row_status(state)})
+        except (Reject, KeyError) as exc:
+            self.failed += 1
+            log.error("cannot build libvirtGuestNotif for %s: %s", name, exc)
+            return
+        self.traps.put(trap)
 
     def next_due(self) -> float:
         """Seconds until ``tick`` has something to send (at most 0.5)."""

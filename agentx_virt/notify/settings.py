@@ -27,3 +27,6 @@ class TrapSettings:
     thresholds: tuple[Threshold, ...] = ()
     include: tuple[str, ...] = ()      # [poll] include / exclude: excluded domains get
     exclude: tuple[str, ...] = ()      # no trap (nor an index)
+    # The MIBs whose notifications are sent ([mibs] notify): LIBVIRT-EXT-MIB's, and
+    # LIBVIRT-MIB's libvirtGuestNotif for each state change.
+    families: frozenset[str] = frozenset({"LIBVIRT-EXT-MIB"})
