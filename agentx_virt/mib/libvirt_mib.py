@@ -12,6 +12,9 @@ Mapping from the Snapshot (libvirt-snmp's meanings, read in its MIB):
 * ``libvirtGuestCpuTime`` in nanoseconds;
 * ``libvirtGuestRowStatus``: active (1) for an active domain, notInService (2)
   for a shut-off one. Every SET is refused (notWritable): the agent is read-only.
+
+``LIBVIRT_MIB_LEGACY`` is the same table at the arc libvirt-snmp used before 0.0.4
+(2018), enterprise 12345, where older NMS packs still walk.
 """
 
 from __future__ import annotations
@@ -68,3 +71,13 @@ _GUESTS = TableSpec("libvirtGuestEntry", lambda d: (d,), lambda _i, d: (uuid_oct
 })
 
 LIBVIRT_MIB = MibSpec(load, {}, {}, (_GUESTS,), "libvirtGuestUUID")
+
+
+@functools.lru_cache(maxsize=1)
+def load_legacy() -> Mib:
+    """LIBVIRT-MIB moved to libvirt-snmp's pre-0.0.4 arc, 1.3.6.1.4.1.12345."""
+    return load_compiled(module=MODULE, root=SUBTREE, tc_modules=("SNMPv2-TC",),
+                         moved=("1.3.6.1.4.1.36957", "1.3.6.1.4.1.12345"))
+
+
+LIBVIRT_MIB_LEGACY = MibSpec(load_legacy, {}, {}, (_GUESTS,), "libvirtGuestUUID")

@@ -170,8 +170,13 @@ class Mib:
 
 
 def load_compiled(directory: Path = COMPILED_DIR, module: str = MODULE,
-                  root: str = "lvxMIB", tc_modules: tuple[str, ...] = TC_MODULES) -> Mib:
-    """Read ``module`` and the modules of its textual conventions from ``directory``."""
+                  root: str = "lvxMIB", tc_modules: tuple[str, ...] = TC_MODULES,
+                  moved: Optional[tuple[str, str]] = None) -> Mib:
+    """Read ``module`` and the modules of its textual conventions from ``directory``.
+
+    ``moved`` = (old, new) serves the module under another arc: every OID of it that
+    starts with the dotted ``old`` starts with ``new`` instead.
+    """
     modules = {}
     for name in (module, *tc_modules):
         path = directory / f"{name}.json"
@@ -179,7 +184,19 @@ def load_compiled(directory: Path = COMPILED_DIR, module: str = MODULE,
             modules[name] = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise MibError(f"cannot read the compiled MIB {path}: {exc}") from None
+    if moved is not None:
+        modules[module] = _moved(modules[module], *moved)
     return Mib(modules, module, root)
+
+
+def _moved(module: Mapping[str, Any], old: str, new: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, node in module.items():
+        oid = node.get("oid") if isinstance(node, dict) else None
+        if isinstance(oid, str) and (oid == old or oid.startswith(old + ".")):
+            node = {**node, "oid": new + oid[len(old):]}
+        found[name] = node
+    return found
 
 
 @functools.lru_cache(maxsize=1)

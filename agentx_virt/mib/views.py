@@ -7,12 +7,13 @@ indexes, and registered as its own subtree on the one AgentX session.
 from __future__ import annotations
 
 from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
-from agentx_virt.mib.libvirt_mib import LIBVIRT_MIB
+from agentx_virt.mib.libvirt_mib import LIBVIRT_MIB, LIBVIRT_MIB_LEGACY
 from agentx_virt.mib.spec import MibSpec
 
 VIEWS: dict[str, MibSpec] = {
     "LIBVIRT-EXT-MIB": LIBVIRT_EXT_MIB,
     "LIBVIRT-MIB": LIBVIRT_MIB,
+    "LIBVIRT-MIB-LEGACY": LIBVIRT_MIB_LEGACY,      # opt-in: enterprise 12345
 }
 DEFAULT_MIBS = ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB")
 # The MIBs with notifications of their own; an NMS usually wants one family, so only
