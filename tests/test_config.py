@@ -197,7 +197,7 @@ BAD_FILES = [
     ("[poll]\ninterval = 10\n[poll]\nworkers = 2\n", "not valid TOML"),
     ("[thresholds]\nlvxDomainMemRssKiB = \"high\"\n", "[thresholds] lvxDomainMemRssKiB:"),
     ("[mibs]\nserve = [\"VM-MIB2\"]\n", "[mibs] serve: unknown MIB(s) ['VM-MIB2']; known: "
-     "LIBVIRT-EXT-MIB, LIBVIRT-MIB, LIBVIRT-MIB-LEGACY"),
+     "LIBVIRT-EXT-MIB, LIBVIRT-MIB, LIBVIRT-MIB-LEGACY, VMWARE-VMINFO-MIB"),
     ("[mibs]\nserve = []\n", "[mibs] serve: must name at least one MIB"),
 ]
 

@@ -297,7 +297,7 @@ def test_libvirt_mib_notifications_carry_the_state_the_event_says() -> None:
     guest = LIBVIRT_MIB.load()
     traps = TrapQueue(100)
     notifier = Notifier(TrapSettings(families=frozenset({"LIBVIRT-EXT-MIB", "LIBVIRT-MIB"})),
-                        MIB, traps, lambda uuid: 42, guest_mib=guest)
+                        MIB, traps, lambda uuid: 42, family_mibs={"LIBVIRT-MIB": guest})
     notifier.handle(snapshot(domain()))
     notifier.handle(Lifecycle(UUID, "web-1", 3, 0))         # suspended
     notifier.handle(Lifecycle(UUID, "web-1", 5, 1))         # stopped: destroyed
@@ -316,7 +316,7 @@ def test_libvirt_mib_notifications_carry_the_state_the_event_says() -> None:
                                    guest.object("libvirtGuestRowStatus").oid)]
     assert states == [5, 2]                                  # shutoff, notInService
     only_guest = Notifier(TrapSettings(families=frozenset({"LIBVIRT-MIB"})), MIB,
-                          TrapQueue(10), lambda uuid: 42, guest_mib=guest)
+                          TrapQueue(10), lambda uuid: 42, family_mibs={"LIBVIRT-MIB": guest})
     only_guest.handle(Lifecycle(UUID, "web-1", 3, 0))
     assert [t.trap_oid for t in drain(only_guest.traps)] == [
         guest.notification("libvirtGuestNotif").oid]

@@ -32,6 +32,7 @@ from agentx_virt.demo.node import domain_xml
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_command, snmp_tool, tool_env
 from agentx_virt.mib.libvirt_mib import LIBVIRT_MIB
 from agentx_virt.mib.model import shipped_mib
+from agentx_virt.mib.vmware_vminfo import VMWARE_VMINFO_MIB
 from agentx_virt.notify.settings import Threshold
 from agentx_virt.oid import format_oid
 from tests.support.libvirtd import PrivateLibvirtd
@@ -184,21 +185,24 @@ def test_each_transition_sends_one_trap_with_the_state_from_the_event(
 
 
 
-def test_libvirt_mib_notifications_follow_each_state_change_in_order(
+def test_each_enabled_family_notifies_a_state_change_in_order(
         host: Host, short_tmp: Path) -> None:
-    """With [mibs] notify naming LIBVIRT-MIB too, each change sends lvxDomainStateChange
-    and then libvirt-snmp's libvirtGuestNotif, its state the event's."""
+    """With [mibs] notify naming all three families, each change sends
+    lvxDomainStateChange, then libvirt-snmp's libvirtGuestNotif (its state the event's),
+    then VMware's power trap, as snmptrapd receives them."""
     guest = LIBVIRT_MIB.load()
+    vmware = VMWARE_VMINFO_MIB.load()
     dom = host.conn.lookupByName("vm0002")
     if not dom.isActive():
         dom.create()
     ext_oid = notification_oid("lvxDomainStateChange")
     guest_oid = format_oid(guest.notification("libvirtGuestNotif").oid)
+    power = {format_oid(spec.oid): name for name, spec in vmware.notifications.items()}
     instance = ".".join(str(b) for b in bytes.fromhex(dom.UUIDString().replace("-", "")))
     state_oid = f"{format_oid(guest.object('libvirtGuestState').oid)}.{instance}"
 
     def sent(trapd: PrivateSnmptrapd) -> list[tuple[str, str]]:
-        """(which MIB, state) of each trap about vm0002, in arrival order."""
+        """(which MIB, state or trap) of each trap about vm0002, in arrival order."""
         found = []
         for line in trapd.traps():
             fields = dict(f.split(" = ", 1) for f in line.split("\t") if " = " in f)
@@ -209,15 +213,21 @@ def test_libvirt_mib_notifications_follow_each_state_change_in_order(
                 parsed = parse(line)
                 assert parsed is not None
                 found.append(("LIBVIRT-EXT-MIB", parsed.values["lvxDomainState"]))
+            elif trap in power and '"vm0002"' in line:
+                found.append(("VMWARE-VMINFO-MIB", power[trap]))
         return found
 
-    with running_stack(host.uri, short_tmp,
-                       notify=("LIBVIRT-EXT-MIB", "LIBVIRT-MIB")) as stack:
+    families = ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB", "VMWARE-VMINFO-MIB")
+    with running_stack(host.uri, short_tmp, notify=families) as stack:
         dom.suspend()
         dom.resume()
-        wait_for(lambda: len(sent(stack.trapd)) >= 4, 20)
-        assert sent(stack.trapd) == [("LIBVIRT-EXT-MIB", "3"), ("LIBVIRT-MIB", "3"),
-                                     ("LIBVIRT-EXT-MIB", "1"), ("LIBVIRT-MIB", "1")]
+        wait_for(lambda: len(sent(stack.trapd)) >= 6, 20)
+        assert sent(stack.trapd) == [
+            ("LIBVIRT-EXT-MIB", "3"), ("LIBVIRT-MIB", "3"),
+            ("VMWARE-VMINFO-MIB", "vmwVmSuspended"),
+            ("LIBVIRT-EXT-MIB", "1"), ("LIBVIRT-MIB", "1"),
+            ("VMWARE-VMINFO-MIB", "vmwVmPoweredOn")]
+
 
 def test_a_threshold_is_crossed_once_and_cleared_below_its_falling_value(
         host: Host, short_tmp: Path) -> None:

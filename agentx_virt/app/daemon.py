@@ -27,7 +27,6 @@ from agentx_virt.collector.poller import Poller
 from agentx_virt.expose.sinks import FanOut
 from agentx_virt.expose.snmp import SnmpSink
 from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
-from agentx_virt.mib.libvirt_mib import LIBVIRT_MIB
 from agentx_virt.mib.model import Mib
 from agentx_virt.mib.spec import AgentStatus
 from agentx_virt.mib.views import VIEWS
@@ -56,8 +55,8 @@ class Agent:
         self.registry = DomainIndexRegistry()
         self.notifier = Notifier(trap_settings(config), self.mib, self.traps, self._index_of,
                                  lambda: self._events_dropped,
-                                 guest_mib=LIBVIRT_MIB.load() if "LIBVIRT-MIB" in config.notify
-                                 else None)
+                                 family_mibs={name: VIEWS[name].load() for name in config.notify
+                                              if name != "LIBVIRT-EXT-MIB"})
         self.notifier_thread = NotifierThread(self.notifier, self.events)
         self.publisher = SnmpSink(self.store, self.views, self._indexes_for,
                                   self._status)

@@ -19,7 +19,7 @@ from typing import Any
 
 MODULE = "LIBVIRT-EXT-MIB"
 # Served modules written elsewhere, compiled from their published text.
-FOREIGN_MODULES = ("LIBVIRT-MIB",)
+FOREIGN_MODULES = ("LIBVIRT-MIB", "VMWARE-VMINFO-MIB", "VMWARE-TC-MIB")
 FOREIGN_PROSE = ("description", "contactinfo", "organization", "reference")
 # Modules whose textual conventions the MIB uses; compiled and shipped with it.
 TC_MODULES = ("SNMPv2-TC", "HCNUM-TC")

@@ -125,7 +125,8 @@ class Mib:
                 indices=tuple((i["object"], bool(i.get("implied")))
                               for i in node.get("indices", ())),
                 units=node.get("units"))
-        self.root: OID = self.object(root).oid
+        # An object's name, or a dotted OID for a subtree above the module's objects.
+        self.root: OID = parse_oid(root) if root[:1].isdigit() else self.object(root).oid
 
     def _syntax(self, spec: Mapping[str, Any]) -> Syntax:
         name = spec["type"]

@@ -48,6 +48,12 @@ class TrapBuilder:
         return Trap(spec.oid, tuple(self._varbind(name, instance, values[name])
                                     for name in spec.objects))
 
+    def trap(self, notification: str, values: dict[str, tuple[OID, object]]) -> Trap:
+        """``notification`` with each object's (instance, value) given."""
+        spec = self.mib.notification(notification)
+        return Trap(spec.oid, tuple(self._varbind(name, *values[name])
+                                    for name in spec.objects))
+
     def host_trap(self, notification: str, values: dict[str, object]) -> Trap:
         """``notification`` whose objects are scalars (instance 0); raises as above."""
         spec = self.mib.notification(notification)

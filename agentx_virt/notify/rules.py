@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from agentx_virt.agentx.traps import TrapQueue
 from agentx_virt.mib.convert import Reject
 from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
-from agentx_virt.mib.libvirt_mib import guest_state, row_status, uuid_octets
 from agentx_virt.mib.model import Mib
 from agentx_virt.model.events import (
     EventsLost,
@@ -64,6 +64,7 @@ from agentx_virt.model.record import slotted
 from agentx_virt.model.selection import selected
 from agentx_virt.model.snapshot import DomainStats, PollStatus, Snapshot, uuid_key
 from agentx_virt.notify.builder import TrapBuilder
+from agentx_virt.notify.families import FamilyTraps
 from agentx_virt.notify.settings import TrapSettings
 
 log = logging.getLogger(__name__)
@@ -100,10 +101,10 @@ class Notifier:
                  events_dropped: Callable[[], int] = lambda: 0,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
-                 guest_mib: Optional[Mib] = None) -> None:
+                 family_mibs: Optional[Mapping[str, Mib]] = None) -> None:
         """``clock`` is the monotonic time events are stamped with (``Lifecycle.at``) and
         hold-downs are counted in; ``wall`` the time poll starts are compared with;
-        ``guest_mib`` is LIBVIRT-MIB, for its libvirtGuestNotif when that family is on."""
+        ``family_mibs`` are the other MIBs whose state notifications are sent, by name."""
         self.settings = settings
         self._clock = clock
         self._wall = wall
@@ -117,8 +118,8 @@ class Notifier:
         self._events_dropped = events_dropped           # counted on libvirt's thread
         self._dropped_reported = 0
         self._builder = TrapBuilder(mib)
-        self._guest_builder = (TrapBuilder(guest_mib) if guest_mib is not None
-                               and "LIBVIRT-MIB" in settings.families else None)
+        self._families = FamilyTraps({name: mib for name, mib in (family_mibs or {}).items()
+                                      if name in settings.families})
         domain_columns = LIBVIRT_EXT_MIB.columns("lvxDomainEntry")
         self._thresholds = [(t, domain_columns[t.metric]) for t in settings.thresholds]
 
@@ -211,24 +212,20 @@ class Notifier:
                 "lvxDomainPreviousState": 0 if previous is None else previous,
                 "lvxDomainSeverity": severity(state),
             })
-        if self._guest_builder is not None and "state" in self.settings.kinds:
-            self._send_guest_notif(uuid, domain.name, state)
+        if "state" in self.settings.kinds and self._families.enabled:
+            self._send_families(uuid, domain.name, state, previous)
 
-    def _send_guest_notif(self, uuid: str, name: str, state: int) -> None:
-        """LIBVIRT-MIB's libvirtGuestNotif: the row's UUID as instance, the state the
-        event says (not one read later), the RowStatus that goes with it."""
-        assert self._guest_builder is not None
-        octets = uuid_octets(uuid)
+    def _send_families(self, uuid: str, name: str, state: int, previous: Optional[int]) -> None:
+        """The other served MIBs' notifications for the same change (``families.py``)."""
         try:
-            trap = self._guest_builder.row_trap("libvirtGuestNotif", tuple(octets), {
-                "libvirtGuestName": name, "libvirtGuestUUID": octets,
-                "libvirtGuestState": guest_state(state),
-                "libvirtGuestRowStatus": row_status(state)})
+            traps = self._families.state_changed(uuid, name, lambda: self._index_of(uuid),
+                                                 state, previous)
         except (Reject, KeyError) as exc:
             self.failed += 1
-            log.error("cannot build libvirtGuestNotif for %s: %s", name, exc)
+            log.error("cannot build a state notification for %s: %s", name, exc)
             return
-        self.traps.put(trap)
+        for trap in traps:
+            self.traps.put(trap)
 
     def next_due(self) -> float:
         """Seconds until ``tick`` has something to send (at most 0.5)."""
