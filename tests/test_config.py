@@ -197,7 +197,7 @@ BAD_FILES = [
     ("[poll]\ninterval = 10\n[poll]\nworkers = 2\n", "not valid TOML"),
     ("[thresholds]\nlvxDomainMemRssKiB = \"high\"\n", "[thresholds] lvxDomainMemRssKiB:"),
     ("[mibs]\nserve = [\"VM-MIB2\"]\n", "[mibs] serve: unknown MIB(s) ['VM-MIB2']; known: "
-     "LIBVIRT-EXT-MIB, LIBVIRT-MIB, LIBVIRT-MIB-LEGACY, VMWARE-VMINFO-MIB"),
+     "LIBVIRT-EXT-MIB, LIBVIRT-MIB, VM-MIB, LIBVIRT-MIB-LEGACY, VMWARE-VMINFO-MIB"),
     ("[mibs]\nserve = []\n", "[mibs] serve: must name at least one MIB"),
 ]
 
@@ -245,7 +245,7 @@ def test_stat_groups_are_read_into_their_enum(tmp_path: Path) -> None:
 
 
 def test_the_served_mibs_from_the_file_and_from_mibs() -> None:
-    assert Config().mibs == ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB")
+    assert Config().mibs == ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB", "VM-MIB")
     assert load(None, {"mibs": "LIBVIRT-MIB, LIBVIRT-EXT-MIB"}, environ={}).mibs == (
         "LIBVIRT-MIB", "LIBVIRT-EXT-MIB")
     with pytest.raises(ConfigError, match=r"command line --mibs: unknown MIB\(s\) \['X'\]"):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
+from urllib.parse import urlsplit
 
 import libvirt
 
@@ -216,6 +218,7 @@ def disks(d: DomainCalls) -> tuple[DiskStats, ...]:
 def interfaces(d: DomainCalls) -> tuple[InterfaceStats, ...]:
     """The interface group: each NIC of the XML, from its bulk entry or interfaceStats."""
     calls, layout, active = d.calls, d.layout, d.active
+    local = is_local(calls.conn.uri)
     entries = d.indexed.get("net", {})
     by_name = {str(v.get("name")): v for v in entries.values()}
     nics = []
@@ -228,8 +231,29 @@ def interfaces(d: DomainCalls) -> tuple[InterfaceStats, ...]:
             stats = calls.get("interfaceStats", calls.dom.interfaceStats, nic.target)
             if stats:
                 values = {name: as_int(v) for (_, name), v in zip(NIC_FIELDS, stats)}
-        nics.append(InterfaceStats(nic.target, nic.mac, nic.source, **counts(values)))
+        nics.append(InterfaceStats(nic.target, nic.mac, nic.source, **counts(values),
+                                   host_ifindex=host_ifindex(nic.target) if local else None))
     return tuple(nics)
+
+
+_SYSFS_NET = Path("/sys/class/net")
+
+
+def host_ifindex(device: str) -> Optional[int]:
+    """The host's ifIndex of network device ``device`` (the kernel's, which IF-MIB's
+    ifIndex is on Linux), or None when there is no such device."""
+    if not device or "/" in device or device in (".", ".."):
+        return None
+    try:
+        return int((_SYSFS_NET / device / "ifindex").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_local(uri: str) -> bool:
+    """Whether libvirt at ``uri`` runs on this host (its devices are this host's)."""
+    host = urlsplit(uri).hostname
+    return host in (None, "", "localhost", "127.0.0.1", "::1")
 
 
 def _job(stats: Optional[Mapping[str, Any]], slot: str) -> Optional[JobStats]:

@@ -19,7 +19,11 @@ from typing import Any
 
 MODULE = "LIBVIRT-EXT-MIB"
 # Served modules written elsewhere, compiled from their published text.
-FOREIGN_MODULES = ("LIBVIRT-MIB", "VMWARE-VMINFO-MIB", "VMWARE-TC-MIB")
+FOREIGN_MODULES = ("LIBVIRT-MIB", "VMWARE-VMINFO-MIB", "VMWARE-TC-MIB", "VM-MIB",
+                   "SNMP-FRAMEWORK-MIB", "UUID-TC-MIB", "IF-MIB", "IANA-STORAGE-MEDIA-TYPE-MIB")
+# RFC 7666 VM-MIB and the modules of the textual conventions it uses.
+VM_MIB_MODULES = ("VM-MIB", "SNMP-FRAMEWORK-MIB", "UUID-TC-MIB", "IF-MIB",
+                  "IANA-STORAGE-MEDIA-TYPE-MIB")
 FOREIGN_PROSE = ("description", "contactinfo", "organization", "reference")
 # Modules whose textual conventions the MIB uses; compiled and shipped with it.
 TC_MODULES = ("SNMPv2-TC", "HCNUM-TC")

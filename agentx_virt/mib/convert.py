@@ -116,7 +116,16 @@ def converter(obj: MibObject) -> Converter:
         return _octets(obj.name, syntax)
     if syntax.base in _BASE_RANGES:
         return _integer(syntax)
+    if syntax.base is ValueType.OBJECT_IDENTIFIER:
+        return _object_identifier
     raise MibError(f"{obj.name}: no conversion to {syntax.base.name}")
+
+
+def _object_identifier(value: object) -> Value:
+    if not (isinstance(value, tuple) and 2 <= len(value) <= 128
+            and all(type(sub) is int and 0 <= sub < 2**32 for sub in value)):
+        raise Reject("not an OBJECT IDENTIFIER")
+    return value
 
 
 def _truth(syntax: Syntax) -> Converter:

@@ -9,15 +9,17 @@ from __future__ import annotations
 from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
 from agentx_virt.mib.libvirt_mib import LIBVIRT_MIB, LIBVIRT_MIB_LEGACY
 from agentx_virt.mib.spec import MibSpec
+from agentx_virt.mib.vm_mib import VM_MIB
 from agentx_virt.mib.vmware_vminfo import VMWARE_VMINFO_MIB
 
 VIEWS: dict[str, MibSpec] = {
     "LIBVIRT-EXT-MIB": LIBVIRT_EXT_MIB,
     "LIBVIRT-MIB": LIBVIRT_MIB,
+    "VM-MIB": VM_MIB,                              # RFC 7666, mib-2 236
     "LIBVIRT-MIB-LEGACY": LIBVIRT_MIB_LEGACY,      # opt-in: enterprise 12345
     "VMWARE-VMINFO-MIB": VMWARE_VMINFO_MIB,        # opt-in: VMware's enterprise 6876
 }
-DEFAULT_MIBS = ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB")
+DEFAULT_MIBS = ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB", "VM-MIB")
 # The MIBs with notifications of their own; an NMS usually wants one family, so only
 # LIBVIRT-EXT-MIB's are sent unless [mibs] notify says otherwise.
 NOTIFYING_MIBS = ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB", "VMWARE-VMINFO-MIB")

@@ -138,6 +138,7 @@ class InterfaceStats:
     tx_packets: Optional[int] = None
     tx_errors: Optional[int] = None
     tx_drops: Optional[int] = None
+    host_ifindex: Optional[int] = None   # the host's ifIndex of the target (tap), if local
 
 
 @slotted

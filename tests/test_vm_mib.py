@@ -1,0 +1,118 @@
+"""RFC 7666 VM-MIB served from the same Snapshot, read by name through a real snmpd with
+the RFC's module loaded; its CPU affinity rows checked against snmpd's own
+hrProcessorTable for a real QEMU/TCG domain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import libvirt
+import pytest
+
+from agentx_virt.app.config import DEFAULT_STATS, Config
+from agentx_virt.app.daemon import Agent
+from agentx_virt.collector.groups import host_ifindex, is_local
+from agentx_virt.demo.agent_thread import AgentThread
+from agentx_virt.demo.node import node_xml
+from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
+from agentx_virt.mib.compile import COMPILED_DIR, VM_MIB_MODULES, compile_mib
+from agentx_virt.mib.vm_mib import admin_state, oper_state, source_type
+from agentx_virt.model.snapshot import DiskStats, StatGroup
+
+from .conftest import private_libvirtd, wait_for
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "mibs"
+OPTIONS = ["-M", f"+{SHARED / 'ietf'}", "-m", "+VM-MIB"]
+
+
+def walk(snmpd: PrivateSnmpd, name: str, mib: str = "VM-MIB") -> dict[str, str]:
+    """{instance: value} of one column, by name."""
+    result = snmp_tool("snmpwalk", snmpd.agent, f"{mib}::{name}",
+                       options=["-M", f"+{SHARED / 'ietf'}", "-m", f"+{mib}", "-OQs", "-Oe"],
+                       numeric=False)
+    assert result.returncode == 0, result.stderr
+    found = {}
+    for line in result.stdout.splitlines():
+        oid, _, value = line.partition(" = ")
+        if oid.startswith(name + "."):
+            found[oid[len(name) + 1:]] = value.strip('"')
+    return found
+
+
+def test_the_shipped_json_is_the_rfcs_modules_without_their_prose() -> None:
+    fresh = compile_mib([SHARED / "ietf"], VM_MIB_MODULES)
+    for name in VM_MIB_MODULES:
+        assert (COMPILED_DIR / f"{name}.json").read_text() == fresh[name], name
+        assert '"description"' not in fresh[name]
+
+
+def test_states_sources_and_host_devices() -> None:
+    assert [admin_state(s) for s in (None, 1, 2, 3, 4, 5, 6, 7)] == [
+        None, "running", "running", "paused", "shutdown", "shutdown", "running", "suspended"]
+    assert [oper_state(s) for s in (0, 1, 2, 3, 4, 5, 6, 7)] == [
+        "unknown", "running", "running", "paused", "shuttingdown", "shutdown", "crashed",
+        "suspended"]
+    assert (oper_state(3, 2), oper_state(3, 11), oper_state(3, 1)) == (
+        "migrating", "preparing", "paused")
+    assert [source_type(DiskStats("vda", s)) for s in (
+        "/dev/sdb", "/var/lib/x.qcow2", "rbd-pool/image", None)] == [
+        "block", "unknown", "network", "unknown"]
+    assert host_ifindex("lo") == 1 and host_ifindex("no-such-nic0") is None
+    assert host_ifindex("../lo") is None
+    assert is_local("qemu:///system") and is_local("qemu+unix:///system?socket=/x")
+    assert not is_local("qemu+ssh://kvm1.example.org/system")
+
+
+@pytest.mark.peers
+def test_vm_table_by_name_matches_libvirt(short_tmp: Path, snmpd: PrivateSnmpd) -> None:
+    path = short_tmp / "node.xml"
+    path.write_text(node_xml(8))
+    uri = f"test://{path}"
+    agent = Agent(Config(uri=uri, agentx=snmpd.agentx_address, interval_s=1,
+                         domain_timeout_s=0.5, state_dir=short_tmp / "state"))
+    running = AgentThread(agent).start()
+    try:
+        assert running.wait_ready(20)
+        wait_for(lambda: len(walk(snmpd, "vmName")) == 8)
+        names, opers = walk(snmpd, "vmName"), walk(snmpd, "vmOperState")
+        cur_mem, max_mem = walk(snmpd, "vmCurMem"), walk(snmpd, "vmMaxMem")
+        number = snmp_tool("snmpget", snmpd.agent, "VM-MIB::vmNumber.0",
+                           options=[*OPTIONS, "-Oqv"], numeric=False)
+        assert number.stdout.strip() == "8"
+        conn = libvirt.openReadOnly(uri)
+        try:
+            for index, name in names.items():
+                state, max_kib, kib, _vcpus, _ns = conn.lookupByName(name).info()
+                assert opers[index] == {1: "4", 3: "8", 5: "11"}[state]
+                assert int(max_mem[index]) == max_kib // 1024
+                if state != 5:
+                    assert int(cur_mem[index]) == kib // 1024
+        finally:
+            conn.close()
+        disks = walk(snmpd, "vmStorageResourceID")
+        assert all(key.count(".") == 1 for key in disks) and len(disks) >= 8
+        assert set(walk(snmpd, "vmMemUnit").values()) == {"1048576"}
+    finally:
+        running.stop()
+
+
+@pytest.mark.peers
+def test_cpu_affinity_names_the_cpus_of_snmpds_hr_processor_table(
+        tmp_path_factory: pytest.TempPathFactory, short_tmp: Path,
+        snmpd: PrivateSnmpd) -> None:
+    with private_libvirtd(tmp_path_factory, "the VM-MIB affinity test") as daemon:
+        daemon.start_domain("p1", 1)
+        agent = Agent(Config(uri=daemon.uri, agentx=snmpd.agentx_address, interval_s=2,
+                             domain_timeout_s=1, state_dir=short_tmp / "state",
+                             stats=(*DEFAULT_STATS, StatGroup.VCPUPIN)))
+        running = AgentThread(agent).start()
+        try:
+            assert running.wait_ready(30)
+            wait_for(lambda: len(walk(snmpd, "vmCpuAffinity")) > 0, 30)
+            affinity = walk(snmpd, "vmCpuAffinity")
+        finally:
+            running.stop()
+    processors = walk(snmpd, "hrProcessorFrwID", "HOST-RESOURCES-MIB")
+    physical = {key.rsplit(".", 1)[1] for key in affinity}
+    assert physical == set(processors), (physical, processors)
+    assert set(affinity.values()) <= {"1", "2"} and "1" in affinity.values()  # enable(1)
