@@ -32,6 +32,7 @@ from agentx_virt.demo.node import domain_xml
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_command, snmp_tool, tool_env
 from agentx_virt.mib.libvirt_mib import LIBVIRT_MIB
 from agentx_virt.mib.model import shipped_mib
+from agentx_virt.mib.vm_mib import VM_MIB
 from agentx_virt.mib.vmware_vminfo import VMWARE_VMINFO_MIB
 from agentx_virt.notify.settings import Threshold
 from agentx_virt.oid import format_oid
@@ -187,11 +188,14 @@ def test_each_transition_sends_one_trap_with_the_state_from_the_event(
 
 def test_each_enabled_family_notifies_a_state_change_in_order(
         host: Host, short_tmp: Path) -> None:
-    """With [mibs] notify naming all three families, each change sends
-    lvxDomainStateChange, then libvirt-snmp's libvirtGuestNotif (its state the event's),
-    then VMware's power trap, as snmptrapd receives them."""
+    """With [mibs] notify naming every family, each change sends lvxDomainStateChange,
+    then libvirt-snmp's libvirtGuestNotif (its state the event's), then RFC 7666's per-VM
+    notification (with the previous state), then VMware's power trap, as snmptrapd
+    receives them."""
     guest = LIBVIRT_MIB.load()
     vmware = VMWARE_VMINFO_MIB.load()
+    vm = VM_MIB.load()
+    per_vm = {format_oid(spec.oid): name for name, spec in vm.notifications.items()}
     dom = host.conn.lookupByName("vm0002")
     if not dom.isActive():
         dom.create()
@@ -215,17 +219,19 @@ def test_each_enabled_family_notifies_a_state_change_in_order(
                 found.append(("LIBVIRT-EXT-MIB", parsed.values["lvxDomainState"]))
             elif trap in power and '"vm0002"' in line:
                 found.append(("VMWARE-VMINFO-MIB", power[trap]))
+            elif trap in per_vm and '"vm0002"' in line:
+                found.append(("VM-MIB", per_vm[trap]))
         return found
 
-    families = ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB", "VMWARE-VMINFO-MIB")
+    families = ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB", "VM-MIB", "VMWARE-VMINFO-MIB")
     with running_stack(host.uri, short_tmp, notify=families) as stack:
         dom.suspend()
         dom.resume()
-        wait_for(lambda: len(sent(stack.trapd)) >= 6, 20)
+        wait_for(lambda: len(sent(stack.trapd)) >= 8, 20)
         assert sent(stack.trapd) == [
-            ("LIBVIRT-EXT-MIB", "3"), ("LIBVIRT-MIB", "3"),
+            ("LIBVIRT-EXT-MIB", "3"), ("LIBVIRT-MIB", "3"), ("VM-MIB", "vmPaused"),
             ("VMWARE-VMINFO-MIB", "vmwVmSuspended"),
-            ("LIBVIRT-EXT-MIB", "1"), ("LIBVIRT-MIB", "1"),
+            ("LIBVIRT-EXT-MIB", "1"), ("LIBVIRT-MIB", "1"), ("VM-MIB", "vmRunning"),
             ("VMWARE-VMINFO-MIB", "vmwVmPoweredOn")]
 
 

@@ -116,3 +116,36 @@ def test_cpu_affinity_names_the_cpus_of_snmpds_hr_processor_table(
     physical = {key.rsplit(".", 1)[1] for key in affinity}
     assert physical == set(processors), (physical, processors)
     assert set(affinity.values()) <= {"1", "2"} and "1" in affinity.values()  # enable(1)
+
+
+def test_per_vm_notifications_carry_the_previous_oper_state() -> None:
+    from agentx_virt.agentx.traps import TrapQueue
+    from agentx_virt.mib.model import shipped_mib
+    from agentx_virt.mib.vm_mib import VM_MIB
+    from agentx_virt.model.events import Lifecycle
+    from agentx_virt.notify.rules import Notifier
+    from agentx_virt.notify.settings import TrapSettings
+
+    vm = VM_MIB.load()
+    traps = TrapQueue(100)
+    notifier = Notifier(TrapSettings(families=frozenset({"VM-MIB"})), shipped_mib(), traps,
+                        lambda uuid: 42, family_mibs={"VM-MIB": vm})
+    uuid = "6a7e0000-0000-4000-8000-000000000001"
+    # started, suspended, resumed, crashed, stopped (destroyed), undefined
+    for event, detail in ((2, 0), (3, 0), (4, 0), (8, 0), (5, 1), (1, 0)):
+        notifier.handle(Lifecycle(uuid, "web-1", event, detail))
+    names = {spec.oid: name for name, spec in vm.notifications.items()}
+    syntax = vm.object("vmOperState").syntax
+    assert syntax is not None
+    opers = {number: label for label, number in syntax.enum.items()}
+    sent = []
+    while (trap := traps.pop()) is not None:
+        values = {vb.name[:-1]: vb.value for vb in trap.varbinds}
+        assert {vb.name[-1] for vb in trap.varbinds} == {42}          # vmIndex
+        previous = values[vm.object("vmOperState").oid]
+        assert isinstance(previous, int)
+        sent.append((names[trap.trap_oid], opers[previous]))
+        assert values[vm.object("vmUUID").oid] == bytes.fromhex(uuid.replace("-", ""))
+    assert sent == [("vmRunning", "unknown"), ("vmPaused", "running"),
+                    ("vmRunning", "paused"), ("vmCrashed", "running"),
+                    ("vmShutdown", "crashed"), ("vmDeleted", "shutdown")]

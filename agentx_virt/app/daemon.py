@@ -82,7 +82,8 @@ class Agent:
         return AgentStatus(
             index_state_error=self.registry.save_error, traps_sent=stats.sent,
             traps_dropped=(stats.dropped + stats.refused + self._events_dropped +
-                           self.notifier.failed))
+                           self.notifier.failed),
+            vm_notifications="VM-MIB" in self.config.notify and "state" in self.config.traps)
 
     def _event_dropped(self, record: object) -> None:
         # libvirt's event thread: count only; the notifier reports drops in the MIB.

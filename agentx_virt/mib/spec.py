@@ -30,6 +30,7 @@ class AgentStatus:
     index_state_error: Optional[str] = None     # why the last state file write failed
     traps_sent: Optional[int] = None            # acknowledged by the master
     traps_dropped: Optional[int] = None         # dropped, refused or never built
+    vm_notifications: bool = False              # VM-MIB's per-VM notifications are sent
 
 
 

@@ -22,5 +22,5 @@ VIEWS: dict[str, MibSpec] = {
 DEFAULT_MIBS = ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB", "VM-MIB")
 # The MIBs with notifications of their own; an NMS usually wants one family, so only
 # LIBVIRT-EXT-MIB's are sent unless [mibs] notify says otherwise.
-NOTIFYING_MIBS = ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB", "VMWARE-VMINFO-MIB")
+NOTIFYING_MIBS = ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB", "VM-MIB", "VMWARE-VMINFO-MIB")
 DEFAULT_NOTIFY = ("LIBVIRT-EXT-MIB",)

@@ -23,7 +23,9 @@ Not in the Snapshot, so served as the RFC's "unknown": ``vmOSType`` "",
 ``vmStorageAccess`` unknown(1), ``vmStorageMediaType`` unknown(2),
 ``vmNetworkParent`` 0, ``vmNetworkModel`` "", ``vmHvObjectID`` 0.0. Not served at all
 (no value that would be true): ``vmHvUpTime``, ``vmTableLastChange`` and ``vmUpTime``.
-No VM-MIB notification is sent: both ``*NotificationsEnabled`` read false.
+The per-VM notifications are sent when ``[mibs] notify`` names VM-MIB
+(``vmPerVMNotificationsEnabled`` then reads true); the bulk ones are not sent
+(``vmBulkNotificationsEnabled`` reads false).
 """
 
 from __future__ import annotations
@@ -113,9 +115,9 @@ _SCALARS = {
     "vmHvVersion": lambda s: s.host.hypervisor_version or "",
     "vmHvObjectID": lambda s: (0, 0),
     "vmNumber": lambda s: len(s.domains),
-    "vmPerVMNotificationsEnabled": lambda s: _FALSE,
-    "vmBulkNotificationsEnabled": lambda s: _FALSE,
+    "vmBulkNotificationsEnabled": lambda s: _FALSE,       # bulk notifications: not sent
 }
+_STATUS = {"vmPerVMNotificationsEnabled": lambda a: a.vm_notifications}
 
 _VMS = TableSpec("vmEntry", lambda d: (d,), lambda i, _d: (i,), {
     "vmName": lambda d: d.name,
@@ -173,4 +175,4 @@ _NICS = TableSpec("vmNetworkEntry", lambda d: enumerate(d.interfaces, 1),
     "vmNetworkPhysAddress": lambda n: _mac(n[1]),
 })
 
-VM_MIB = MibSpec(load, _SCALARS, {}, (_VMS, _CPUS, _AFFINITY, _DISKS, _NICS), "vmIndex")
+VM_MIB = MibSpec(load, _SCALARS, _STATUS, (_VMS, _CPUS, _AFFINITY, _DISKS, _NICS), "vmIndex")

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from agentx_virt.agentx.traps import TrapQueue
+from agentx_virt.agentx.traps import Trap, TrapQueue
 from agentx_virt.mib.convert import Reject
 from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
 from agentx_virt.mib.model import Mib
@@ -68,6 +68,8 @@ from agentx_virt.notify.families import FamilyTraps
 from agentx_virt.notify.settings import TrapSettings
 
 log = logging.getLogger(__name__)
+
+_EXT = "LIBVIRT-EXT-MIB"    # whose notifications _send and _send_host build
 
 _FAILED_JOB_TYPES = {4, 5}       # virDomainJobType failed, cancelled
 # The job objects in job notifications are those of the job table's completed slot.
@@ -178,7 +180,11 @@ class Notifier:
         if event.event == EVENT_UNDEFINED:
             self._send("define", "lvxDomainUndefined", uuid, event.name, {
                 "lvxDomainEventText": detail_name(UNDEFINED_DETAILS, event.detail)})
-            self._domains.pop(uuid, None)
+            known = self._domains.pop(uuid, None)
+            if "define" in self.settings.kinds and self._families.enabled:
+                self._send_families(event.name, lambda: self._families.deleted(
+                    uuid, event.name, lambda: self._index_of(uuid),
+                    None if known is None else known.state))
             return
         found = event_state(event.event, event.detail)
         if found is None:
@@ -204,22 +210,21 @@ class Notifier:
 
     def _send_state(self, uuid: str, domain: _Domain, state: int, reason: int,
                     previous: Optional[int]) -> None:
-        if "LIBVIRT-EXT-MIB" in self.settings.families:
-            self._send("state", "lvxDomainStateChange", uuid, domain.name, {
-                "lvxDomainState": state,
-                "lvxDomainStateReason": reason,
-                "lvxDomainStateReasonText": reason_name(state, reason),
-                "lvxDomainPreviousState": 0 if previous is None else previous,
-                "lvxDomainSeverity": severity(state),
-            })
+        self._send("state", "lvxDomainStateChange", uuid, domain.name, {
+            "lvxDomainState": state,
+            "lvxDomainStateReason": reason,
+            "lvxDomainStateReasonText": reason_name(state, reason),
+            "lvxDomainPreviousState": 0 if previous is None else previous,
+            "lvxDomainSeverity": severity(state),
+        })
         if "state" in self.settings.kinds and self._families.enabled:
-            self._send_families(uuid, domain.name, state, previous)
+            self._send_families(domain.name, lambda: self._families.state_changed(
+                uuid, domain.name, lambda: self._index_of(uuid), state, previous, reason))
 
-    def _send_families(self, uuid: str, name: str, state: int, previous: Optional[int]) -> None:
+    def _send_families(self, name: str, build: Callable[[], list[Trap]]) -> None:
         """The other served MIBs' notifications for the same change (``families.py``)."""
         try:
-            traps = self._families.state_changed(uuid, name, lambda: self._index_of(uuid),
-                                                 state, previous)
+            traps = build()
         except (Reject, KeyError) as exc:
             self.failed += 1
             log.error("cannot build a state notification for %s: %s", name, exc)
@@ -358,7 +363,7 @@ class Notifier:
 
     def _send_host(self, kind: str, notification: str, values: dict[str, object]) -> None:
         """A notification whose objects are scalars (instance 0)."""
-        if kind not in self.settings.kinds:
+        if kind not in self.settings.kinds or _EXT not in self.settings.families:
             return
         try:
             trap = self._builder.host_trap(notification, values)
@@ -370,7 +375,7 @@ class Notifier:
 
     def _send(self, kind: str, notification: str, uuid: str, name: str,
               values: dict[str, object], slots: Optional[dict[str, str]] = None) -> None:
-        if kind not in self.settings.kinds:
+        if kind not in self.settings.kinds or _EXT not in self.settings.families:
             return
         index = self._index_of(uuid)
         try:
