@@ -5,17 +5,36 @@ from __future__ import annotations
 import pytest
 
 from agentx_virt.collector.errors import CallFailed
-from agentx_virt.collector.layout import Disk, Nic, parse_layout
+from agentx_virt.collector.layout import LIBOSINFO_NS, Disk, Nic, parse_layout
 from agentx_virt.demo.node import domain_xml
 
 
 def test_devices_vcpus_and_tag_from_a_generated_domain() -> None:
     layout = parse_layout(domain_xml(3, tags=2))     # 3 % 3 == 0: tagged virt-0
-    assert layout.disks == (Disk("vda", "/var/lib/images/vm0003.qcow2", "virtio"),
-                            Disk("sdb", "/var/lib/images/vm0003-data.raw", "sata"))
+    assert layout.disks == (
+        Disk("vda", "/var/lib/images/vm0003.qcow2", "virtio", "disk", "file"),
+        Disk("sdb", "/var/lib/images/vm0003-data.raw", "sata", "disk", "file"))
     assert layout.nics == (Nic("tap3n0", "52:54:00:00:03:00", "br0"),
                            Nic("tap3n1", "52:54:00:00:03:01", "br1"))
     assert (layout.max_vcpus, layout.tag) == (4, "virt-0")
+
+
+def test_device_facts_and_the_guest_os_from_the_xml() -> None:
+    layout = parse_layout(f"""<domain><metadata>
+      <libosinfo:libosinfo xmlns:libosinfo="{LIBOSINFO_NS}">
+        <libosinfo:os id="http://debian.org/debian/12"/></libosinfo:libosinfo></metadata>
+      <devices>
+        <disk type='block' device='disk'><driver name='qemu' type='raw'/>
+          <source dev='/dev/vg/a'/><target dev='vda' bus='virtio'/></disk>
+        <disk type='file' device='cdrom'><driver name='qemu' type='raw'/>
+          <source file='/iso/d.iso'/><target dev='sda' bus='sata'/><readonly/></disk>
+        <interface type='bridge'><source bridge='br0'/><target dev='vnet4'/>
+          <model type='virtio'/></interface>
+      </devices></domain>""")
+    assert layout.os_id == "http://debian.org/debian/12"
+    assert layout.disks == (Disk("vda", "/dev/vg/a", "virtio", "disk", "block", "raw"),
+                            Disk("sda", "/iso/d.iso", "sata", "cdrom", "file", "raw", True))
+    assert layout.nics[0].model == "virtio"
 
 
 def test_a_disk_without_a_target_and_a_missing_tag_are_left_out() -> None:

@@ -16,19 +16,21 @@ from agentx_virt.demo.agent_thread import AgentThread
 from agentx_virt.demo.node import node_xml
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
 from agentx_virt.mib.compile import COMPILED_DIR, VM_MIB_MODULES, compile_mib
-from agentx_virt.mib.vm_mib import admin_state, oper_state, source_type
+from agentx_virt.mib.vm_mib import admin_state, media_type, oper_state, source_type
 from agentx_virt.model.snapshot import DiskStats, StatGroup
 
 from .conftest import private_libvirtd, wait_for
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "mibs"
 OPTIONS = ["-M", f"+{SHARED / 'ietf'}", "-m", "+VM-MIB"]
+REPO_MIBS = Path(__file__).resolve().parents[1] / "mibs"     # LIBVIRT-EXT-MIB
 
 
 def walk(snmpd: PrivateSnmpd, name: str, mib: str = "VM-MIB") -> dict[str, str]:
     """{instance: value} of one column, by name."""
     result = snmp_tool("snmpwalk", snmpd.agent, f"{mib}::{name}",
-                       options=["-M", f"+{SHARED / 'ietf'}", "-m", f"+{mib}", "-OQs", "-Oe"],
+                       options=["-M", f"+{SHARED / 'ietf'}:{REPO_MIBS}", "-m", f"+{mib}",
+                                "-OQs", "-Oe"],
                        numeric=False)
     assert result.returncode == 0, result.stderr
     found = {}
@@ -56,7 +58,14 @@ def test_states_sources_and_host_devices() -> None:
         "migrating", "preparing", "paused")
     assert [source_type(DiskStats("vda", s)) for s in (
         "/dev/sdb", "/var/lib/x.qcow2", "rbd-pool/image", None)] == [
-        "block", "unknown", "network", "unknown"]
+        "block", "unknown", "network", "unknown"]      # no XML type: the path's form
+    assert [source_type(DiskStats("vda", "/x", kind=k, format=f)) for k, f in (
+        ("file", "qcow2"), ("file", "raw"), ("file", None), ("block", "raw"),
+        ("network", "raw"), ("volume", None))] == [
+        "sparse", "raw", "other", "block", "network", "other"]
+    assert [media_type(DiskStats("vda", device=d)) for d in (
+        "disk", "lun", "cdrom", "floppy", "tape", None)] == [
+        "hardDisk", "hardDisk", "opticalDisk", "floppyDisk", "other", "unknown"]
     assert host_ifindex("lo") == 1 and host_ifindex("no-such-nic0") is None
     assert host_ifindex("../lo") is None
     assert is_local("qemu:///system") and is_local("qemu+unix:///system?socket=/x")
@@ -92,6 +101,11 @@ def test_vm_table_by_name_matches_libvirt(short_tmp: Path, snmpd: PrivateSnmpd) 
         disks = walk(snmpd, "vmStorageResourceID")
         assert all(key.count(".") == 1 for key in disks) and len(disks) >= 8
         assert set(walk(snmpd, "vmMemUnit").values()) == {"1048576"}
+        # The test driver's domains are defined (persistent) and not autostarted.
+        assert set(walk(snmpd, "vmPersistent").values()) == {"2"}
+        assert set(walk(snmpd, "vmAutoStart").values()) == {"3"}
+        lvx = walk(snmpd, "lvxDomainName", "LIBVIRT-EXT-MIB")
+        assert lvx == names                                 # vmIndex = lvxDomainIndex
     finally:
         running.stop()
 

@@ -211,7 +211,10 @@ def disks(d: DomainCalls) -> tuple[DiskStats, ...]:
             if info:
                 values.update(capacity_bytes=as_int(info[0]), allocation_bytes=as_int(info[1]),
                               physical_bytes=as_int(info[2]))
-        disks.append(DiskStats(disk.target, disk.source, disk.bus, **counts(values)))
+        described: dict[str, Any] = {"device": disk.device, "kind": disk.kind,
+                                     "format": disk.format, "readonly": disk.readonly,
+                                     **counts(values)}
+        disks.append(DiskStats(disk.target, disk.source, disk.bus, **described))
     return tuple(disks)
 
 
@@ -231,8 +234,10 @@ def interfaces(d: DomainCalls) -> tuple[InterfaceStats, ...]:
             stats = calls.get("interfaceStats", calls.dom.interfaceStats, nic.target)
             if stats:
                 values = {name: as_int(v) for (_, name), v in zip(NIC_FIELDS, stats)}
-        nics.append(InterfaceStats(nic.target, nic.mac, nic.source, **counts(values),
-                                   host_ifindex=host_ifindex(nic.target) if local else None))
+        described: dict[str, Any] = {
+            "host_ifindex": host_ifindex(nic.target) if local else None, "model": nic.model,
+            **counts(values)}
+        nics.append(InterfaceStats(nic.target, nic.mac, nic.source, **described))
     return tuple(nics)
 
 

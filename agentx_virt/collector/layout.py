@@ -15,6 +15,7 @@ from agentx_virt.collector.errors import CallFailed
 from agentx_virt.model.record import slotted
 
 OVIRTMAP_NS = "http://ovirt.org/ovirtmap/tag/1.0"
+LIBOSINFO_NS = "http://libosinfo.org/xmlns/libvirt/domain/1.0"
 
 
 @slotted
@@ -23,6 +24,10 @@ class Disk:
     target: str
     source: Optional[str]
     bus: Optional[str]
+    device: Optional[str] = None       # disk, cdrom, floppy, lun
+    kind: Optional[str] = None         # file, block, network, dir, volume
+    format: Optional[str] = None       # the driver's type: qcow2, raw, ...
+    readonly: bool = False
 
 
 @slotted
@@ -37,6 +42,7 @@ class Nic:
     mac: Optional[str]
     source: Optional[str]
     has_device: bool = True        # False: no host-side device, so no statistics
+    model: Optional[str] = None    # virtio, e1000, ...
 
 
 @slotted
@@ -46,6 +52,7 @@ class Layout:
     nics: tuple[Nic, ...] = ()
     max_vcpus: Optional[int] = None
     tag: Optional[str] = None
+    os_id: Optional[str] = None    # libosinfo's id of the guest OS, from the metadata
 
 
 def _shared(text: Optional[str]) -> Optional[str]:
@@ -93,9 +100,13 @@ def parse_layout(xml: str) -> Layout:
         target = disk.find("target")
         if target is None or not target.get("dev"):
             continue
+        driver = disk.find("driver")
         disks.append(Disk(sys.intern(str(target.get("dev"))),
                           _source(disk, ("file", "dev", "name", "volume", "dir")),
-                          _shared(target.get("bus"))))
+                          _shared(target.get("bus")), _shared(disk.get("device", "disk")),
+                          _shared(disk.get("type")),
+                          None if driver is None else _shared(driver.get("type")),
+                          disk.find("readonly") is not None))
     nics: list[Nic] = []
     keys: set[str] = set()
     for position, nic in enumerate(root.iterfind("devices/interface")):
@@ -105,9 +116,11 @@ def parse_layout(xml: str) -> Layout:
         mac = None if mac_element is None else mac_element.get("address") or None
         key = _nic_key(device, mac, position, keys)
         keys.add(key)
+        model = nic.find("model")
         nics.append(Nic(sys.intern(key), mac,
                         _shared(_source(nic, ("bridge", "network", "dev", "path"))),
-                        device is not None))
+                        device is not None,
+                        None if model is None else _shared(model.get("type"))))
     max_vcpus: Optional[int] = None
     vcpu = root.find("vcpu")
     if vcpu is not None and vcpu.text and vcpu.text.strip().isdigit():
@@ -115,4 +128,6 @@ def parse_layout(xml: str) -> Layout:
     tag_element = root.find(f"metadata/{{{OVIRTMAP_NS}}}tag")
     tag = _shared(tag_element.text.strip()) if tag_element is not None and tag_element.text \
         else None
-    return Layout(tuple(disks), tuple(nics), max_vcpus, tag)
+    os_element = root.find(f"metadata/{{{LIBOSINFO_NS}}}libosinfo/{{{LIBOSINFO_NS}}}os")
+    os_id = None if os_element is None else os_element.get("id") or None
+    return Layout(tuple(disks), tuple(nics), max_vcpus, tag, os_id)

@@ -215,9 +215,12 @@ class Poller:
             if not selected(name, uuid, self.config.include, self.config.exclude):
                 continue
             found[uuid] = (name, self._layout(conn, dom, uuid, name))
+        persistent, autostart = (_listed(conn, flag) for flag in (_PERSISTENT, _AUTOSTART))
         refs: dict[str, DomainRef] = {}
         for uuid, (name, layout) in found.items():
-            ref = DomainRef(uuid, name, layout, reader_for(layout.tag, self.config.instances))
+            ref = DomainRef(uuid, name, layout, reader_for(layout.tag, self.config.instances),
+                            None if persistent is None else uuid in persistent,
+                            None if autostart is None else uuid in autostart)
             known = self._refs.get(uuid)
             # An unchanged domain keeps its DomainRef, whose strings the statistics share.
             refs[uuid] = known if known == ref else ref
@@ -268,8 +271,7 @@ class Poller:
             latest: Mapping[str, DomainStats] = results[ref.reader].domains \
                 if ref.reader in results else {}
             domains.append(latest.get(uuid) or DomainStats(
-                uuid=uuid, name=ref.name, reader=ref.reader,
-                partition_tag=ref.layout.tag or "", poll_status=PollStatus.NOT_POLLED))
+                **ref.described(), reader=ref.reader, poll_status=PollStatus.NOT_POLLED))
         domains.sort(key=lambda d: (d.name, d.uuid))
         starts = [r.started for r in results.values()]
         poll = PollInfo(
@@ -279,3 +281,16 @@ class Poller:
             timed_out_domains=sum(1 for d in domains if d.poll_status == PollStatus.TIMED_OUT),
             tables_last_change=changed)
         return Snapshot(self._host, poll, tuple(domains))
+
+
+_PERSISTENT = getattr(libvirt, "VIR_CONNECT_LIST_DOMAINS_PERSISTENT", 4)
+_AUTOSTART = getattr(libvirt, "VIR_CONNECT_LIST_DOMAINS_AUTOSTART", 64)
+
+
+def _listed(conn: Connection, flag: int) -> Optional[set[str]]:
+    """The UUIDs of the domains ``listAllDomains(flag)`` lists; None if it fails."""
+    try:
+        return {dom.UUIDString() for dom in conn.call(f"listAllDomains({flag})",
+                                                      conn.conn.listAllDomains, flag)}
+    except (CollectorError, libvirt.libvirtError):
+        return None

@@ -44,7 +44,6 @@ def fresh_stats(ref: DomainRef, reader: int, sample: Sample, wall: datetime,
                 if host_cpus:
                     util_host = min(10000, round(used_ns * 10000 / (elapsed_ns * host_cpus)))
     return DomainStats(
-        uuid=ref.uuid, name=ref.name, reader=reader,
-        partition_tag=ref.layout.tag or "", poll_status=PollStatus.OK, data_age_s=0,
+        **ref.described(), reader=reader, poll_status=PollStatus.OK, data_age_s=0,
         cpu_util_vcpus=util_vcpus, cpu_util_host=util_host,
         discontinuity_time=discontinuity, **values)

@@ -394,7 +394,6 @@ class Reader:
     def _stale(self, ref: DomainRef, status: PollStatus, now: float) -> DomainStats:
         previous = self._history.get(ref.uuid)
         if previous is None:
-            return DomainStats(uuid=ref.uuid, name=ref.name, reader=self.number,
-                               partition_tag=ref.layout.tag or "", poll_status=status)
+            return DomainStats(**ref.described(), reader=self.number, poll_status=status)
         return dataclasses.replace(previous.stats, poll_status=status,
                                    data_age_s=int(now - previous.good_at))

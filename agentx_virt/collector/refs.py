@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 from agentx_virt.collector.layout import Layout
 from agentx_virt.model.record import slotted
@@ -24,6 +24,14 @@ class DomainRef:
     name: str
     layout: Layout
     reader: int
+    persistent: Optional[bool] = None     # from the partitioner's domain lists
+    autostart: Optional[bool] = None
+
+    def described(self) -> dict[str, Any]:
+        """The DomainStats fields the partitioner knows, whatever the poll gives."""
+        return {"uuid": self.uuid, "name": self.name, "partition_tag": self.layout.tag or "",
+                "os_id": self.layout.os_id, "persistent": self.persistent,
+                "autostart": self.autostart}
 
 
 @dataclass(frozen=True)

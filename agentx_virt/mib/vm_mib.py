@@ -18,11 +18,16 @@ Mapping (README "RFC 7666 VM-MIB" has the table):
 * ``vmNetworkTable``: one row per NIC, numbered from 1; ``vmNetworkIfIndex`` is the
   host's ifIndex of the NIC's target (tap) when libvirt is local, else 0.
 
-Not in the Snapshot, so served as the RFC's "unknown": ``vmOSType`` "",
-``vmAutoStart`` and ``vmPersistent`` unknown(1), ``vmMinCpuNumber``/``vmMinMem`` -1,
-``vmStorageAccess`` unknown(1), ``vmStorageMediaType`` unknown(2),
-``vmNetworkParent`` 0, ``vmNetworkModel`` "", ``vmHvObjectID`` 0.0. Not served at all
-(no value that would be true): ``vmHvUpTime``, ``vmTableLastChange`` and ``vmUpTime``.
+* ``vmOSType``: the guest OS libosinfo names in the domain's metadata, else "";
+  ``vmAutoStart`` and ``vmPersistent`` from libvirt's domain lists;
+* storage: source type from the XML's disk type and format (raw, sparse for qcow2
+  and other growing formats, block, network, other), access from ``<readonly/>``,
+  media type from the disk device (hardDisk, opticalDisk, floppyDisk);
+  ``vmNetworkModel`` the NIC model.
+
+Served as the RFC's "unknown" or none: ``vmMinCpuNumber``/``vmMinMem`` -1,
+``vmNetworkParent`` 0, ``vmHvObjectID`` 0.0. Not served at all (no value that would
+be true): ``vmHvUpTime``, ``vmTableLastChange`` and ``vmUpTime``.
 The per-VM notifications are sent when ``[mibs] notify`` names VM-MIB
 (``vmPerVMNotificationsEnabled`` then reads true); the bulk ones are not sent
 (``vmBulkNotificationsEnabled`` reads false).
@@ -88,15 +93,35 @@ def _mac(nic: InterfaceStats) -> Optional[bytes]:
         return None
 
 
+_BY_KIND = {"block": "block", "network": "network", "dir": "other", "volume": "other"}
+_MEDIA = {"disk": "hardDisk", "lun": "hardDisk", "cdrom": "opticalDisk",
+          "floppy": "floppyDisk"}
+
+
 def source_type(disk: DiskStats) -> str:
-    """block for a host device, network for a remote source, else unknown (the
-    Snapshot does not say whether a file is raw or sparse)."""
-    source = disk.source or ""
+    """VirtualMachineStorageSourceType from the XML's disk type and image format: a file
+    is raw or sparse (qcow2 and the other growing formats) by its format."""
+    if disk.kind == "file":
+        if disk.format == "raw":
+            return "raw"
+        return "sparse" if disk.format else "other"
+    if disk.kind is not None:
+        return _BY_KIND.get(disk.kind, "other")
+    source = disk.source or ""          # no XML type (an older layout): the path's form
     if source.startswith("/dev/"):
         return "block"
     if "://" in source or (source and not source.startswith("/")):
         return "network"
     return "unknown"
+
+
+def media_type(disk: DiskStats) -> str:
+    """IANAStorageMediaType from the XML's disk device."""
+    return "unknown" if disk.device is None else _MEDIA.get(disk.device, "other")
+
+
+def _truth(value: Optional[bool], yes: str, no: str) -> str:
+    return "unknown" if value is None else yes if value else no
 
 
 def _pins(domain: DomainStats) -> Iterable[tuple[int, int, bool]]:
@@ -122,11 +147,11 @@ _STATUS = {"vmPerVMNotificationsEnabled": lambda a: a.vm_notifications}
 _VMS = TableSpec("vmEntry", lambda d: (d,), lambda i, _d: (i,), {
     "vmName": lambda d: d.name,
     "vmUUID": lambda d: _uuid(d.uuid),
-    "vmOSType": lambda d: "",
+    "vmOSType": lambda d: d.os_id or "",
     "vmAdminState": lambda d: admin_state(d.state),
     "vmOperState": lambda d: oper_state(d.state, d.state_reason),
-    "vmAutoStart": lambda d: "unknown",
-    "vmPersistent": lambda d: "unknown",
+    "vmAutoStart": lambda d: _truth(d.autostart, "enabled", "disabled"),
+    "vmPersistent": lambda d: _truth(d.persistent, "persistent", "transient"),
     "vmCurCpuNumber": lambda d: d.vcpus_current,
     "vmMinCpuNumber": lambda d: -1,
     "vmMaxCpuNumber": lambda d: -1 if d.vcpus_maximum is None else d.vcpus_maximum,
@@ -151,11 +176,12 @@ _DISKS = TableSpec("vmStorageEntry", lambda d: enumerate(d.disks, 1),
                    lambda i, k: (i, k[0]), {
     "vmStorageParent": lambda k: 0,
     "vmStorageSourceType": lambda k: source_type(k[1]),
-    "vmStorageSourceTypeString": lambda k: source_type(k[1]),
+    "vmStorageSourceTypeString": lambda k: "/".join(
+        part for part in (k[1].kind, k[1].format) if part),
     "vmStorageResourceID": lambda k: k[1].source or "",
-    "vmStorageAccess": lambda k: "unknown",
-    "vmStorageMediaType": lambda k: "unknown",
-    "vmStorageMediaTypeString": lambda k: "",
+    "vmStorageAccess": lambda k: _truth(k[1].readonly, "readonly", "readwrite"),
+    "vmStorageMediaType": lambda k: media_type(k[1]),
+    "vmStorageMediaTypeString": lambda k: k[1].device or "",
     "vmStorageSizeUnit": lambda k: MIB_UNIT,
     "vmStorageDefinedSize": lambda k: _mib(k[1].capacity_bytes, 1),
     "vmStorageAllocatedSize": lambda k: _mib(k[1].allocation_bytes, 1),
@@ -171,7 +197,7 @@ _NICS = TableSpec("vmNetworkEntry", lambda d: enumerate(d.interfaces, 1),
                   lambda i, n: (i, n[0]), {
     "vmNetworkIfIndex": lambda n: n[1].host_ifindex or 0,
     "vmNetworkParent": lambda n: 0,
-    "vmNetworkModel": lambda n: "",
+    "vmNetworkModel": lambda n: n[1].model or "",
     "vmNetworkPhysAddress": lambda n: _mac(n[1]),
 })
 

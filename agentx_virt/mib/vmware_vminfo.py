@@ -13,8 +13,8 @@ It borrows VMware's enterprise number (6876) for that reason only. Mapping:
   "notrunning" otherwise;
 * ``vmwVmMemSize``: the configured (maximum) memory in MB (MiB, as VMware counts);
 * ``vmwVmConfigFile`` and the traps' ``vmwVmConfigFilePath``: empty, since libvirt
-  keeps a domain's configuration itself; ``vmwVmGuestOS``: empty (unknown), which
-  LibreNMS shows as "(Unknown)";
+  keeps a domain's configuration itself; ``vmwVmGuestOS``: the guest OS libosinfo
+  names in the domain's metadata, else empty, which LibreNMS shows as "(Unknown)";
 * ``vmwVmNetTable``: one row per NIC of the domain's XML, numbered from 1: its name is
   the NIC's source (network or bridge), else its target; connected "true" while the
   domain is active; ``vmwVmNetConnType`` is not served (libvirt's interface type is
@@ -75,7 +75,7 @@ def load() -> Mib:
 _VMS = TableSpec("vmwVmEntry", lambda d: (d,), lambda i, _d: (i,), {
     "vmwVmDisplayName": lambda d: d.name,
     "vmwVmConfigFile": lambda d: "",
-    "vmwVmGuestOS": lambda d: "",
+    "vmwVmGuestOS": lambda d: d.os_id or "",
     "vmwVmMemSize": lambda d: None if d.memory_maximum_kib is None
     else min(d.memory_maximum_kib // 1024, 2**31 - 1),
     "vmwVmState": lambda d: power_state(d.state),

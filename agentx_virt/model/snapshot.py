@@ -115,6 +115,10 @@ class DiskStats:
     capacity_bytes: Optional[int] = None
     allocation_bytes: Optional[int] = None
     physical_bytes: Optional[int] = None
+    device: Optional[str] = None         # the XML's disk device: disk, cdrom, floppy, lun
+    kind: Optional[str] = None           # the XML's disk type: file, block, network, ...
+    format: Optional[str] = None         # the driver's image format: qcow2, raw, ...
+    readonly: Optional[bool] = None
 
 
 @slotted
@@ -139,6 +143,7 @@ class InterfaceStats:
     tx_errors: Optional[int] = None
     tx_drops: Optional[int] = None
     host_ifindex: Optional[int] = None   # the host's ifIndex of the target (tap), if local
+    model: Optional[str] = None          # the XML's NIC model: virtio, e1000, ...
 
 
 @slotted
@@ -231,6 +236,12 @@ class DomainStats:
     jobs: tuple[JobStats, ...] = ()
     perf: tuple[PerfEvent, ...] = ()
     filesystems: tuple[GuestFilesystem, ...] = ()
+    # From the XML and the domain lists: the guest OS libosinfo names in the metadata
+    # (e.g. http://ubuntu.com/ubuntu/22.04), and whether libvirt keeps the domain's
+    # configuration and starts it with the host.
+    os_id: Optional[str] = None
+    persistent: Optional[bool] = None
+    autostart: Optional[bool] = None
 
 
 @slotted
