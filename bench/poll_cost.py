@@ -34,9 +34,9 @@ from agentx_virt.collector.sample import NOWAIT, bulk_groups
 from agentx_virt.demo.agent_thread import AgentThread
 from agentx_virt.demo.node import node_xml
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_command, snmp_tool, stop_process, tool_env
-from agentx_virt.mib.build import build_table
-from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
+from agentx_virt.mib.build import build_tables
 from agentx_virt.mib.model import shipped_mib
+from agentx_virt.mib.views import DEFAULT_MIBS, VIEWS
 from agentx_virt.model.snapshot import Snapshot
 from agentx_virt.oid import format_oid
 from agentx_virt.snmp.domain_index import DomainIndexRegistry
@@ -67,7 +67,7 @@ def vm_rss_mib(pid: object = "self") -> tuple[float, float]:
 
 
 def daemon_rss(uri: str, domains: int, workdir: Path, cycles: int,
-               workers: int) -> tuple[float, float, float]:
+               workers: int, mibs: tuple[str, ...] = DEFAULT_MIBS) -> tuple[float, float, float]:
     """RSS of ``agentx-virt run`` as a user starts it (its own process, snmpd as master),
     after it serves every domain and then ``cycles`` more polls at a 2 s interval, with a
     walk of the domain table during each: (MiB after the first walk, at the end, peak).
@@ -78,7 +78,8 @@ def daemon_rss(uri: str, domains: int, workdir: Path, cycles: int,
     compileall.compile_dir(str(Path(agentx_virt.__file__).parent), quiet=1)
     config = workdir / "agentx-virt.toml"
     workdir.mkdir(parents=True, exist_ok=True)
-    config.write_text(f"[poll]\nworkers = {workers}\n")
+    served = ", ".join(f'"{name}"' for name in mibs)
+    config.write_text(f"[poll]\nworkers = {workers}\n[mibs]\nserve = [{served}]\n")
     with PrivateSnmpd(workdir) as snmpd:
         daemon = subprocess.Popen(
             [sys.executable, "-m", "agentx_virt.app.cli", "run", "--config", str(config), "--uri",
@@ -108,10 +109,11 @@ def daemon_rss(uri: str, domains: int, workdir: Path, cycles: int,
     return first, now, peak
 
 
-def cpu_per_domain_cycle(uri: str, cycles: int, workers: int
+def cpu_per_domain_cycle(uri: str, cycles: int, workers: int,
+                         mibs: tuple[str, ...] = DEFAULT_MIBS
                          ) -> tuple[float, float, float, int]:
     """(ms of CPU per domain per cycle for the partitioner, for polling, for building the
-    table; domains).
+    table of ``mibs``, as the agent serving them builds it; domains).
 
     The agent runs the partitioner once per interval, as it runs every reader: the
     domain list, and the XML of the domains an event named or that were read
@@ -129,6 +131,7 @@ def cpu_per_domain_cycle(uri: str, cycles: int, workers: int
     for reader in poller.readers:           # a first cycle: lookups, CPU time baseline
         reader.poll_once()
     poll_cpu = build_cpu = 0.0
+    views = [(VIEWS[name], VIEWS[name].load()) for name in mibs]
     # As the SNMP side assigns them.
     indexes = DomainIndexRegistry().index_domains(snapshots[-1].domains, time.time())
     for _ in range(cycles):
@@ -137,7 +140,7 @@ def cpu_per_domain_cycle(uri: str, cycles: int, workers: int
             reader.poll_once()
         poll_cpu += time.process_time() - started
         started = time.process_time()
-        build_table(snapshots[-1], indexes, LIBVIRT_EXT_MIB)
+        build_tables(snapshots[-1], indexes, views)
         build_cpu += time.process_time() - started
     poller.stop(1)
     per = 1000 / (cycles * max(domains, 1))
@@ -214,8 +217,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--walk-domains", type=int, nargs="*", default=[1000, 5000])
     parser.add_argument("--qemu-domains", type=int, default=2,
                         help="QEMU/TCG domains to start (64 MiB each)")
+    parser.add_argument("--mibs", default=",".join(DEFAULT_MIBS),
+                        help="the MIBs served and built, comma-separated (default: the "
+                             f"agent's, {','.join(DEFAULT_MIBS)})")
     args = parser.parse_args(argv)
+    mibs = tuple(name.strip() for name in args.mibs.split(","))
+    unknown = [name for name in mibs if name not in VIEWS]
+    if unknown:
+        parser.error(f"unknown MIB(s) {unknown}; known: {', '.join(VIEWS)}")
     logging.basicConfig(level=logging.ERROR)
+    print(f"MIBs served and built: {', '.join(mibs)}")
     libvirt.registerErrorHandler(lambda _c, _e: None, None)
     work = Path(tempfile.mkdtemp(prefix="axv-poll-"))
     with PrivateLibvirtd(work / "libvirtd") as daemon:
@@ -224,10 +235,10 @@ def main(argv: list[str]) -> int:
         define_test_domains(holder, args.domains)
         for number in range(1, args.qemu_domains + 1):
             daemon.start_domain(f"q{number}", number)
-        remote = cpu_per_domain_cycle(test_uri, args.cycles, args.workers)
+        remote = cpu_per_domain_cycle(test_uri, args.cycles, args.workers, mibs)
         counted = remote[3]
         print(f"remote test driver, {counted} domains (1 built in): {cpu_line(remote)}")
-        qemu = cpu_per_domain_cycle(daemon.uri, args.cycles, args.workers)
+        qemu = cpu_per_domain_cycle(daemon.uri, args.cycles, args.workers, mibs)
         print(f"QEMU/TCG, {qemu[3]} domains: {cpu_line(qemu)}")
         print(f"QEMU/TCG, {qemu[3]} domains: {libvirt_calls_alone(daemon.uri, args.cycles):.3f} "
               "ms CPU per domain per cycle for the libvirt calls alone (domain list, one bulk "
@@ -237,7 +248,7 @@ def main(argv: list[str]) -> int:
         print(f"{counted} domains: first full snapshot served after {first_s:.2f} s; "
               f"lvxDomainTable walk {values} values at {rate:.0f} values/s")
         rss_first, rss_end, peak = daemon_rss(test_uri, counted, work / "rss", args.rss_cycles,
-                                              args.workers)
+                                              args.workers, mibs)
         print(f"RSS of 'agentx-virt run' serving {counted} domains (libvirtd is another "
               f"process): {rss_first:.0f} MiB after the first walk, {rss_end:.0f} MiB after "
               f"{args.rss_cycles} more polls ({rss_end * 1.048576:.1f} MB), peak {peak:.0f} MiB")
@@ -253,7 +264,7 @@ def main(argv: list[str]) -> int:
     # Last: the in-process test driver keeps its domains in this process's memory.
     node = work / "node.xml"
     node.write_text(node_xml(args.domains))
-    local = cpu_per_domain_cycle(f"test://{node}", args.cycles, args.workers)
+    local = cpu_per_domain_cycle(f"test://{node}", args.cycles, args.workers, mibs)
     print(f"in-process test driver, {local[3]} domains (libvirt's own work included): "
           f"{cpu_line(local)}")
     print(f"cpu_ms_per_domain_cycle_local={sum(local[:3]):.3f} "
