@@ -235,7 +235,9 @@ def interfaces(d: DomainCalls) -> tuple[InterfaceStats, ...]:
             if stats:
                 values = {name: as_int(v) for (_, name), v in zip(NIC_FIELDS, stats)}
         described: dict[str, Any] = {
-            "host_ifindex": host_ifindex(nic.target) if local else None, "model": nic.model,
+            # Read every SLOW_REFRESH_CYCLES polls: a tap keeps its ifIndex while it exists.
+            "host_ifindex": calls.cached(d.uuid, "host_ifindex", host_ifindex, nic.target)
+            if local else None, "model": nic.model,
             **counts(values)}
         nics.append(InterfaceStats(nic.target, nic.mac, nic.source, **described))
     return tuple(nics)
