@@ -7,8 +7,9 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -21,6 +22,9 @@ from agentx_virt.agentx.session_config import SessionConfig
 from agentx_virt.agentx.session_thread import SessionThread
 from agentx_virt.agentx.store import OidTable, ServedStore
 from agentx_virt.agentx.traps import TrapQueue
+from agentx_virt.app.config import Config
+from agentx_virt.app.daemon import Agent
+from agentx_virt.demo.agent_thread import AgentThread
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.oid import OID, format_oid
@@ -82,6 +86,22 @@ def snmpd(short_tmp: Path) -> Iterator[PrivateSnmpd]:
 
 
 AgentFactory = Callable[..., SessionThread]
+
+
+@contextmanager
+def serving_agent(uri: str, snmpd: PrivateSnmpd, state_dir: Path, ready_s: float = 20,
+                  **settings: Any) -> Iterator[Agent]:
+    """``agentx-virt run`` on a thread, polling ``uri`` every second (unless ``settings``
+    say otherwise) and registered with ``snmpd``; stopped on leaving."""
+    config = {"uri": uri, "agentx": snmpd.agentx_address, "interval_s": 1,
+              "domain_timeout_s": 0.5, "state_dir": state_dir, **settings}
+    agent = Agent(Config(**config))
+    running = AgentThread(agent).start()
+    try:
+        assert running.wait_ready(ready_s), "the agent did not serve in time"
+        yield agent
+    finally:
+        running.stop()
 
 
 @pytest.fixture

@@ -10,19 +10,16 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from agentx_virt.app.config import Config
-from agentx_virt.app.daemon import Agent
-from agentx_virt.demo.agent_thread import AgentThread
 from agentx_virt.demo.node import node_xml
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
-from agentx_virt.mib.build import build_table, build_tables
+from agentx_virt.mib.build import build_table
 from agentx_virt.mib.compile import COMPILED_DIR, compile_mib
-from agentx_virt.mib.libvirt_mib import LIBVIRT_MIB, LIBVIRT_MIB_LEGACY, guest_state, row_status
+from agentx_virt.mib.libvirt_mib import LIBVIRT_MIB, guest_state, row_status
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.oid import format_oid
 from agentx_virt.snmp.table import OidTable
 
-from .conftest import AgentFactory, wait_for
+from .conftest import AgentFactory, serving_agent, wait_for
 from .snapshots import INDEXES, full_snapshot
 
 pytestmark = pytest.mark.peers
@@ -112,11 +109,7 @@ def node_uri(short_tmp: Path) -> str:
 
 def test_the_agent_serves_both_mibs_from_one_snapshot(node_uri: str, snmpd: PrivateSnmpd,
                                                       short_tmp: Path) -> None:
-    agent = Agent(Config(uri=node_uri, agentx=snmpd.agentx_address, interval_s=1,
-                         domain_timeout_s=0.5, state_dir=short_tmp / "state"))
-    running = AgentThread(agent).start()
-    try:
-        assert running.wait_ready(20)
+    with serving_agent(node_uri, snmpd, short_tmp / "state"):
         wait_for(lambda: len(guest_table(snmpd)) == 6)
         rows = guest_table(snmpd)
         conn = libvirt.openReadOnly(node_uri)
@@ -134,8 +127,6 @@ def test_the_agent_serves_both_mibs_from_one_snapshot(node_uri: str, snmpd: Priv
             conn.close()
         ext = snmp_tool("snmpwalk", snmpd.agent, DOMAIN_NAMES)
         assert ext.returncode == 0 and ext.stdout.count("STRING") == 6
-    finally:
-        running.stop()
 
 
 def test_a_mib_another_subagent_holds_is_one_clear_error_and_the_rest_is_served(
@@ -144,15 +135,11 @@ def test_a_mib_another_subagent_holds_is_one_clear_error_and_the_rest_is_served(
     """As with libvirt-snmp running: its table's subtree is taken at the same priority."""
     holder = start_agent(snmpd.agentx_address, OidTable(), (LIBVIRT_MIB.load().root,))
     assert holder.session.serving.wait(10)
-    agent = Agent(Config(uri=node_uri, agentx=snmpd.agentx_address, interval_s=1,
-                         domain_timeout_s=0.5, state_dir=short_tmp / "state"))
-    running = AgentThread(agent).start()
-    try:
-        with caplog.at_level(logging.ERROR, logger="agentx_virt.agentx.session"):
-            assert running.wait_ready(20)
-            wait_for(lambda: snmp_tool("snmpwalk", snmpd.agent, DOMAIN_NAMES
-                                       ).stdout.count("STRING") == 6)
-            ext = snmp_tool("snmpwalk", snmpd.agent, DOMAIN_NAMES)
+    with caplog.at_level(logging.ERROR, logger="agentx_virt.agentx.session"), \
+            serving_agent(node_uri, snmpd, short_tmp / "state") as agent:
+        wait_for(lambda: snmp_tool("snmpwalk", snmpd.agent, DOMAIN_NAMES
+                                   ).stdout.count("STRING") == 6)
+        ext = snmp_tool("snmpwalk", snmpd.agent, DOMAIN_NAMES)
         refusals = [r.getMessage() for r in caplog.records if "refused to register" in
                     r.getMessage()]
         assert len(refusals) == 1, refusals
@@ -160,23 +147,3 @@ def test_a_mib_another_subagent_holds_is_one_clear_error_and_the_rest_is_served(
         assert "leave this MIB out of [mibs] serve / --mibs" in refusals[0]
         assert ext.returncode == 0
         assert agent.session is not None and agent.session.serving.is_set()
-    finally:
-        running.stop()
-
-
-def test_the_legacy_arc_serves_the_same_table_under_enterprise_12345(
-        snmpd: PrivateSnmpd, start_agent: AgentFactory) -> None:
-    legacy = LIBVIRT_MIB_LEGACY.load()
-    assert format_oid(legacy.root) == ".1.3.6.1.4.1.12345.1.1"
-    views = [(LIBVIRT_MIB, LIBVIRT_MIB.load()), (LIBVIRT_MIB_LEGACY, legacy)]
-    table = build_tables(full_snapshot(), INDEXES, views).table
-    agent = start_agent(snmpd.agentx_address, table, (LIBVIRT_MIB.load().root, legacy.root))
-    assert agent.session.serving.wait(10)
-    walked = {}
-    for arc in ("36957", "12345"):
-        result = snmp_tool("snmpwalk", snmpd.agent, f".1.3.6.1.4.1.{arc}.1.1.1.2",
-                           options=["-Oq"])
-        assert result.returncode == 0, result.stderr
-        walked[arc] = [(line.split(" ", 1)[0].split(f".{arc}.1.1.1.2.", 1)[1],
-                        line.split(" ", 1)[1]) for line in result.stdout.splitlines()]
-    assert walked["12345"] == walked["36957"] and len(walked["12345"]) == 2

@@ -9,17 +9,15 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from agentx_virt.app.config import DEFAULT_STATS, Config
-from agentx_virt.app.daemon import Agent
+from agentx_virt.app.config import DEFAULT_STATS
 from agentx_virt.collector.groups import host_ifindex, is_local
-from agentx_virt.demo.agent_thread import AgentThread
 from agentx_virt.demo.node import node_xml
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
 from agentx_virt.mib.compile import COMPILED_DIR, VM_MIB_MODULES, compile_mib
 from agentx_virt.mib.vm_mib import admin_state, media_type, oper_state, source_type
 from agentx_virt.model.snapshot import DiskStats, StatGroup
 
-from .conftest import private_libvirtd, wait_for
+from .conftest import private_libvirtd, serving_agent, wait_for
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "mibs"
 OPTIONS = ["-M", f"+{SHARED / 'ietf'}", "-m", "+VM-MIB"]
@@ -77,11 +75,7 @@ def test_vm_table_by_name_matches_libvirt(short_tmp: Path, snmpd: PrivateSnmpd) 
     path = short_tmp / "node.xml"
     path.write_text(node_xml(8))
     uri = f"test://{path}"
-    agent = Agent(Config(uri=uri, agentx=snmpd.agentx_address, interval_s=1,
-                         domain_timeout_s=0.5, state_dir=short_tmp / "state"))
-    running = AgentThread(agent).start()
-    try:
-        assert running.wait_ready(20)
+    with serving_agent(uri, snmpd, short_tmp / "state"):
         wait_for(lambda: len(walk(snmpd, "vmName")) == 8)
         names, opers = walk(snmpd, "vmName"), walk(snmpd, "vmOperState")
         cur_mem, max_mem = walk(snmpd, "vmCurMem"), walk(snmpd, "vmMaxMem")
@@ -106,8 +100,6 @@ def test_vm_table_by_name_matches_libvirt(short_tmp: Path, snmpd: PrivateSnmpd) 
         assert set(walk(snmpd, "vmAutoStart").values()) == {"3"}
         lvx = walk(snmpd, "lvxDomainName", "LIBVIRT-EXT-MIB")
         assert lvx == names                                 # vmIndex = lvxDomainIndex
-    finally:
-        running.stop()
 
 
 @pytest.mark.peers
@@ -116,16 +108,10 @@ def test_cpu_affinity_names_the_cpus_of_snmpds_hr_processor_table(
         snmpd: PrivateSnmpd) -> None:
     with private_libvirtd(tmp_path_factory, "the VM-MIB affinity test") as daemon:
         daemon.start_domain("p1", 1)
-        agent = Agent(Config(uri=daemon.uri, agentx=snmpd.agentx_address, interval_s=2,
-                             domain_timeout_s=1, state_dir=short_tmp / "state",
-                             stats=(*DEFAULT_STATS, StatGroup.VCPUPIN)))
-        running = AgentThread(agent).start()
-        try:
-            assert running.wait_ready(30)
+        with serving_agent(daemon.uri, snmpd, short_tmp / "state", ready_s=30, interval_s=2,
+                           domain_timeout_s=1, stats=(*DEFAULT_STATS, StatGroup.VCPUPIN)):
             wait_for(lambda: len(walk(snmpd, "vmCpuAffinity")) > 0, 30)
             affinity = walk(snmpd, "vmCpuAffinity")
-        finally:
-            running.stop()
     processors = walk(snmpd, "hrProcessorFrwID", "HOST-RESOURCES-MIB")
     physical = {key.rsplit(".", 1)[1] for key in affinity}
     assert physical == set(processors), (physical, processors)

@@ -9,9 +9,6 @@ import libvirt
 import pytest
 
 from agentx_virt.agentx.traps import TrapQueue
-from agentx_virt.app.config import Config
-from agentx_virt.app.daemon import Agent
-from agentx_virt.demo.agent_thread import AgentThread
 from agentx_virt.demo.node import node_xml
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
 from agentx_virt.mib.compile import COMPILED_DIR, compile_mib
@@ -21,7 +18,7 @@ from agentx_virt.model.events import Lifecycle
 from agentx_virt.notify.rules import Notifier
 from agentx_virt.notify.settings import TrapSettings
 
-from .conftest import wait_for
+from .conftest import serving_agent, wait_for
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "mibs"
 OPTIONS = ["-M", f"+{SHARED / 'vmware'}:{SHARED / 'ietf'}", "-m", "+VMWARE-VMINFO-MIB"]
@@ -74,23 +71,19 @@ def test_librenms_reads_every_guest_with_no_unknown_state(short_tmp: Path,
     path = short_tmp / "node.xml"
     path.write_text(node_xml(8))
     uri = f"test://{path}"
-    agent = Agent(Config(uri=uri, agentx=snmpd.agentx_address, interval_s=1,
-                         domain_timeout_s=0.5, state_dir=short_tmp / "state",
-                         mibs=("LIBVIRT-EXT-MIB", "VMWARE-VMINFO-MIB")))
-    running = AgentThread(agent).start()
-    try:
-        assert running.wait_ready(20)
+    def table() -> dict[str, dict[str, str]]:
+        rows: dict[str, dict[str, str]] = {}
+        walk = snmp_tool("snmpwalk", snmpd.agent, "VMWARE-VMINFO-MIB::vmwVmTable",
+                         options=[*OPTIONS, "-OQs"], numeric=False)
+        assert walk.returncode == 0, walk.stderr
+        for line in walk.stdout.splitlines():
+            name, _, value = line.partition(" = ")
+            column, _, index = name.partition(".")
+            rows.setdefault(index, {})[column] = value.strip('"')
+        return rows
 
-        def table() -> dict[str, dict[str, str]]:
-            rows: dict[str, dict[str, str]] = {}
-            walk = snmp_tool("snmpwalk", snmpd.agent, "VMWARE-VMINFO-MIB::vmwVmTable",
-                             options=[*OPTIONS, "-OQs"], numeric=False)
-            assert walk.returncode == 0, walk.stderr
-            for line in walk.stdout.splitlines():
-                name, _, value = line.partition(" = ")
-                column, _, index = name.partition(".")
-                rows.setdefault(index, {})[column] = value.strip('"')
-            return rows
+    with serving_agent(uri, snmpd, short_tmp / "state",
+                       mibs=("LIBVIRT-EXT-MIB", "VMWARE-VMINFO-MIB")):
         wait_for(lambda: len(table()) == 8)
         rows = table()
         assert {r["vmwVmState"] for r in rows.values()} >= {"powered on", "powered off"}
@@ -110,5 +103,3 @@ def test_librenms_reads_every_guest_with_no_unknown_state(short_tmp: Path,
         nets = snmp_tool("snmpwalk", snmpd.agent, "VMWARE-VMINFO-MIB::vmwVmMAC",
                          options=[*OPTIONS, "-OQs"], numeric=False)
         assert nets.returncode == 0 and nets.stdout.count("vmwVmMAC.") >= 8
-    finally:
-        running.stop()
