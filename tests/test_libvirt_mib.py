@@ -12,9 +12,9 @@ import pytest
 
 from agentx_virt.demo.node import node_xml
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
-from agentx_virt.mib.build import build_table
+from agentx_virt.mib.build import build_table, build_tables
 from agentx_virt.mib.compile import COMPILED_DIR, compile_mib
-from agentx_virt.mib.libvirt_mib import LIBVIRT_MIB, guest_state, row_status
+from agentx_virt.mib.libvirt_mib import LIBVIRT_MIB, LIBVIRT_MIB_LEGACY, guest_state, row_status
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.oid import format_oid
 from agentx_virt.snmp.table import OidTable
@@ -147,3 +147,21 @@ def test_a_mib_another_subagent_holds_is_one_clear_error_and_the_rest_is_served(
         assert "leave this MIB out of [mibs] serve / --mibs" in refusals[0]
         assert ext.returncode == 0
         assert agent.session is not None and agent.session.serving.is_set()
+
+
+def test_the_legacy_arc_serves_the_same_table_under_enterprise_12345(
+        snmpd: PrivateSnmpd, start_agent: AgentFactory) -> None:
+    legacy = LIBVIRT_MIB_LEGACY.load()
+    assert format_oid(legacy.root) == ".1.3.6.1.4.1.12345.1.1"
+    views = [(LIBVIRT_MIB, LIBVIRT_MIB.load()), (LIBVIRT_MIB_LEGACY, legacy)]
+    table = build_tables(full_snapshot(), INDEXES, views).table
+    agent = start_agent(snmpd.agentx_address, table, (LIBVIRT_MIB.load().root, legacy.root))
+    assert agent.session.serving.wait(10)
+    walked = {}
+    for arc in ("36957", "12345"):
+        result = snmp_tool("snmpwalk", snmpd.agent, f".1.3.6.1.4.1.{arc}.1.1.1.2",
+                           options=["-Oq"])
+        assert result.returncode == 0, result.stderr
+        walked[arc] = [(line.split(" ", 1)[0].split(f".{arc}.1.1.1.2.", 1)[1],
+                        line.split(" ", 1)[1]) for line in result.stdout.splitlines()]
+    assert walked["12345"] == walked["36957"] and len(walked["12345"]) == 2
