@@ -10,7 +10,8 @@ import libvirt
 import pytest
 
 from agentx_virt.app.config import DEFAULT_STATS
-from agentx_virt.collector.groups import host_ifindex, is_local
+from agentx_virt.collector.connection import is_local
+from agentx_virt.collector.groups import host_ifindex
 from agentx_virt.demo.node import node_xml
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
 from agentx_virt.mib.compile import COMPILED_DIR, VM_MIB_MODULES, compile_mib

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from typing import Any, Callable, Optional, Protocol
+from urllib.parse import urlsplit
 
 import libvirt
 
@@ -76,12 +77,19 @@ def uri_problem(uri: str) -> Optional[str]:
     return None
 
 
+def is_local(uri: str) -> bool:
+    """Whether libvirt at ``uri`` runs on this host (its devices are this host's)."""
+    host = urlsplit(uri).hostname
+    return host in (None, "", "localhost", "127.0.0.1", "::1")
+
+
 class Connection:
     """One libvirt connection; ``alive`` turns False when libvirt reports it closed."""
 
     def __init__(self, uri: str, name: str, read_only: bool = True,
                  on_close: Optional[Callable[[Connection, str], None]] = None) -> None:
         self.uri = uri
+        self.local = is_local(uri)   # its domains' devices are this host's
         self.name = name
         self.domains: dict[str, libvirt.virDomain] = {}   # UUID -> handle on this connection
         self._on_close = on_close

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
-from urllib.parse import urlsplit
 
 import libvirt
 
@@ -221,7 +220,7 @@ def disks(d: DomainCalls) -> tuple[DiskStats, ...]:
 def interfaces(d: DomainCalls) -> tuple[InterfaceStats, ...]:
     """The interface group: each NIC of the XML, from its bulk entry or interfaceStats."""
     calls, layout, active = d.calls, d.layout, d.active
-    local = is_local(calls.conn.uri)
+    local = calls.conn.local
     entries = d.indexed.get("net", {})
     by_name = {str(v.get("name")): v for v in entries.values()}
     nics = []
@@ -255,12 +254,6 @@ def host_ifindex(device: str) -> Optional[int]:
         return int((_SYSFS_NET / device / "ifindex").read_text())
     except (OSError, ValueError):
         return None
-
-
-def is_local(uri: str) -> bool:
-    """Whether libvirt at ``uri`` runs on this host (its devices are this host's)."""
-    host = urlsplit(uri).hostname
-    return host in (None, "", "localhost", "127.0.0.1", "::1")
 
 
 def _job(stats: Optional[Mapping[str, Any]], slot: str) -> Optional[JobStats]:

@@ -49,7 +49,6 @@ TC_MODULES = ("SNMPv2-TC", "SNMP-FRAMEWORK-MIB", "UUID-TC-MIB", "IF-MIB",
 MIB_UNIT = 1048576               # vmMemUnit and vmStorageSizeUnit: MiB
 HR_PROCESSOR_BASE = 3 << 16        # net-snmp: hrDeviceIndex of host CPU n is 196608 + n
 _INT32_MAX = 2**31 - 1
-_FALSE = False
 
 # virDomainState → VirtualMachineAdminState / VirtualMachineOperState labels.
 _ADMIN = {1: "running", 2: "running", 3: "paused", 4: "shutdown", 5: "shutdown",
@@ -140,7 +139,7 @@ _SCALARS = {
     "vmHvVersion": lambda s: s.host.hypervisor_version or "",
     "vmHvObjectID": lambda s: (0, 0),
     "vmNumber": lambda s: len(s.domains),
-    "vmBulkNotificationsEnabled": lambda s: _FALSE,       # bulk notifications: not sent
+    "vmBulkNotificationsEnabled": lambda s: False,       # bulk notifications: not sent
 }
 _STATUS = {"vmPerVMNotificationsEnabled": lambda a: a.vm_notifications}
 
