@@ -29,7 +29,7 @@ from agentx_virt.expose.snmp import SnmpSink
 from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
 from agentx_virt.mib.model import Mib
 from agentx_virt.mib.spec import AgentStatus
-from agentx_virt.mib.views import VIEWS
+from agentx_virt.mib.views import FAMILY_MIB, VIEWS
 from agentx_virt.model.snapshot import Snapshot, uuid_key
 from agentx_virt.notify.rules import Notifier
 from agentx_virt.notify.thread import NotifierThread
@@ -55,7 +55,8 @@ class Agent:
         self.registry = DomainIndexRegistry()
         self.notifier = Notifier(trap_settings(config), self.mib, self.traps, self._index_of,
                                  lambda: self._events_dropped,
-                                 family_mibs={name: VIEWS[name].load() for name in config.notify
+                                 family_mibs={name: VIEWS[FAMILY_MIB[name]].load()
+                                              for name in config.notify
                                               if name != "LIBVIRT-EXT-MIB"})
         self.notifier_thread = NotifierThread(self.notifier, self.events)
         self.publisher = SnmpSink(self.store, self.views, self._indexes_for,
@@ -83,7 +84,9 @@ class Agent:
             index_state_error=self.registry.save_error, traps_sent=stats.sent,
             traps_dropped=(stats.dropped + stats.refused + self._events_dropped +
                            self.notifier.failed),
-            vm_notifications="VM-MIB" in self.config.notify and "state" in self.config.traps)
+            vm_notifications="VM-MIB" in self.config.notify and "state" in self.config.traps,
+            vm_bulk_notifications="VM-MIB-BULK" in self.config.notify
+            and "state" in self.config.traps)
 
     def _event_dropped(self, record: object) -> None:
         # libvirt's event thread: count only; the notifier reports drops in the MIB.

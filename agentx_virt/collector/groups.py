@@ -237,6 +237,9 @@ def interfaces(d: DomainCalls) -> tuple[InterfaceStats, ...]:
             # Read every SLOW_REFRESH_CYCLES polls: a tap keeps its ifIndex while it exists.
             "host_ifindex": calls.cached(d.uuid, "host_ifindex", host_ifindex, nic.target)
             if local else None, "model": nic.model,
+            # The source bridge (bridge and network NICs) or device (direct ones).
+            "parent_ifindex": calls.cached(d.uuid, "host_ifindex", host_ifindex, nic.source)
+            if local and nic.source else None,
             **counts(values)}
         nics.append(InterfaceStats(nic.target, nic.mac, nic.source, **described))
     return tuple(nics)

@@ -31,6 +31,7 @@ from agentx_virt.collector.outage import OutageLog
 from agentx_virt.collector.publisher import LatestPublisher
 from agentx_virt.collector.reader import Reader
 from agentx_virt.collector.refs import DomainRef, ReaderResult
+from agentx_virt.collector.uptime import boot_time
 from agentx_virt.model.selection import selected
 from agentx_virt.model.snapshot import (
     DomainStats,
@@ -170,7 +171,8 @@ class Poller:
         library = conn.call("getLibVersion", conn.conn.getLibVersion)
         cpus = conn.call("getInfo", conn.conn.getInfo)[2]
         self._host = HostInfo(True, self.config.uri, str(kind), _version(int(hypervisor)),
-                              _version(int(library)), int(cpus))
+                              _version(int(library)), int(cpus),
+                              boot_time=boot_time() if conn.local else None)
         log.info("connected to libvirt at %s (%s %s, libvirt %s, %d host CPUs)",
                  self.config.uri, kind, self._host.hypervisor_version,
                  self._host.libvirt_version, cpus)

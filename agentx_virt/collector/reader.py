@@ -48,6 +48,7 @@ from agentx_virt.collector.sample import (
     monitor_answered,
     sample_domain,
 )
+from agentx_virt.collector.uptime import process_start
 from agentx_virt.model.record import slotted
 from agentx_virt.model.snapshot import DomainStats, HostInfo, PollStatus, StatGroup
 from agentx_virt.ratelog import RateLimitedLog
@@ -388,7 +389,7 @@ class Reader:
         previous = self._history.get(ref.uuid)
         fresh = fresh_stats(ref, self.number, sample, wall,
                             None if previous is None else (previous.stats, previous.taken_ns),
-                            self._host().host_cpus, self.config.wants(StatGroup.CPU_UTIL))
+                            self._host(), self.config.wants(StatGroup.CPU_UTIL), process_start)
         return _Polled(fresh, sample.taken_ns, sample.problems)
 
     def _stale(self, ref: DomainRef, status: PollStatus, now: float) -> DomainStats:

@@ -31,6 +31,7 @@ class AgentStatus:
     traps_sent: Optional[int] = None            # acknowledged by the master
     traps_dropped: Optional[int] = None         # dropped, refused or never built
     vm_notifications: bool = False              # VM-MIB's per-VM notifications are sent
+    vm_bulk_notifications: bool = False         # ... and its bulk ones
 
 
 

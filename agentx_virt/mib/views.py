@@ -20,7 +20,11 @@ VIEWS: dict[str, MibSpec] = {
     "VMWARE-VMINFO-MIB": VMWARE_VMINFO_MIB,        # opt-in: VMware's enterprise 6876
 }
 DEFAULT_MIBS = ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB", "VM-MIB")
-# The MIBs with notifications of their own; an NMS usually wants one family, so only
-# LIBVIRT-EXT-MIB's are sent unless [mibs] notify says otherwise.
-NOTIFYING_MIBS = ("LIBVIRT-EXT-MIB", "LIBVIRT-MIB", "VM-MIB", "VMWARE-VMINFO-MIB")
+# The notification families ([mibs] notify), by the MIB whose notifications they are;
+# an NMS usually wants one family, so only LIBVIRT-EXT-MIB's are sent unless [mibs]
+# notify says otherwise. VM-MIB-BULK is VM-MIB's bulk notifications (vmAffectedVMs).
+FAMILY_MIB = {"LIBVIRT-EXT-MIB": "LIBVIRT-EXT-MIB", "LIBVIRT-MIB": "LIBVIRT-MIB",
+              "VM-MIB": "VM-MIB", "VM-MIB-BULK": "VM-MIB",
+              "VMWARE-VMINFO-MIB": "VMWARE-VMINFO-MIB"}
+NOTIFYING_MIBS = tuple(FAMILY_MIB)
 DEFAULT_NOTIFY = ("LIBVIRT-EXT-MIB",)

@@ -25,18 +25,28 @@ Mapping (README "RFC 7666 VM-MIB" has the table):
   media type from the disk device (hardDisk, opticalDisk, floppyDisk);
   ``vmNetworkModel`` the NIC model.
 
+* ``vmHvUpTime``: since the host booted (KVM is part of its kernel), as of the last
+  poll; ``vmTableLastChange`` that uptime when the poller last found a domain added or
+  removed (its first poll counts); ``vmUpTime`` since the domain's QEMU process
+  started, else since the poll that found it running after it was down, as of the
+  domain's last good poll (0 while it is down).  The host's boot and the QEMU
+  processes are known only when libvirt runs on this host: with a remote libvirt,
+  or a domain already running when the agent first saw it that has no QEMU process
+  here, these objects are not served (no value would be true).
+* ``vmNetworkParent``: the host's ifIndex of the NIC's source bridge (bridge and
+  network NICs) or device (direct ones), when libvirt is local, else 0.
+
 Served as the RFC's "unknown" or none: ``vmMinCpuNumber``/``vmMinMem`` -1,
-``vmNetworkParent`` 0, ``vmHvObjectID`` 0.0. Not served at all (no value that would
-be true): ``vmHvUpTime``, ``vmTableLastChange`` and ``vmUpTime``.
-The per-VM notifications are sent when ``[mibs] notify`` names VM-MIB
-(``vmPerVMNotificationsEnabled`` then reads true); the bulk ones are not sent
-(``vmBulkNotificationsEnabled`` reads false).
+``vmHvObjectID`` 0.0.  The per-VM notifications are sent when ``[mibs] notify``
+names VM-MIB, the bulk ones (``vmAffectedVMs``) when it names VM-MIB-BULK; the two
+``*NotificationsEnabled`` objects read which.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Optional
 
 from agentx_virt.mib.model import Mib, load_compiled
@@ -56,6 +66,7 @@ _ADMIN = {1: "running", 2: "running", 3: "paused", 4: "shutdown", 5: "shutdown",
 _OPER = {0: "unknown", 1: "running", 2: "running", 3: "paused", 4: "shuttingdown",
          5: "shutdown", 6: "crashed", 7: "suspended"}
 _PAUSED_MIGRATION, _PAUSED_STARTING_UP = 2, 11      # virDomainPausedReason
+_RUNNING_STATES = frozenset({1, 2, 3, 4, 7})   # a QEMU process runs: up time counts
 
 
 def admin_state(state: Optional[int]) -> Optional[str]:
@@ -79,6 +90,20 @@ def _mib(amount: Optional[int], per: int) -> int:
 
 def _us(ns: Optional[int]) -> Optional[int]:
     return None if ns is None else ns // 1000
+
+
+def ticks(since: Optional[datetime], until: Optional[datetime]) -> Optional[int]:
+    """TimeTicks (centiseconds, modulo 2^32) from ``since`` to ``until``; None if either
+    is unknown, 0 if ``until`` is earlier."""
+    if since is None or until is None:
+        return None
+    return max(0, round((until - since).total_seconds() * 100)) % 2**32
+
+
+def _up_time(d: DomainStats) -> Optional[int]:
+    if d.state not in _RUNNING_STATES:
+        return None if d.state is None else 0
+    return ticks(d.started_at, d.sampled_at)
 
 
 def _uuid(uuid: str) -> bytes:
@@ -138,10 +163,12 @@ _SCALARS = {
     "vmHvSoftware": lambda s: s.host.hypervisor_type or "",
     "vmHvVersion": lambda s: s.host.hypervisor_version or "",
     "vmHvObjectID": lambda s: (0, 0),
+    "vmHvUpTime": lambda s: ticks(s.host.boot_time, s.poll.last_poll_start),
     "vmNumber": lambda s: len(s.domains),
-    "vmBulkNotificationsEnabled": lambda s: False,       # bulk notifications: not sent
+    "vmTableLastChange": lambda s: ticks(s.host.boot_time, s.poll.tables_last_change),
 }
-_STATUS = {"vmPerVMNotificationsEnabled": lambda a: a.vm_notifications}
+_STATUS = {"vmPerVMNotificationsEnabled": lambda a: a.vm_notifications,
+           "vmBulkNotificationsEnabled": lambda a: a.vm_bulk_notifications}
 
 _VMS = TableSpec("vmEntry", lambda d: (d,), lambda i, _d: (i,), {
     "vmName": lambda d: d.name,
@@ -159,6 +186,7 @@ _VMS = TableSpec("vmEntry", lambda d: (d,), lambda i, _d: (i,), {
     else _mib(d.memory_current_kib, 1024),
     "vmMinMem": lambda d: -1,
     "vmMaxMem": lambda d: _mib(d.memory_maximum_kib, 1024),
+    "vmUpTime": _up_time,
     "vmCpuTime": lambda d: _us(d.cpu_time_total_ns),
 })
 
@@ -195,7 +223,7 @@ _DISKS = TableSpec("vmStorageEntry", lambda d: enumerate(d.disks, 1),
 _NICS = TableSpec("vmNetworkEntry", lambda d: enumerate(d.interfaces, 1),
                   lambda i, n: (i, n[0]), {
     "vmNetworkIfIndex": lambda n: n[1].host_ifindex or 0,
-    "vmNetworkParent": lambda n: 0,
+    "vmNetworkParent": lambda n: n[1].parent_ifindex or 0,
     "vmNetworkModel": lambda n: n[1].model or "",
     "vmNetworkPhysAddress": lambda n: _mac(n[1]),
 })

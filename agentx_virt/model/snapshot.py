@@ -73,6 +73,7 @@ class HostInfo:
     libvirt_version: Optional[str] = None
     host_cpus: Optional[int] = None
     last_error: Optional[str] = None           # why libvirt is unreachable, while it is
+    boot_time: Optional[datetime] = None       # when the host booted, if libvirt is local
 
 
 @slotted
@@ -143,6 +144,7 @@ class InterfaceStats:
     tx_errors: Optional[int] = None
     tx_drops: Optional[int] = None
     host_ifindex: Optional[int] = None   # the host's ifIndex of the target (tap), if local
+    parent_ifindex: Optional[int] = None  # ... of its source bridge or device, if local
     model: Optional[str] = None          # the XML's NIC model: virtio, e1000, ...
 
 
@@ -228,6 +230,8 @@ class DomainStats:
     poll_status: PollStatus = PollStatus.NOT_POLLED
     data_age_s: Optional[int] = None
     discontinuity_time: Optional[datetime] = None
+    sampled_at: Optional[datetime] = None    # the start of the poll these values are from
+    started_at: Optional[datetime] = None    # when the domain last started, if known
     vcpus: tuple[VcpuStats, ...] = ()
     pinning: tuple[tuple[bool, ...], ...] = ()   # per vCPU: affinity per host CPU
     disks: tuple[DiskStats, ...] = ()

@@ -90,7 +90,7 @@ class _Domain:
     reason: Optional[int]
     sent_at: float = float("-inf")              # last state trap (hold-down)
     pending: Optional[tuple[int, int]] = None   # a held-down state waiting to be sent
-    pending_previous: Optional[int] = None
+    pending_previous: tuple[Optional[int], Optional[int]] = (None, None)
     stalled: bool = False
     failed_job: Optional[tuple[Any, ...]] = None
     persistent_at: float = float("-inf")
@@ -129,6 +129,8 @@ class Notifier:
         """What is due by now without a new record: the states a hold-down held back, and
         a log line for libvirt events lost since the last one."""
         self._send_held_down()
+        for trap in self._families.due(self._clock()):
+            self.traps.put(trap)
         self._report_dropped_events()
 
     def _report_dropped_events(self) -> None:
@@ -184,7 +186,7 @@ class Notifier:
             if "define" in self.settings.kinds and self._families.enabled:
                 self._send_families(event.name, lambda: self._families.deleted(
                     uuid, event.name, lambda: self._index_of(uuid),
-                    None if known is None else known.state))
+                    (None, None) if known is None else (known.state, known.reason), event.at))
             return
         found = event_state(event.event, event.detail)
         if found is None:
@@ -193,12 +195,12 @@ class Notifier:
             return
         state, reason = found
         domain = self._domain(uuid, event.name)
-        previous = domain.state
+        previous = (domain.state, domain.reason)
         domain.state, domain.reason = state, reason
         self._state_change(uuid, domain, state, reason, previous, event.at)
 
     def _state_change(self, uuid: str, domain: _Domain, state: int, reason: int,
-                      previous: Optional[int], at: float) -> None:
+                      previous: tuple[Optional[int], Optional[int]], at: float) -> None:
         hold = self.settings.hold_down_s
         if hold > 0 and at - domain.sent_at < hold:
             if domain.pending is None:
@@ -206,20 +208,20 @@ class Notifier:
             domain.pending = (state, reason)
             return
         domain.sent_at = at
-        self._send_state(uuid, domain, state, reason, previous)
+        self._send_state(uuid, domain, state, reason, previous, at)
 
     def _send_state(self, uuid: str, domain: _Domain, state: int, reason: int,
-                    previous: Optional[int]) -> None:
+                    previous: tuple[Optional[int], Optional[int]], at: float) -> None:
         self._send("state", "lvxDomainStateChange", uuid, domain.name, {
             "lvxDomainState": state,
             "lvxDomainStateReason": reason,
             "lvxDomainStateReasonText": reason_name(state, reason),
-            "lvxDomainPreviousState": 0 if previous is None else previous,
+            "lvxDomainPreviousState": previous[0] or 0,
             "lvxDomainSeverity": severity(state),
         })
         if "state" in self.settings.kinds and self._families.enabled:
             self._send_families(domain.name, lambda: self._families.state_changed(
-                uuid, domain.name, lambda: self._index_of(uuid), state, previous, reason))
+                uuid, domain.name, lambda: self._index_of(uuid), state, reason, previous, at))
 
     def _send_families(self, name: str, build: Callable[[], list[Trap]]) -> None:
         """The other served MIBs' notifications for the same change (``families.py``)."""
@@ -234,11 +236,10 @@ class Notifier:
 
     def next_due(self) -> float:
         """Seconds until ``tick`` has something to send (at most 0.5)."""
-        hold = self.settings.hold_down_s
-        dues = [d.sent_at + hold for d in self._domains.values() if d.pending is not None]
-        if not dues:
-            return 0.5
-        return max(0.0, min(dues) - self._clock())
+        hold, now = self.settings.hold_down_s, self._clock()
+        dues = [d.sent_at + hold - now for d in self._domains.values() if d.pending is not None]
+        bulk = self._families.next_due(now)
+        return max(0.0, min([0.5, *dues] + ([] if bulk is None else [bulk])))
 
     def _send_held_down(self) -> None:
         if self.settings.hold_down_s <= 0:
@@ -247,9 +248,9 @@ class Notifier:
         for uuid, domain in list(self._domains.items()):
             if domain.pending is not None and now - domain.sent_at >= self.settings.hold_down_s:
                 (state, reason), previous = domain.pending, domain.pending_previous
-                domain.pending = domain.pending_previous = None
+                domain.pending, domain.pending_previous = None, (None, None)
                 domain.sent_at = now
-                self._send_state(uuid, domain, state, reason, previous)
+                self._send_state(uuid, domain, state, reason, previous, now)
 
     def _io_error(self, event: IoError) -> None:
         uuid = uuid_key(event.uuid)
@@ -304,7 +305,7 @@ class Notifier:
                 known.state, known.reason = d.state, d.state_reason
             elif catch_up and d.poll_status == PollStatus.OK and d.state is not None and \
                     d.state != known.state:
-                previous = known.state
+                previous = (known.state, known.reason)
                 known.state, known.reason = d.state, d.state_reason
                 self._state_change(uuid, known, d.state, d.state_reason or 0, previous, now)
             self._poll_health(uuid, known, d, stall_s)
@@ -321,7 +322,8 @@ class Notifier:
             if self.settings.persistent and known.state is not None and \
                     now - known.persistent_at >= self.settings.interval_s:
                 known.persistent_at = now
-                self._send_state(uuid, known, known.state, known.reason or 0, known.state)
+                self._send_state(uuid, known, known.state, known.reason or 0,
+                                 (known.state, known.reason), now)
         if catch_up:
             self._catch_up_after = None
 
