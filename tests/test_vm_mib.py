@@ -4,6 +4,9 @@ hrProcessorTable for a real QEMU/TCG domain."""
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import libvirt
@@ -20,16 +23,24 @@ from agentx_virt.model.snapshot import DiskStats, StatGroup
 
 from .conftest import private_libvirtd, serving_agent, wait_for
 
+
+def process_start(pid: int) -> float:
+    """When process ``pid`` started (wall clock), from /proc as ps computes it."""
+    ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    return time.time() - float(Path("/proc/uptime").read_text().split()[0]) + \
+        ticks / os.sysconf("SC_CLK_TCK")
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "mibs"
 OPTIONS = ["-M", f"+{SHARED / 'ietf'}", "-m", "+VM-MIB"]
 REPO_MIBS = Path(__file__).resolve().parents[1] / "mibs"     # LIBVIRT-EXT-MIB
 
 
-def walk(snmpd: PrivateSnmpd, name: str, mib: str = "VM-MIB") -> dict[str, str]:
-    """{instance: value} of one column, by name."""
+def walk(snmpd: PrivateSnmpd, name: str, mib: str = "VM-MIB",
+         options: Sequence[str] = ()) -> dict[str, str]:
+    """{instance: value} of one column (or scalar), by name."""
     result = snmp_tool("snmpwalk", snmpd.agent, f"{mib}::{name}",
                        options=["-M", f"+{SHARED / 'ietf'}:{REPO_MIBS}", "-m", f"+{mib}",
-                                "-OQs", "-Oe"],
+                                "-OQs", "-Oe", *options],
                        numeric=False)
     assert result.returncode == 0, result.stderr
     found = {}
@@ -113,6 +124,16 @@ def test_cpu_affinity_names_the_cpus_of_snmpds_hr_processor_table(
                            domain_timeout_s=1, stats=(*DEFAULT_STATS, StatGroup.VCPUPIN)):
             wait_for(lambda: len(walk(snmpd, "vmCpuAffinity")) > 0, 30)
             affinity = walk(snmpd, "vmCpuAffinity")
+            up, hv_up, last_change = (
+                int(next(iter(walk(snmpd, name, options=["-Ot"]).values())))
+                for name in ("vmUpTime", "vmHvUpTime", "vmTableLastChange"))
+            now = time.time()
+            qemu_age = now - process_start(daemon.qemu_pid("p1"))
+            host_up = float(Path("/proc/uptime").read_text().split()[0])
+    # As of the last poll (every 2 s): behind the present by at most an interval or so.
+    assert qemu_age - 5 <= up / 100 <= qemu_age + 1, (up, qemu_age)
+    assert host_up - 5 <= hv_up / 100 <= host_up + 1, (hv_up, host_up)
+    assert host_up - qemu_age - 60 <= last_change / 100 <= hv_up / 100   # the first poll
     processors = walk(snmpd, "hrProcessorFrwID", "HOST-RESOURCES-MIB")
     physical = {key.rsplit(".", 1)[1] for key in affinity}
     assert physical == set(processors), (physical, processors)

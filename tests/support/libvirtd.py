@@ -35,6 +35,10 @@ for d in {dirs}; do mkdir -p "/$d"; mount --bind "{root}/$d" "/$d"; done
 # (or another private libvirtd's), and libvirtd refuses to start when it is locked.
 exec /usr/sbin/libvirtd -f /etc/libvirt/libvirtd.conf --pid-file /run/libvirt/libvirtd.pid
 """
+_ETHERNET_NIC = """<interface type='ethernet'><mac address='{mac}'/>
+      <target dev='{tap}' managed='yes'/><model type='virtio'/></interface>"""
+_BRIDGED_NIC = """<interface type='bridge'><mac address='{mac}'/><source bridge='{bridge}'/>
+      <target dev='{tap}'/><model type='virtio'/></interface>"""
 _DOMAIN = """<domain type='qemu'>
   <name>{name}</name>
   <memory unit='MiB'>64</memory>
@@ -44,8 +48,7 @@ _DOMAIN = """<domain type='qemu'>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
     <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
       <source file='{image}'/><target dev='vda' bus='virtio'/></disk>
-    <interface type='ethernet'><mac address='{mac}'/><target dev='{tap}' managed='yes'/>
-      <model type='virtio'/></interface>
+    {interface}
   </devices>
 </domain>"""
 
@@ -132,16 +135,19 @@ class PrivateLibvirtd:
         self.stop()
         raise PeerError(f"libvirtd did not answer within {timeout:g} s: {self.log_tail()}")
 
-    def start_domain(self, name: str, number: int) -> None:
-        """Define and start a small QEMU/TCG domain (MAC 52:54:00:aa:00:NN, tap tapNN)."""
+    def start_domain(self, name: str, number: int, bridge: Optional[str] = None) -> None:
+        """Define and start a small QEMU/TCG domain (MAC 52:54:00:aa:00:NN, tap tapNN);
+        with ``bridge``, its NIC is attached to that bridge (it must exist in the
+        libvirtd's net namespace)."""
         image = self.root / "images" / f"{name}.qcow2"
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "64M"],
                        check=True, stdin=subprocess.DEVNULL)
         conn = libvirt.open(self.uri)
         try:
-            dom = conn.defineXML(_DOMAIN.format(name=name, image=image,
-                                                mac=f"52:54:00:aa:00:{number:02x}",
-                                                tap=f"tap{number}"))
+            mac, tap = f"52:54:00:aa:00:{number:02x}", f"tap{number}"
+            interface = (_BRIDGED_NIC.format(mac=mac, tap=tap, bridge=bridge) if bridge
+                         else _ETHERNET_NIC.format(mac=mac, tap=tap))
+            dom = conn.defineXML(_DOMAIN.format(name=name, image=image, interface=interface))
             self.domains.append(name)
             dom.create()
         finally:
