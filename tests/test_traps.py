@@ -235,6 +235,49 @@ def test_each_enabled_family_notifies_a_state_change_in_order(
             ("VMWARE-VMINFO-MIB", "vmwVmPoweredOn")]
 
 
+def test_vm_mib_bulk_notifications_name_every_vm_that_changed(
+        host: Host, short_tmp: Path) -> None:
+    """VM-MIB-BULK: three domains paused together arrive as one vmBulkPaused whose
+    vmAffectedVMs has exactly their vmIndex bits set (and no per-VM notification)."""
+    vm = VM_MIB.load()
+    bulk = format_oid(vm.notification("vmBulkPaused").oid)
+    affected = format_oid(vm.object("vmAffectedVMs").oid) + ".0"
+    names = ("vm0003", "vm0004", "vm0005")
+    doms = [host.conn.lookupByName(name) for name in names]
+    for dom in doms:
+        if not dom.isActive():
+            dom.create()
+        elif dom.info()[0] == libvirt.VIR_DOMAIN_PAUSED:
+            dom.resume()
+
+    def bulk_lists(trapd: PrivateSnmptrapd) -> list[bytes]:
+        found = []
+        for line in trapd.traps():
+            fields = dict(f.split(" = ", 1) for f in line.split("\t") if " = " in f)
+            if fields.get(TRAP_OID, "").split(": ", 1)[-1] == bulk:
+                found.append(bytes.fromhex(fields[affected].split(": ", 1)[-1]))
+        return found
+
+    def bits(octets: bytes) -> set[int]:
+        return {8 * k + bit + 1 for k, octet in enumerate(octets) for bit in range(8)
+                if octet & (0x80 >> bit)}
+
+    with running_stack(host.uri, short_tmp, notify=("VM-MIB-BULK",)) as stack:
+        for dom in doms:
+            dom.suspend()
+        rows = {int(row_of(stack, name)) for name in names}
+        # One trap unless the three calls straddle the 1 s window on a loaded host.
+        wait_for(lambda: set().union(*map(bits, bulk_lists(stack.trapd))) == rows, 20)
+        for dom in doms:
+            dom.resume()
+        assert 1 <= len(bulk_lists(stack.trapd)) <= 2
+        per_vm = {format_oid(spec.oid) for name, spec in vm.notifications.items()
+                  if not name.startswith("vmBulk")}
+        sent = {dict(f.split(" = ", 1) for f in line.split("\t") if " = " in f)
+                .get(TRAP_OID, "").split(": ", 1)[-1] for line in stack.trapd.traps()}
+        assert bulk in sent and not sent & per_vm
+
+
 def test_a_threshold_is_crossed_once_and_cleared_below_its_falling_value(
         host: Host, short_tmp: Path) -> None:
     dom = host.conn.lookupByName("vm0019")
