@@ -187,3 +187,26 @@ def test_bulk_batches_share_a_call_per_slot_and_one_for_the_lone_domains() -> No
     assert bulk_batches(["e", "d"], slots.__getitem__) == [(3, ["e", "d"])]
     assert bulk_batches(["a", "c"], slots.__getitem__) == [(0, ["a", "c"])]
     assert bulk_batches([], slots.__getitem__) == []
+
+
+def test_bulk_calls_are_sized_to_a_quarter_of_their_deadline() -> None:
+    from agentx_virt.collector.prefetch import ChunkSizer, chunked
+
+    sizer = ChunkSizer(deadline_s=2.0, first=100, most=5000)
+    assert sizer.size == 100
+    sizer.measured(100, 0.01)            # 0.1 ms per domain: 5,000 would fit, but
+    assert sizer.size == 200             # it grows at most twofold per call
+    for _ in range(10):
+        sizer.measured(sizer.size, sizer.size * 0.0001)
+    assert sizer.size == 5000
+    for _ in range(20):                  # the host slows to 2 ms per domain
+        sizer.measured(1000, 2.0)
+    assert sizer.size == 250             # 0.25 x 2 s / 2 ms
+    sizer.timed_out(250)
+    assert sizer.size == 125
+    sizer.timed_out(1)
+    assert sizer.size == 1               # never below one domain
+    sizer.measured(0, 1.0)               # an empty call says nothing
+    assert sizer.size == 1
+    assert chunked([(0, list("abcde")), (1, list("xy"))], 2) == [
+        (0, ["a", "b"]), (0, ["c", "d"]), (0, ["e"]), (1, ["x", "y"])]

@@ -38,13 +38,13 @@ from agentx_virt.collector.errors import (
 )
 from agentx_virt.collector.guard import Guard, Task
 from agentx_virt.collector.outage import REMINDER_S
+from agentx_virt.collector.prefetch import Prefetcher
 from agentx_virt.collector.rates import fresh_stats
-from agentx_virt.collector.refs import DomainRef, ReaderResult, bulk_batches
+from agentx_virt.collector.refs import DomainRef, ReaderResult
 from agentx_virt.collector.sample import (
     ACTIVE_STATES,
     Prefetched,
     Sample,
-    bulk_stats,
     monitor_answered,
     sample_domain,
 )
@@ -56,13 +56,6 @@ from agentx_virt.ratelog import RateLimitedLog
 log = logging.getLogger(__name__)
 
 CONTROL_OCCUPIED = getattr(libvirt, "VIR_DOMAIN_CONTROL_OCCUPIED", 2)
-BULK_KEY = "bulk statistics"     # the guard's keys for calls that cover many domains
-
-
-def _domains(count: int) -> str:
-    return "1 domain" if count == 1 else f"{count} domains"
-
-
 _GONE = object()       # an outcome: the domain is gone, its row and history with it
 
 
@@ -107,10 +100,11 @@ class Reader:
         self._history: dict[str, _History] = {}
         self._timed_out: set[str] = set()        # UUIDs not answered in the last cycle
         self._busy_log = RateLimitedLog(log, REMINDER_S)   # cycles that skip domains
-        self._bulk_problem: Optional[str] = None  # the last failure of the bulk call
         self.guard = Guard(self.name, config.workers, config.workers + 64,
                            on_abandoned=self._retire_monitor,
                            on_abandoned_done=self._abandoned_done)
+        self._prefetcher = Prefetcher(self.name, self.guard, config.domain_timeout_s,
+                                      config.wants, self._monitor_for)
         self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
 
     # ------------------------------------------------------------ lifecycle
@@ -222,7 +216,11 @@ class Reader:
             log.info("%s: libvirt is back", self.name)
             self._down = False
         cycle_end = started + self.config.interval_s * 0.9
-        prefetched = self._prefetch(refs, cycle_end)
+        # Domains not answered in the last cycle, or with a call still running, are left
+        # out of the bulk calls: each is asked alone.
+        prefetched = self._prefetcher.fetch(
+            [ref for ref in refs if ref.uuid not in self._timed_out
+             and self.guard.in_flight(ref.uuid) is None], cycle_end)
         tasks: list[Task] = []
         for ref in refs:
             task = Task(ref.uuid, lambda: None, label=f"domain {ref.name}")
@@ -267,63 +265,6 @@ class Reader:
                 "last values (poll status skipped). The host or the agent is busy: a longer "
                 "interval or more workers helps", self.name, skipped, total)
         self._busy_log.flush()
-
-    def _prefetch(self, refs: list[DomainRef], cycle_end: float) -> dict[str, Prefetched]:
-        """Bulk statistics of the reader's domains, by UUID: one guarded call per worker
-        slot for the domains of that slot (so on the connection that already knows them),
-        and one call for the domains that are alone in their slot.
-
-        One call for many domains costs a fraction of one per domain (measured on 8
-        QEMU/TCG domains: 0.22 against 0.47-0.53 ms of CPU per domain for controlInfo,
-        bulk statistics and the current job), and a domain whose record its monitor
-        filled needs no controlInfo: two domains alone in their slots make one bulk call
-        and no controlInfo instead of two of each.  Domains not answered in the last
-        cycle, or with a call still running, are left out.
-
-        A hang that begins just before the call can still hold it (FACTS.md: NOWAIT does
-        not help the first call after a fresh hang): then that call is abandoned at the
-        domain deadline, its connection retired, and its domains are asked one by one,
-        in the same cycle and for as long as the call stays stuck.
-        """
-        wanted_refs = [ref for ref in refs if ref.uuid not in self._timed_out
-                       and self.guard.in_flight(ref.uuid) is None]
-        tasks = []
-        for slot, wanted in bulk_batches(wanted_refs, lambda ref: self.guard.slot(ref.uuid)):
-            task = Task(f"{BULK_KEY} {slot}", lambda: None, slot=slot,
-                        label=f"the bulk statistics of {_domains(len(wanted))}")
-            task.function = self._bulk_call(task, wanted)
-            if self.guard.submit(task):
-                tasks.append(task)
-        if not tasks:
-            return {}
-        self.guard.wait(tasks, self.config.domain_timeout_s, cycle_end)
-        found: dict[str, Prefetched] = {}
-        problems = []
-        for task in tasks:
-            if task.error is None and isinstance(task.result, dict):
-                found.update(task.result)
-            else:
-                problems.append(str(task.error) if task.error is not None
-                                else "no answer in time")
-        problem = "; ".join(problems) or None
-        if problem is not None and problem != self._bulk_problem:
-            log.info("%s: a bulk statistics call failed (%s); its domains are asked one "
-                     "by one", self.name, problem)
-        self._bulk_problem = problem
-        return found
-
-    def _bulk_call(self, task: Task, wanted: list[DomainRef]
-                   ) -> Callable[[], dict[str, Prefetched]]:
-        def call() -> dict[str, Prefetched]:
-            monitor = self._monitor_for(task)
-            doms = []
-            for ref in wanted:
-                try:
-                    doms.append(monitor.domain(ref.uuid))
-                except DomainGone:
-                    continue                # its own task reports it gone
-            return bulk_stats(monitor, doms, self.config.wants) if doms else {}
-        return call
 
     def _sampler(self, ref: DomainRef, task: Task, wall: datetime,
                  prefetched: Optional[Prefetched]) -> Callable[[], _Polled]:
