@@ -163,7 +163,8 @@ def test_absent_data_is_absent_not_zero() -> None:
     assert result.rejected == ()
     present = names_present(result)
     assert present == {"lvxLibvirtConnected", "lvxLibvirtUri", "lvxDomainCount",
-                       "lvxPollIntervalSeconds", "lvxLastPollTimedOut", "lvxDomainUuid",
+                       "lvxPollIntervalSeconds", "lvxLastPollTimedOut", "lvxLastPollFresh",
+                       "lvxDomainUuid",
                        "lvxDomainName", "lvxDomainPollStatus",
                        # the agent's own state: empty text while all is well
                        "lvxIndexStateError", "lvxLibvirtLastError"}

@@ -9,6 +9,7 @@ import pytest
 
 from agentx_virt.collector.publisher import LatestPublisher
 from agentx_virt.expose.sinks import FanOut
+from agentx_virt.expose.snmp import SnmpSink
 from agentx_virt.model.snapshot import HostInfo, PollInfo, Snapshot
 
 from .conftest import wait_for
@@ -112,3 +113,45 @@ def test_dump_is_a_sink_beside_the_others() -> None:
         d.uuid: INDEXES[d.uuid.lower()] for d in full_snapshot().domains}
     with pytest.raises(ValueError, match="unknown dump format 'xml'"):
         DumpSink(out, "xml", lambda _s: INDEXES)
+
+
+def test_the_first_table_waits_for_every_domains_first_poll(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from agentx_virt.agentx.store import ServedStore
+    from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
+    from agentx_virt.model.snapshot import DomainStats, PollStatus
+
+    now = [0.0]
+    store = ServedStore()
+    sink = SnmpSink(store, [(LIBVIRT_EXT_MIB, LIBVIRT_EXT_MIB.load())],
+                    lambda s: {d.uuid: n for n, d in enumerate(s.domains, 1)},
+                    first_wait_s=10, clock=lambda: now[0])
+    host = HostInfo(True, "test:///default")
+    a = DomainStats("6a7e0000-0000-4000-8000-000000000001", "a", poll_status=PollStatus.OK)
+    b = DomainStats("6a7e0000-0000-4000-8000-000000000002", "b")          # not polled yet
+    sink.publish(Snapshot(host, PollInfo(5), (a, b)))
+    assert not serving(sink) and len(store.table.varbinds) == 0
+    now[0] = 9.9
+    sink.publish(Snapshot(host, PollInfo(5), (a, b)))
+    assert not serving(sink)
+    timed_out = DomainStats(b.uuid, "b", poll_status=PollStatus.TIMED_OUT)
+    sink.publish(Snapshot(host, PollInfo(5), (a, timed_out)))     # polled: at once
+    assert serving(sink) and sink.all_polled.is_set() and len(store.table.varbinds) > 0
+
+    late = SnmpSink(ServedStore(), sink.views, lambda s: {d.uuid: 1 for d in s.domains},
+                    first_wait_s=10, clock=lambda: now[0])
+    late.publish(Snapshot(host, PollInfo(5), (b,)))
+    now[0] = 20.0
+    with caplog.at_level(logging.WARNING):
+        late.publish(Snapshot(host, PollInfo(5), (b,)))      # the wait is bounded
+    assert serving(late) and not late.all_polled.is_set()
+    assert "1 of 1 domains not polled yet after 10 s" in caplog.text
+    empty = SnmpSink(ServedStore(), sink.views, lambda s: {}, first_wait_s=10, clock=lambda: now[0])
+    empty.publish(Snapshot(HostInfo(False, "qemu:///system"), PollInfo(5)))
+    assert serving(empty)                       # libvirt lists nothing: the scalars at once
+
+
+def serving(sink: SnmpSink) -> bool:
+    """Whether the sink has swapped its first table in (a call, so that mypy does not
+    keep a narrowed value across publish)."""
+    return sink.serving

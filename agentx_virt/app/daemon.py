@@ -59,8 +59,10 @@ class Agent:
                                               for name in config.notify
                                               if name != "LIBVIRT-EXT-MIB"})
         self.notifier_thread = NotifierThread(self.notifier, self.events)
-        self.publisher = SnmpSink(self.store, self.views, self._indexes_for,
-                                  self._status)
+        # The first table waits for every domain's first poll, which a reader's first
+        # cycle gives within its interval: two intervals, 30 s to 300 s, bound the wait.
+        self.publisher = SnmpSink(self.store, self.views, self._indexes_for, self._status,
+                                  first_wait_s=min(300.0, max(30.0, 2 * config.interval_s)))
         # The table first: a trap never names a row the table does not serve yet.
         self.sinks = FanOut([self.publisher, self.notifier_thread])
         self.watcher = EventWatcher(config.uri, self.events, on_overflow=self._event_dropped)

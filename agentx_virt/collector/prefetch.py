@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.errors import DomainGone
@@ -25,6 +25,7 @@ from agentx_virt.collector.sample import Prefetched, bulk_stats
 from agentx_virt.model.snapshot import StatGroup
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BULK_KEY = "bulk statistics"     # the guard's keys for calls that cover many domains
 FIRST_CHUNK = 250                # domains per call before any call was measured
@@ -71,8 +72,7 @@ class ChunkSizer:
         self._size = max(1, min(self._size, domains // 2))
 
 
-def chunked(batches: Sequence[tuple[int, list[DomainRef]]], size: int
-            ) -> list[tuple[int, list[DomainRef]]]:
+def chunked(batches: Sequence[tuple[int, list[T]]], size: int) -> list[tuple[int, list[T]]]:
     """Each (slot, domains) batch cut into calls of at most ``size`` domains, in order."""
     return [(slot, group[start:start + size]) for slot, group in batches
             for start in range(0, len(group), size)]

@@ -8,7 +8,7 @@ from typing import Callable, Optional
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.mib.spec import AgentStatus, Getter, MibSpec, TableSpec
 from agentx_virt.model.libvirt_names import reason_name, severity
-from agentx_virt.model.snapshot import DomainStats, GuestFilesystem
+from agentx_virt.model.snapshot import DomainStats, GuestFilesystem, PollStatus
 
 
 def _both(a: Optional[int], b: Optional[int], f: Callable[[int, int], object]) -> object:
@@ -27,6 +27,7 @@ SCALARS: Mapping[str, Getter] = {
     "lvxLastPollStart": lambda s: s.poll.last_poll_start,
     "lvxLastPollDurationMs": lambda s: s.poll.last_poll_duration_ms,
     "lvxLastPollTimedOut": lambda s: s.poll.timed_out_domains,
+    "lvxLastPollFresh": lambda s: sum(1 for d in s.domains if d.poll_status == PollStatus.OK),
     "lvxTablesLastChange": lambda s: s.poll.tables_last_change,
     "lvxLibvirtLastError": lambda s: "" if s.host.libvirt_connected else s.host.last_error or "",
 }
