@@ -15,7 +15,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Callable, Optional
 
-from agentx_virt.collector.sample import ACTIVE_STATES, Sample
+from agentx_virt.collector.sample import Sample
+from agentx_virt.model.libvirt_names import ACTIVE_STATES
 from agentx_virt.model.snapshot import DomainStats, HostInfo, PollStatus
 
 if TYPE_CHECKING:

@@ -42,13 +42,13 @@ from agentx_virt.collector.prefetch import Prefetcher
 from agentx_virt.collector.rates import fresh_stats
 from agentx_virt.collector.refs import DomainRef, ReaderResult
 from agentx_virt.collector.sample import (
-    ACTIVE_STATES,
     Prefetched,
     Sample,
     monitor_answered,
     sample_domain,
 )
 from agentx_virt.collector.uptime import process_start
+from agentx_virt.model.libvirt_names import ACTIVE_STATES
 from agentx_virt.model.record import slotted
 from agentx_virt.model.snapshot import DomainStats, HostInfo, PollStatus, StatGroup
 from agentx_virt.ratelog import RateLimitedLog

@@ -33,9 +33,9 @@ from agentx_virt.collector.groups import (
 )
 from agentx_virt.collector.layout import Layout
 from agentx_virt.collector.records import as_int, indexed
+from agentx_virt.model.libvirt_names import ACTIVE_STATES
 from agentx_virt.model.snapshot import StatGroup
 
-ACTIVE_STATES = frozenset({1, 2, 3, 4, 7})   # running, blocked, paused, shutdown, pmsuspended
 
 @dataclass(frozen=True)
 class Sample:

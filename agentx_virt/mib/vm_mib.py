@@ -51,6 +51,7 @@ from typing import Optional
 
 from agentx_virt.mib.model import Mib, load_compiled
 from agentx_virt.mib.spec import MibSpec, TableSpec
+from agentx_virt.model.libvirt_names import ACTIVE_STATES
 from agentx_virt.model.snapshot import DiskStats, DomainStats, InterfaceStats
 
 MODULE = "VM-MIB"
@@ -66,7 +67,6 @@ _ADMIN = {1: "running", 2: "running", 3: "paused", 4: "shutdown", 5: "shutdown",
 _OPER = {0: "unknown", 1: "running", 2: "running", 3: "paused", 4: "shuttingdown",
          5: "shutdown", 6: "crashed", 7: "suspended"}
 _PAUSED_MIGRATION, _PAUSED_STARTING_UP = 2, 11      # virDomainPausedReason
-_RUNNING_STATES = frozenset({1, 2, 3, 4, 7})   # a QEMU process runs: up time counts
 
 
 def admin_state(state: Optional[int]) -> Optional[str]:
@@ -101,7 +101,7 @@ def ticks(since: Optional[datetime], until: Optional[datetime]) -> Optional[int]
 
 
 def _up_time(d: DomainStats) -> Optional[int]:
-    if d.state not in _RUNNING_STATES:
+    if d.state not in ACTIVE_STATES:
         return None if d.state is None else 0
     return ticks(d.started_at, d.sampled_at)
 

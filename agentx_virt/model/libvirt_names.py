@@ -8,6 +8,10 @@ the numbers; these tables give the reason's name and the state's severity.
 from __future__ import annotations
 
 # virDomainState value -> the name the MIB's LvxDomainRunState gives it.
+# The virDomainState values of a domain that is up (its QEMU process runs): running,
+# blocked, paused, shutdown (shutting down) and pmsuspended.
+ACTIVE_STATES = frozenset({1, 2, 3, 4, 7})
+
 STATE_NAMES = {
     0: "nostate", 1: "running", 2: "blocked", 3: "paused", 4: "shutdown",
     5: "shutoff", 6: "crashed", 7: "pmsuspended",
