@@ -139,14 +139,21 @@ def test_the_notifier_sends_bulk_and_per_vm_with_the_previous_reason() -> None:
     now = [100.0]
     traps = TrapQueue(100)
     indexes = {f"6a7e0000-0000-4000-8000-00000000000{n}": n for n in (1, 2, 3)}
+    asked: list[str] = []
+
+    def index_of(uuid: str) -> int:
+        asked.append(uuid)
+        return indexes[uuid]
+
     notifier = Notifier(TrapSettings(families=frozenset({"VM-MIB", "VM-MIB-BULK"})),
-                        shipped_mib(), traps, lambda uuid: indexes[uuid],
+                        shipped_mib(), traps, index_of,
                         clock=lambda: now[0],
                         family_mibs={"VM-MIB": VM, "VM-MIB-BULK": VM})
     for uuid in indexes:       # paused for an outgoing migration (3, 1), then resumed
         notifier.handle(Lifecycle(uuid, "d", 3, 1, at=now[0]))
     notifier.handle(Lifecycle("6a7e0000-0000-4000-8000-000000000001", "d", 4, 0, at=now[0]))
     per_vm = drain(traps)
+    assert len(asked) == 4                  # one index lookup per change, for both families
     assert [VM_NAMES[t.trap_oid] for t in per_vm] == ["vmMigrating"] * 3 + ["vmRunning"]
     previous = per_vm[-1].varbinds[2]
     assert previous.name[:-1] == VM.object("vmOperState").oid

@@ -18,6 +18,7 @@ Pure: a state change in, the traps of each enabled family out, in a fixed order
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Callable, Optional
 
@@ -68,6 +69,7 @@ class FamilyTraps:
         Raises:
             Reject: a value an object's syntax does not allow (the index above 65535).
         """
+        index = functools.lru_cache(maxsize=1)(index)   # asked once, whichever families
         traps = []
         if self._guest is not None:
             octets = uuid_octets(uuid)
@@ -94,6 +96,7 @@ class FamilyTraps:
     def deleted(self, uuid: str, name: str, index: Callable[[], int],
                 previous: tuple[Optional[int], Optional[int]], at: float) -> list[Trap]:
         """VM-MIB's vmDeleted for an undefined domain (only persistent ones are)."""
+        index = functools.lru_cache(maxsize=1)(index)
         if self._bulk is not None:
             self._bulk.add("vmDeleted", index(), at)
         if self._vm is None:
