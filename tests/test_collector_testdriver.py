@@ -11,6 +11,7 @@ import libvirt
 import pytest
 
 from agentx_virt.app.config import DEFAULT_STATS, Config
+from agentx_virt.collector import reader as reader_module
 from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.poller import LAYOUT_REFRESH_CYCLES, Poller, reader_for
 from agentx_virt.demo.node import domain_uuid, node_xml
@@ -182,8 +183,24 @@ def test_the_xml_is_read_again_for_the_domains_an_event_named(
     poller.stop()
 
 
+def test_the_test_driver_is_not_asked_for_control_info(node: str) -> None:
+    """It has no monitor or job that a call could be stuck on."""
+    calls = RecordedCalls()
+    asked = calls.watch("controlInfo")
+    poller = Poller(Config(uri=node, interval_s=5, domain_timeout_s=2), lambda _s: None,
+                    connect=calls)
+    poller.partition_once()
+    for _ in range(2):
+        for reader in poller.readers:
+            reader.poll_once()
+    assert asked == [] and by_name(poller._snapshot())
+    poller.stop()
+
+
 def test_control_info_is_skipped_for_domains_shut_off_at_their_last_poll(
-        node: str) -> None:
+        node: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As for a driver with a monitor (QEMU, whose fixture has no shut-off domain).
+    monkeypatch.setattr(reader_module, "NO_MONITOR", frozenset())
     calls = RecordedCalls()
     asked = calls.watch("controlInfo")
     poller = Poller(Config(uri=node, interval_s=5, domain_timeout_s=2), lambda _s: None,

@@ -15,7 +15,8 @@ from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.errors import CallFailed, NotAvailable
 
 # Data that changes rarely is read again after this many polls (or when it must have
-# changed): disk sizes, vCPU pinning, perf event flags, completed-job statistics.
+# changed): disk sizes, vCPU pinning, perf event flags, completed-job statistics, disk
+# errors of running domains, and the absence of balloon statistics.
 SLOW_REFRESH_CYCLES = 6
 
 
@@ -58,6 +59,21 @@ class Calls:
         if found is not None and found[1] == value:
             value = found[1]              # unchanged: keep the long-lived objects
         memo.cache[key] = (memo.cycle, value)
+        return value
+
+    def unless_empty_lately(self, uuid: str, api: str, function: Callable[..., Any],
+                            *args: Any) -> Any:
+        """Like ``get``; an empty answer (a domain with nothing to report, such as no
+        balloon driver) is kept for SLOW_REFRESH_CYCLES polls instead of asked again."""
+        key = (uuid, api, *args)
+        found = self.memo.cache.get(key)
+        if found is not None and self.memo.cycle - found[0] < SLOW_REFRESH_CYCLES:
+            return found[1]
+        value = self.get(api, function, *args)
+        if value:
+            self.memo.cache.pop(key, None)
+        else:
+            self.memo.cache[key] = (self.memo.cycle, value)
         return value
 
     def get(self, api: str, function: Callable[..., Any], *args: Any) -> Any:

@@ -104,7 +104,8 @@ def memory(d: DomainCalls) -> dict[str, Any]:
                               "memory_current_kib": as_int(d.info[2])}
     values.update(balloon(record))
     if "balloon.current" not in record and d.active:
-        values.update(memory_stats(d.calls.get("memoryStats", d.dom.memoryStats) or {}))
+        values.update(memory_stats(
+            d.calls.unless_empty_lately(d.uuid, "memoryStats", d.dom.memoryStats) or {}))
     return values
 
 
@@ -147,7 +148,10 @@ def disk_errors(d: DomainCalls, state: int, hypervisor: Optional[str]
         # (error policy stop/enospc) and clears it when the guest continues, so a
         # domain that is not paused has none to report: no monitor call for it.
         return ()
-    errors = d.calls.get("diskErrors", d.dom.diskErrors, 0) or {}
+    # Other drivers: every poll while paused (where an error policy leaves a guest that
+    # hit one), else every SLOW_REFRESH_CYCLES polls; an I/O error is also an event.
+    errors = (d.calls.get("diskErrors", d.dom.diskErrors, 0) if state == PAUSED
+              else d.calls.cached(d.uuid, "diskErrors", d.dom.diskErrors, 0)) or {}
     return tuple(DiskError(str(t), int(c)) for t, c in sorted(errors.items()) if int(c) != 0)
 
 
