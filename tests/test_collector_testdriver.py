@@ -236,3 +236,27 @@ def test_every_connection_the_poller_opens_comes_from_the_factory_it_was_given(
     assert {"reader-0-control", "reader-1-control"} <= set(names)
     assert any(name.startswith("reader-0-worker-") for name in names)
     assert all(read_only for _, read_only in opened)      # no fs_info: read-only only
+
+
+def test_a_cycle_that_cannot_reach_every_domain_starts_the_next_with_those_it_skipped(
+        tmp_path: Path) -> None:
+    """Cycles far too short for the host: each reaches some domains, and the next starts
+    with the ones left out, so every domain is polled within a few cycles."""
+    path = tmp_path / "big.xml"
+    path.write_text(node_xml(1500))
+    poller = Poller(Config(uri=f"test://{path}", interval_s=0.03, domain_timeout_s=2),
+                    lambda _s: None)
+    poller.partition_once()
+    polled: set[str] = set()
+    skipped_cycles = 0
+    for _ in range(300):
+        for reader in poller.readers:
+            result = reader.poll_once()
+            statuses = {uuid: d.poll_status for uuid, d in result.domains.items()}
+            polled.update(uuid for uuid, status in statuses.items() if status == "ok")
+            skipped_cycles += any(status == "skipped" for status in statuses.values())
+        if len(polled) == 1500 and skipped_cycles >= 3:
+            break
+    poller.stop()
+    assert skipped_cycles >= 3, "every cycle reached every domain: nothing was left out"
+    assert len(polled) == 1500

@@ -225,7 +225,7 @@ class Reader:
             [ref for ref in refs if ref.uuid not in self._timed_out
              and self.guard.in_flight(ref.uuid) is None], cycle_end)
         tasks: list[Task] = []
-        for ref in refs:
+        for ref in self._least_recent_first(refs):
             task = Task(ref.uuid, lambda: None, label=f"domain {ref.name}")
             task.function = self._sampler(ref, task, started_wall, prefetched.get(ref.uuid))
             if self.guard.submit(task):
@@ -257,6 +257,15 @@ class Reader:
                 outcomes[task.key] = task.result
         self._report_skipped(skipped, len(refs))
         return self._emit(started_wall, started, refs, outcomes, PollStatus.TIMED_OUT)
+
+    def _least_recent_first(self, refs: list[DomainRef]) -> list[DomainRef]:
+        """``refs`` with those never polled first, then by the age of their last good
+        sample: when a cycle cannot reach every domain, those it skipped come first in
+        the next, so each is reached within a few cycles, not the same ones never."""
+        history = self._history
+        never = float("-inf")
+        return sorted(refs, key=lambda ref: history[ref.uuid].good_at
+                      if ref.uuid in history else never)
 
     def _report_skipped(self, skipped: int, total: int) -> None:
         """A WARNING when a cycle ends before every domain is reached; then, however often
