@@ -349,6 +349,10 @@ class Reader:
     def _stale(self, ref: DomainRef, status: PollStatus, now: float) -> DomainStats:
         previous = self._history.get(ref.uuid)
         if previous is None:
+            # Left out of a busy cycle before its first poll: still not polled (the first
+            # table waits for every domain's first poll).
+            if status == PollStatus.SKIPPED:
+                status = PollStatus.NOT_POLLED
             return DomainStats(**ref.described(), reader=self.number, poll_status=status)
         return dataclasses.replace(previous.stats, poll_status=status,
                                    data_age_s=int(now - previous.good_at))
