@@ -38,6 +38,8 @@ class RateLimitedLog:
 
     def flush(self) -> None:
         """Report the counts of periods that are over (call now and then)."""
+        if not self._kinds:
+            return
         now = self._clock()
         for kind, state in list(self._kinds.items()):
             if now - state[0] >= self._period_s:

@@ -327,10 +327,14 @@ class AgentXProtocol:
 
     def next_deadline(self) -> Optional[float]:
         """The earliest time by which an awaited Response is late, if any."""
+        if not self._awaited:
+            return None
         return min((a.deadline for a in self._awaited.values()), default=None)
 
     def overdue(self, now: float) -> Optional[str]:
         """Why the master is late (a request unanswered past its deadline), or None."""
+        if not self._awaited:
+            return None
         late = [a.kind for a in self._awaited.values() if now >= a.deadline]
         if not late:
             return None
