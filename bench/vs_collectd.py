@@ -4,8 +4,9 @@ the virt plugin alone, both running at once against the same libvirtd.
 
 collectd (Debian's ``collectd-core``) reads what its virt plugin reads by default plus the
 ExtraStats nearest the agent's default selectors (cpu_util, disk_err, domain_state,
-job_stats_background, job_stats_completed, vcpu); it has no write plugin, so its figure is
-its reading alone.  After two intervals of warm-up, each window of ``--window`` intervals
+job_stats_background, vcpu: it collects one kind of job statistics at a time, so not also
+job_stats_completed, which the agent reads); it has no write plugin, so its figure is its
+reading alone.  After two intervals of warm-up, each window of ``--window`` intervals
 reads both processes' CPU (user + system, /proc) and gives one ratio, agent / collectd.
 The last line is ``domains=N interval=S agent_cpu_s_per_cycle=<min/median/max>
 collectd_cpu_s_per_cycle=<min/median/max> ratio=<min/median/max>``.  Needs root.
@@ -50,7 +51,7 @@ LoadPlugin virt
   Connection "{uri}"
   RefreshInterval 60
   HostnameFormat name
-  ExtraStats "cpu_util disk_err domain_state job_stats_background job_stats_completed vcpu"
+  ExtraStats "cpu_util disk_err domain_state job_stats_background vcpu"
 </Plugin>
 """
 
