@@ -87,14 +87,13 @@ def main(argv: list[str]) -> int:
 
     from agentx_virt.collector.connection import Connection
     from tests.support.libvirtd import PrivateLibvirtd
-    from tests.support.testdriver import define_domain
+    from tests.support.testdriver import define_domains
 
     libvirt.registerErrorHandler(lambda _c, _e: None, None)
     work = Path(tempfile.mkdtemp(prefix="axv-floor-"))
     with PrivateLibvirtd(work / "libvirtd") as daemon:
         holder = libvirt.open(daemon.test_uri)   # keeps test:///default's domains
-        for number in range(1, args.domains + 1):
-            define_domain(holder, number)
+        define_domains(holder, args.domains)
         floor = memory_floor(daemon.test_uri)
         print(f"resident memory, MB: {floor}")
         conn = Connection(daemon.test_uri, "floor").conn

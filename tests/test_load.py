@@ -20,7 +20,7 @@ from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.oid import format_oid
 from tests.support.snmptrapd import PrivateSnmptrapd
-from tests.support.testdriver import define_domain
+from tests.support.testdriver import define_domains
 
 from .conftest import private_libvirtd, wait_for
 from .test_traps import received
@@ -63,8 +63,7 @@ def test_walks_under_load_make_no_false_stalls_and_a_hung_domain_still_stalls(
     daemon = private_libvirtd(tmp_path_factory, "the load test")
     with daemon:
         conn = libvirt.open(daemon.test_uri)          # holds the test driver's domains
-        for number in range(1, DOMAINS + 1):
-            define_domain(conn, number)
+        define_domains(conn, DOMAINS)
         daemon.start_domain("qh", 11)
         (short_tmp / "a").mkdir()
         (short_tmp / "b").mkdir()

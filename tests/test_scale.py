@@ -23,7 +23,7 @@ from agentx_virt.mib.views import VIEWS
 from agentx_virt.model.snapshot import Snapshot
 from agentx_virt.oid import OID, format_oid, parse_oid
 from agentx_virt.snmp.domain_index import DomainIndexRegistry
-from tests.support.testdriver import define_domain
+from tests.support.testdriver import define_domains
 
 from .conftest import private_libvirtd, wait_for
 
@@ -83,8 +83,7 @@ def test_every_walk_of_a_host_too_big_for_one_cycle_has_every_domain_whole(
     daemon = private_libvirtd(tmp_path_factory, "the scale test")
     with daemon:
         holder = libvirt.open(daemon.test_uri)       # holds the test driver's domains
-        for number in range(1, DOMAINS + 1):
-            define_domain(holder, number)
+        define_domains(holder, DOMAINS)
         expected = one_poll(daemon.test_uri)
         assert len(expected) == DOMAINS + 1          # with the built-in one
         config = short_tmp / "agentx-virt.toml"

@@ -19,3 +19,9 @@ def define_domain(conn: Any, number: int, start: bool = True) -> Any:
     if start:
         dom.create()
     return dom
+
+
+def define_domains(conn: Any, count: int) -> None:
+    """Define and start domains 1..``count`` on a connection to a running test driver."""
+    for number in range(1, count + 1):
+        define_domain(conn, number)
