@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional, cast
 
 import pytest
 
@@ -17,6 +17,8 @@ from agentx_virt.agentx.address import MasterAddress, parse_address
 from agentx_virt.agentx.errors import AddressError
 from agentx_virt.agentx.traps import Trap, TrapQueue
 from agentx_virt.app import cli
+from agentx_virt.collector.calls import SLOW_REFRESH_CYCLES, CallMemo, Calls
+from agentx_virt.collector.connection import Connection
 from agentx_virt.collector.outage import OutageLog
 from agentx_virt.demo.snmpd import PrivateSnmpd
 from agentx_virt.model.record import slotted
@@ -210,3 +212,31 @@ def test_bulk_calls_are_sized_to_a_quarter_of_their_deadline() -> None:
     assert sizer.size == 1
     assert chunked([(0, list("abcde")), (1, list("xy"))], 2) == [
         (0, ["a", "b"]), (0, ["c", "d"]), (0, ["e"]), (1, ["x", "y"])]
+
+
+class _DirectConnection:
+    """Runs the call, as Connection.call does on a connection that never fails."""
+
+    def call(self, _what: str, function: Callable[..., Any], *args: Any) -> Any:
+        return function(*args)
+
+
+def test_an_empty_answer_is_kept_for_the_slow_refresh_and_any_other_is_asked_every_poll(
+        ) -> None:
+    memo = CallMemo()
+    answers: list[dict[str, int]] = [{}, {"rss": 1}, {"rss": 2}]
+    asked: list[int] = []
+
+    def memory_stats() -> dict[str, int]:
+        asked.append(memo.cycle)
+        return answers[min(len(asked) - 1, len(answers) - 1)]
+
+    calls = Calls(cast(Connection, _DirectConnection()), cast(Any, None), "d", memo)
+    seen = []
+    for cycle in range(1, SLOW_REFRESH_CYCLES + 4):
+        memo.cycle = cycle
+        seen.append(calls.cached("u", "memoryStats", memory_stats, empty_only=True))
+    # Empty at cycle 1: not asked again until SLOW_REFRESH_CYCLES later; then every poll.
+    first_again = 1 + SLOW_REFRESH_CYCLES
+    assert asked == [1, first_again, first_again + 1, first_again + 2]
+    assert seen == [{}] * SLOW_REFRESH_CYCLES + [{"rss": 1}, {"rss": 2}, {"rss": 2}]

@@ -46,34 +46,24 @@ class Calls:
         self.problems: list[str] = []
 
     def cached(self, uuid: str, api: str, function: Callable[..., Any], *args: Any,
-               fresh: bool = False) -> Any:
-        """Like ``get``, reusing a result younger than SLOW_REFRESH_CYCLES polls."""
+               fresh: bool = False, empty_only: bool = False) -> Any:
+        """Like ``get``, reusing a result younger than SLOW_REFRESH_CYCLES polls; with
+        ``empty_only`` only an empty result is reused (a domain with nothing to report,
+        such as no balloon driver), any other is asked for every poll."""
         key = (uuid, api, *args)
         memo = self.memo
         found = memo.cache.get(key)
         if not fresh and found is not None and memo.cycle - found[0] < SLOW_REFRESH_CYCLES:
             return found[1]
         value = self.get(api, function, *args)
+        if empty_only and value:
+            memo.cache.pop(key, None)
+            return value
         if isinstance(value, list):
             value = tuple(value)          # kept for many polls: the smaller container
         if found is not None and found[1] == value:
             value = found[1]              # unchanged: keep the long-lived objects
         memo.cache[key] = (memo.cycle, value)
-        return value
-
-    def unless_empty_lately(self, uuid: str, api: str, function: Callable[..., Any],
-                            *args: Any) -> Any:
-        """Like ``get``; an empty answer (a domain with nothing to report, such as no
-        balloon driver) is kept for SLOW_REFRESH_CYCLES polls instead of asked again."""
-        key = (uuid, api, *args)
-        found = self.memo.cache.get(key)
-        if found is not None and self.memo.cycle - found[0] < SLOW_REFRESH_CYCLES:
-            return found[1]
-        value = self.get(api, function, *args)
-        if value:
-            self.memo.cache.pop(key, None)
-        else:
-            self.memo.cache[key] = (self.memo.cycle, value)
         return value
 
     def get(self, api: str, function: Callable[..., Any], *args: Any) -> Any:

@@ -105,7 +105,7 @@ def memory(d: DomainCalls) -> dict[str, Any]:
     values.update(balloon(record))
     if "balloon.current" not in record and d.active:
         values.update(memory_stats(
-            d.calls.unless_empty_lately(d.uuid, "memoryStats", d.dom.memoryStats) or {}))
+            d.calls.cached(d.uuid, "memoryStats", d.dom.memoryStats, empty_only=True) or {}))
     return values
 
 
