@@ -131,3 +131,29 @@ def test_demo_stops_its_snmpd_and_removes_its_directory_on_a_signal(
              Path(f"/proc/{snmpd_pid}/stat").read_text().split()[2] == "Z", 10)
     assert not work.exists()
     assert os.path.isdir("/tmp")
+
+
+def test_check_config_reports_every_error_with_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "agentx-virt.toml"
+    path.write_text('[poll]\ninterval = -3\nworkrs = 2\n\n[agentx]\naddress = ""\n\n'
+                    '[pol]\ninstances = 2\n')
+    assert cli.main(["check-config", str(path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 4, lines
+    assert all(line.startswith("agentx-virt: configuration error: ") for line in lines)
+    assert [line.split(": ")[2] for line in lines] == [
+        f"{path}:2", f"{path}:3", f"{path}:6", f"{path}:8"]
+    assert "unknown key" in lines[1] and "unknown section [pol]" in lines[3]
+
+
+def test_check_config_of_a_good_file_says_what_it_sets(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "agentx-virt.toml"
+    path.write_text('[libvirt]\nuri = "test:///default"\n\n[poll]\ninterval = 20\n\n'
+                    '[thresholds]\nlvxDomainCpuUtilVcpus = 9000\n')
+    assert cli.main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1
+    assert out[0].startswith(f"{path}: OK: libvirt test:///default, ")
+    assert "every 20 s (domain timeout 5 s)" in out[0] and "1 threshold(s)" in out[0]

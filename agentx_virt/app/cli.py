@@ -65,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="run the agent on libvirt's test driver behind a private snmpd and walk it")
     demo.add_argument("--domains", type=_whole(1, 10000), default=12, metavar="N",
                       help="test-driver domains to generate, 1 to 10000 (default: 12)")
+    check_config = commands.add_parser(
+        "check-config", help="validate a configuration file: exit 0 with a summary, or 2 "
+                             "with every error")
+    check_config.add_argument(
+        "file", type=Path, nargs="?", default=INSTALLED_CONFIG, metavar="FILE",
+        help=f"the file alone, without flags or $LIBVIRT_DEFAULT_URI (default: "
+             f"{INSTALLED_CONFIG})")
     check = commands.add_parser(
         "probe", help="check that snmpd's AgentX master is reachable (Open, Ping, Close)")
     check.add_argument("--agentx", default=DEFAULT_ADDRESS, metavar="ADDRESS",
@@ -159,6 +166,7 @@ def _checked_config(args: argparse.Namespace, level: Optional[str] = None) -> Co
 
 
 _URI_FROM = "--uri, [libvirt] uri or $LIBVIRT_DEFAULT_URI"
+INSTALLED_CONFIG = Path("/etc/agentx-virt/agentx-virt.toml")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -174,6 +182,17 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     return agent.run()
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    """Every problem of the file (ConfigError from load), or one line saying what it sets."""
+    config = load_config(args.file, environ={})
+    print(f"{args.file}: OK: libvirt {config.uri}, AgentX {config.agentx}, every "
+          f"{config.interval_s:g} s (domain timeout {config.domain_timeout_s:g} s), "
+          f"{config.instances} reader(s) of {config.workers} worker(s), serving "
+          f"{', '.join(config.mibs)}, {len(config.thresholds)} threshold(s), state in "
+          f"{config.state_dir}")
+    return 0
 
 
 def _dump(args: argparse.Namespace) -> int:
@@ -240,8 +259,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             return _run(args)
         if args.command == "dump":
             return _dump(args)
+        if args.command == "check-config":
+            return _check_config(args)
     except ConfigError as exc:
-        print(f"agentx-virt: configuration error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"agentx-virt: configuration error: {problem}", file=sys.stderr)
         return 2
     if args.command == "demo":
         # Imported here: the demo's helpers (subprocess, a private snmpd) are not the

@@ -36,8 +36,8 @@ Example (every key optional)::
     lvxDomainMemRssKiB = 4194304
 
 ``packaging/agentx-virt.toml`` shows every key at its default.  Every unknown
-key, key outside a section or bad value is a ``ConfigError`` naming the file, the
-line and the key.
+key, key outside a section or bad value is a problem naming the file, the line and
+the key; ``load`` raises one ``ConfigError`` with all of them.
 """
 
 from __future__ import annotations
@@ -80,7 +80,12 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class ConfigError(ValueError):
-    """The configuration is wrong; the message names where and what."""
+    """The configuration is wrong; each problem names where and what (the message has
+    one per line)."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -288,11 +293,12 @@ def load(path: Optional[Path], overrides: Mapping[str, Any] = {},
     """
     values: dict[str, Any] = {}
     where_from: dict[str, str] = {}     # Config field -> where its value came from
+    problems: list[str] = []
     uri_from_env = environ.get("LIBVIRT_DEFAULT_URI")
     if uri_from_env:
         values["uri"] = uri_from_env
     if path is not None:
-        _read_file(path, values, where_from)
+        problems += _read_file(path, values, where_from)
     by_field = {field_name: check for field_name, check in _KEYS.values()}
     for field_name, value in overrides.items():
         if value is None:
@@ -301,8 +307,10 @@ def load(path: Optional[Path], overrides: Mapping[str, Any] = {},
         try:
             values[field_name] = by_field[field_name](value)
         except ValueError as exc:
-            raise ConfigError(f"command line {flag}: {exc}") from None
+            problems.append(f"command line {flag}: {exc}")
         where_from[field_name] = flag
+    if problems:
+        raise ConfigError(*problems)
     if "domain_timeout_s" not in values:
         # Unset: half the interval, at most the default 5 s.
         interval = values.get("interval_s", Config.interval_s)
@@ -318,8 +326,13 @@ def load(path: Optional[Path], overrides: Mapping[str, Any] = {},
     return config
 
 
-def _read_file(path: Path, values: dict[str, Any], where_from: dict[str, str]) -> None:
-    """The file's settings into ``values``, each with its file:line in ``where_from``."""
+def _read_file(path: Path, values: dict[str, Any], where_from: dict[str, str]) -> list[str]:
+    """The file's settings into ``values``, each with its file:line in ``where_from``;
+    returns every problem found (a key that is wrong does not hide the next one).
+
+    Raises:
+        ConfigError: the file cannot be read, or is not TOML.
+    """
     try:
         text = path.read_text()
     except OSError as exc:
@@ -328,23 +341,26 @@ def _read_file(path: Path, values: dict[str, Any], where_from: dict[str, str]) -
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    problems: list[str] = []
     for section, table in data.items():
         if not isinstance(table, dict):
-            raise ConfigError(f"{path}:{_line_of_top_key(text, section)}: key {section!r} "
-                              f"is outside any section; put it under its [section] "
-                              f"(libvirt, agentx, poll, agent, traps, thresholds)")
+            problems.append(f"{path}:{_line_of_top_key(text, section)}: key {section!r} "
+                            f"is outside any section; put it under its [section] "
+                            f"(libvirt, agentx, poll, agent, traps, thresholds)")
+            continue
         if section not in {s for s, _ in _KEYS} | {"thresholds"}:
-            raise ConfigError(f"{path}:{_line_of(text, section, None)}: unknown section "
-                              f"[{section}]; known: libvirt, agentx, poll, agent, traps, "
-                              f"thresholds")
+            problems.append(f"{path}:{_line_of(text, section, None)}: unknown section "
+                            f"[{section}]; known: libvirt, agentx, poll, agent, traps, "
+                            f"thresholds")
+            continue
         if section == "thresholds":
             thresholds = []
             for metric, value in table.items():
                 try:
                     thresholds.append(_threshold(metric, value))
                 except ValueError as exc:
-                    raise ConfigError(f"{path}:{_line_of(text, section, metric)}: "
-                                      f"[thresholds] {metric}: {exc}") from None
+                    problems.append(f"{path}:{_line_of(text, section, metric)}: "
+                                    f"[thresholds] {metric}: {exc}")
             values["thresholds"] = tuple(thresholds)
             continue
         for key, value in table.items():
@@ -352,13 +368,16 @@ def _read_file(path: Path, values: dict[str, Any], where_from: dict[str, str]) -
             where = f"{path}:{_line_of(text, section, key)}: [{section}] {key}"
             if spec is None:
                 known = ", ".join(k for s, k in _KEYS if s == section)
-                raise ConfigError(f"{where}: unknown key; [{section}] knows {known}")
+                problems.append(f"{where}: unknown key; [{section}] knows {known}")
+                continue
             field_name, check = spec
             try:
                 values[field_name] = check(value)
             except ValueError as exc:
-                raise ConfigError(f"{where}: {exc}") from None
+                problems.append(f"{where}: {exc}")
+                continue
             where_from[field_name] = where.rsplit(": ", 1)[0]
+    return problems
 
 
 def trap_settings(config: Config) -> TrapSettings:
