@@ -18,6 +18,7 @@ from agentx_virt.agentx.probe import probe
 from agentx_virt.app.config import Config, ConfigError
 from agentx_virt.app.config import load as load_config
 from agentx_virt.app.daemon import Agent
+from agentx_virt.app.reload import Reloader
 from agentx_virt.collector.connection import uri_problem
 from agentx_virt.collector.poller import Poller
 from agentx_virt.expose.dump import FORMATS, DumpSink
@@ -173,7 +174,8 @@ def _run(args: argparse.Namespace) -> int:
     config = _checked_config(args)
     from agentx_virt.app.malloc import limit_arenas  # only the daemon process needs ctypes
     limit_arenas()
-    agent = Agent(config)
+    reloader = Reloader(config, lambda: _config(args))
+    agent = Agent(config, reloader=reloader)
 
     def request_stop(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping", signum)
@@ -181,6 +183,7 @@ def _run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: reloader.request())
     return agent.run()
 
 

@@ -47,7 +47,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -387,3 +387,12 @@ def trap_settings(config: Config) -> TrapSettings:
                         interval_s=config.interval_s, thresholds=config.thresholds,
                         include=config.include, exclude=config.exclude,
                         families=frozenset(config.notify))
+
+
+def changed_settings(old: Config, new: Config) -> list[str]:
+    """The settings (as the file names them) whose values differ between two configs."""
+    names = {field_name: f"[{section}] {key}" for (section, key), (field_name, _) in
+             _KEYS.items()}
+    names["thresholds"] = "[thresholds]"
+    return [names.get(f.name, f.name) for f in fields(Config)
+            if getattr(old, f.name) != getattr(new, f.name)]

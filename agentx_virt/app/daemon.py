@@ -22,6 +22,7 @@ from agentx_virt.agentx.session_thread import SessionThread
 from agentx_virt.agentx.store import ServedStore
 from agentx_virt.agentx.traps import TrapQueue
 from agentx_virt.app.config import Config, trap_settings
+from agentx_virt.app.reload import Reloader
 from agentx_virt.collector.events import EventWatcher
 from agentx_virt.collector.poller import Poller
 from agentx_virt.expose.sinks import FanOut
@@ -43,8 +44,10 @@ EVENT_QUEUE = 100000   # libvirt events waiting for the notifier, at most
 class Agent:
     """Runs until ``stop`` is set; ``run`` returns the process exit code."""
 
-    def __init__(self, config: Config, mib: Optional[Mib] = None) -> None:
+    def __init__(self, config: Config, mib: Optional[Mib] = None,
+                 reloader: Optional[Reloader] = None) -> None:
         self.config = config
+        self.reloader = reloader      # SIGHUP's: the main thread runs its reloads
         self.mib = mib or LIBVIRT_EXT_MIB.load()      # the notifications' module
         # The MIBs served, in the configured order; LIBVIRT-EXT-MIB from self.mib.
         self.views = [(VIEWS[name], self.mib if VIEWS[name] is LIBVIRT_EXT_MIB
@@ -124,6 +127,8 @@ class Agent:
             while not self.stop_requested.is_set():
                 if session_thread.ended.wait(0.2):
                     break
+                if self.reloader is not None:
+                    self.reloader.reload_if_requested()
         finally:
             poller.stop()
             self.watcher.stop()
