@@ -25,8 +25,6 @@ class Reloader:
         self.config = config
         self._load = load
         self.requested = threading.Event()   # set by the SIGHUP handler
-        self.reloads = 0
-        self.failed = 0
 
     def request(self) -> None:
         """From a signal handler: only a flag."""
@@ -40,18 +38,17 @@ class Reloader:
         try:
             new = self._load()
         except ConfigError as exc:
-            self.failed += 1
             for problem in exc.problems:
                 log.error("reload refused, the running configuration stays: %s", problem)
             return
-        self.reloads += 1
         changed = changed_settings(self.config, new)
-        if new.log_level != self.config.log_level:
+        live = "[agent] log_level" in changed
+        if live:
             logging.getLogger().setLevel(new.log_level)
             self.config = dataclasses.replace(self.config, log_level=new.log_level)
         later = [name for name in changed if name != "[agent] log_level"]
         log.info("reload: the configuration is valid%s", "; log level " + new.log_level
-                 if "[agent] log_level" in changed else "; nothing that applies live changed")
+                 if live else "; nothing that applies live changed")
         if later:
             log.warning("reload: %s changed; these take effect at the next restart",
                         ", ".join(later))
