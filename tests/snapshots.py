@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from agentx_virt.mib.spec import AgentStatus
+from agentx_virt.model.alarm import ActiveAlarm
 from agentx_virt.model.snapshot import (
     DiskError,
     DiskStats,
@@ -28,7 +29,12 @@ UUID_B = "0e6ce3a6-9d8f-4bd4-a3b5-1c2a6d5e7f80"
 # The SNMP side's lvxDomainIndex of the domains below (the Snapshot carries none), and
 # the agent's own counters beside them.
 INDEXES = {UUID_A: 7, UUID_B: 3}
-STATUS = AgentStatus(traps_sent=12, traps_dropped=1)
+ALARM = ActiveAlarm(UUID_A, "web-1", "nicRxBitsPerSecond", 6000000000, 5000000000, "failure",
+                    WHEN, "agentx-virt.toml:9 [[threshold]] nicRxBitsPerSecond")
+STATUS = AgentStatus(traps_sent=12, traps_dropped=1, config_loaded_at=WHEN, config_reloads=3,
+                     config_reload_failures=1,
+                     config_last_error="agentx-virt.toml:4: [poll] interval: must be a number",
+                     alarms={UUID_A: (ALARM,)})
 
 
 def full_domain(uuid: str = UUID_A, name: str = "web-1") -> DomainStats:
@@ -59,6 +65,7 @@ def full_domain(uuid: str = UUID_A, name: str = "web-1") -> DomainStats:
         perf=(PerfEvent("task_clock", True, 987654321), PerfEvent("cpu_cycles", False)),
         filesystems=(GuestFilesystem("/var", "/dev/vda2", "xfs", ("vda",)),
                      GuestFilesystem("/", "/dev/vda1", "ext4", ("vda", "sdb"))),
+        alarms=(ALARM,),
     )
 
 

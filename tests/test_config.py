@@ -141,21 +141,58 @@ lvxDomainDataAgeSeconds = { rising = 60 }
 
 
 @pytest.mark.parametrize("text, message", [
-    ("[thresholds]\nlvxDomainName = 5\n", r":2: \[thresholds\] lvxDomainName: not a metric"),
-    ("[thresholds]\nlvxDomainCpuTimeTotalNs = 5\n", "not a metric a threshold can watch"),
+    ("[thresholds]\nlvxDomainName = 5\n", r":2: \[thresholds\] lvxDomainName: metric "
+     r"'lvxDomainName' is not one a threshold can watch"),
+    ("[thresholds]\nlvxDomainCpuTimeTotalNs = 5\n", "not one a threshold can watch"),
     ("[thresholds]\nlvxDomainMemRssKiB = -1\n", "integer from 0 to 2"),
     ("[thresholds]\nlvxDomainMemRssKiB = 1.5\n", "integer from 0 to 2"),
     ("[thresholds]\nlvxDomainMemRssKiB = true\n", "integer from 0 to 2"),
-    ("[thresholds]\nlvxDomainMemRssKiB = { falling = 3 }\n", "rising = N, falling = M"),
+    ("[thresholds]\nlvxDomainMemRssKiB = { falling = 3 }\n", "needs rising and knows"),
     ("[thresholds]\nlvxDomainMemRssKiB = { rising = 3, above = 4 }\n",
-     "rising = N, falling = M"),
+     r"got keys \['above', 'rising'\]"),
+    ("[thresholds]\nlvxDomainMemRssKiB = { rising = 3, domains = ['a'] }\n",
+     "needs rising and knows falling, for, rising, severity;"),
     ("[thresholds]\nlvxDomainMemRssKiB = { rising = 3, falling = 4 }\n",
      r"falling \(4\) must not be above rising \(3\)"),
-    ("[threshold]\nlvxDomainMemRssKiB = 3\n", r"unknown section \[threshold\]"),
+    ("[threshold]\nlvxDomainMemRssKiB = 3\n", r":1: threshold must be written as "
+     r"\[\[threshold\]\] tables"),
+    ("[[threshold]]\nrising = 3\n", r":1: \[\[threshold\]\] #1: needs metric"),
+    ("[[threshold]]\nmetric = 'diskReadIops'\nrising = 3\n\n[[threshold]]\n"
+     "metric = 'diskReadIops'\nrising = 3\nfor = 0\n",
+     r":8: \[\[threshold\]\] #2: for must be a number of polls from 1 to 1000"),
+    ("[[threshold]]\nmetric = 'diskReadIops'\nrising = 3\nseverity = 'okay'\n",
+     r":4: \[\[threshold\]\] #1: severity must be one of warning, failure"),
+    ("[[threshold]]\nmetric = 'diskReadIops'\nrising = 3\nuuids = ['x']\n",
+     r":4: \[\[threshold\]\] #1: uuids: 'x' is not a UUID"),
+    ("[[threshold]]\nmetric = 'diskReadIops'\nrising = 3\ndomains = 'web'\n",
+     r":4: \[\[threshold\]\] #1: domains must be a list"),
 ])
 def test_bad_thresholds(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(write(tmp_path, text), environ={})
+
+
+def test_scoped_threshold_rules_follow_the_short_form(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        [thresholds]
+        lvxDomainMemRssKiB = { rising = 10, falling = 5, for = 2, severity = "failure" }
+
+        [[threshold]]
+        metric = "nicRxBitsPerSecond"
+        rising = 5000000000
+        falling = 4000000000
+        for = 3
+        domains = ["cust-a-*"]
+        uuids = ["6695EB01-F6A4-8304-79AA-97F2502E193F"]
+        tags = ["virt-1"]
+    """)
+    short, scoped = load(path, environ={}).thresholds
+    assert short == Threshold("lvxDomainMemRssKiB", 10, 5, 2, "failure")
+    assert short.origin == "agentx-virt.toml:3 [thresholds] lvxDomainMemRssKiB"
+    assert scoped == Threshold("nicRxBitsPerSecond", 5000000000, 4000000000, 3, "warning",
+                               ("6695eb01-f6a4-8304-79aa-97f2502e193f",), ("cust-a-*",),
+                               ("virt-1",))
+    assert scoped.origin == "agentx-virt.toml:5 [[threshold]] nicRxBitsPerSecond"
 
 
 # Each a whole configuration file that agentx-virt refuses: exit 2 and one line that

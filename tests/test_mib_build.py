@@ -89,7 +89,7 @@ def test_every_table_of_the_mib_is_built() -> None:
 
 
 def test_notifications_name_objects_the_mib_defines() -> None:
-    assert len(MIB.notifications) == 12
+    assert len(MIB.notifications) == 13
     for notification in MIB.notifications.values():
         assert notification.oid[:-1] == MIB.root + (0,)
         for name in notification.objects:
@@ -167,7 +167,10 @@ def test_absent_data_is_absent_not_zero() -> None:
                        "lvxDomainUuid",
                        "lvxDomainName", "lvxDomainPollStatus",
                        # the agent's own state: empty text while all is well
-                       "lvxIndexStateError", "lvxLibvirtLastError"}
+                       "lvxIndexStateError", "lvxLibvirtLastError",
+                       # the reload counters from 0, no error, no alarm
+                       "lvxConfigReloads", "lvxConfigReloadFailures", "lvxConfigLastError",
+                       "lvxAlarmsActive"}
     status = MIB.object("lvxDomainPollStatus").oid + (1,)
     assert result.table.get(status).value == MIB.object("lvxDomainPollStatus").syntax.enum[  # type: ignore[union-attr]
         "notPolled"]

@@ -207,7 +207,11 @@ def test_threshold_crossed_once_cleared_at_falling_and_only_on_fresh_data() -> N
     trap = crossed_then_cleared[0]
     assert value(trap, "lvxDomainEventMetric") == metric.encode()
     assert value(trap, "lvxDomainName") == b"web-1"
-    assert [vb.name[-1] for vb in trap.varbinds] == [42] * 5     # the domain's row index
+    assert [vb.name[-1] for vb in trap.varbinds] == [42] * 7     # the domain's row index
+    # Appended after the notification's own objects: the severity (okay for a clear) and
+    # which rule it was.
+    assert value(trap, "lvxDomainSeverity") == 1
+    assert value(trap, "lvxDomainEventText") == b"back at or below 8000"
 
 
 def test_thresholds_per_metric_and_domain_and_the_kind_switch() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 from dataclasses import dataclass
 from typing import Optional
 
@@ -78,3 +79,13 @@ def parse_address(text: str) -> MasterAddress:
     if not 0 < port < 65536:
         raise AddressError(f"AgentX address {text!r}: port {port} is outside 1..65535")
     return MasterAddress(host=host, port=port)
+
+
+def kernel_timeouts(sock: socket.socket, seconds: float) -> None:
+    """Make ``sock`` blocking with SO_SNDTIMEO and SO_RCVTIMEO of ``seconds``: a send or
+    receive that waits longer fails with an OSError (the session is then lost)."""
+    sock.settimeout(None)
+    whole = int(seconds)
+    timeval = struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)

@@ -62,13 +62,15 @@ _SendSet = frozenset[type[p.PDU]]
 #               Register before Open's Response would carry no session ID.
 #  REGISTERING  the next Register, answers to requests for subtrees already
 #               registered, Close. Traps wait until every subtree is served.
-#  SERVING      Notify, Ping, answers, Close.
+#  SERVING      Notify, Ping, answers, Close; Register and Unregister when the
+#               subtrees to serve change (``change_subtrees``), one at a time.
 #  CLOSING      nothing: we have said goodbye and only wait for its Response.
 MAY_SEND: dict[State, _SendSet] = {
     State.IDLE: frozenset({p.Open}),
     State.OPENING: frozenset({p.Response, p.Close}),
     State.REGISTERING: frozenset({p.Register, p.Response, p.Close}),
-    State.SERVING: frozenset({p.Notify, p.Ping, p.Response, p.Close}),
+    State.SERVING: frozenset({p.Notify, p.Ping, p.Response, p.Close, p.Register,
+                              p.Unregister}),
     State.CLOSING: frozenset(),
     State.CLOSED: frozenset(),
 }
@@ -79,7 +81,7 @@ MASTER_REQUESTS: dict[State, bool] = {
     State.SERVING: True, State.CLOSING: False, State.CLOSED: False,
 }
 # Our requests whose Response we await (everything else we send is an answer).
-_AWAITED = (p.Open, p.Register, p.Notify, p.Ping, p.Close)
+_AWAITED = (p.Open, p.Register, p.Unregister, p.Notify, p.Ping, p.Close)
 
 
 # ---------------------------------------------------------------- events
@@ -94,6 +96,13 @@ class Opened:
 class Registered:
     subtree: OID
     remaining: tuple[OID, ...]   # still to register; () means the state is now SERVING
+
+
+@dataclass(frozen=True)
+class Unregistered:
+    """The master answered our Unregister (``error`` 0: the subtree is no longer ours)."""
+    subtree: OID
+    error: int
 
 
 @dataclass(frozen=True)
@@ -167,8 +176,8 @@ class NeedData:
 
 NEED_DATA = NeedData()
 
-Event = Union[Opened, Registered, Refused, Answered, Request, Ignored, Stray, Malformed,
-              MasterClosed, EndOfStream, Unframeable]
+Event = Union[Opened, Registered, Unregistered, Refused, Answered, Request, Ignored, Stray,
+              Malformed, MasterClosed, EndOfStream, Unframeable]
 
 
 @dataclass(frozen=True)
@@ -193,6 +202,7 @@ class AgentXProtocol:
         self._packet_id = 0
         self._awaited: dict[int, _Awaited] = {}
         self._unregistered = tuple(config.subtrees)
+        self.registered: tuple[OID, ...] = ()  # subtrees the master has given us
         self.refused: tuple[OID, ...] = ()     # subtrees the master would not register
         self.last_received = clock()
 
@@ -248,12 +258,18 @@ class AgentXProtocol:
             # Nothing to register (a probe) serves at once: Ping and Close are then legal.
             self.state = State.REGISTERING if self._unregistered else State.SERVING
             return Opened(response.session_id)
-        if awaited.kind == "Register" and self.state is State.REGISTERING:
+        if awaited.kind == "Unregister" and awaited.subtree is not None:
+            if not response.error:
+                self.registered = tuple(s for s in self.registered if s != awaited.subtree)
+            return Unregistered(awaited.subtree, response.error)
+        if awaited.kind == "Register" and self.state in (State.REGISTERING, State.SERVING):
             assert awaited.subtree is not None
             self._unregistered = tuple(s for s in self._unregistered if s != awaited.subtree)
             if response.error:
                 self.refused += (awaited.subtree,)
-            if not self._unregistered:
+            else:
+                self.registered += (awaited.subtree,)
+            if self.state is State.REGISTERING and not self._unregistered:
                 served = len(self.refused) < len(self.config.subtrees)
                 self.state = State.SERVING if served else State.CLOSED
             if response.error:
@@ -282,11 +298,14 @@ class AgentXProtocol:
         if kind not in MAY_SEND[self.state] or not isinstance(pdu, _AWAITED):
             raise LocalProtocolError(f"cannot send {kind.__name__} while {self.state.value}")
         subtree: Optional[OID] = None
-        if isinstance(pdu, p.Register):
-            if pdu.subtree not in self._unregistered:
+        if isinstance(pdu, (p.Register, p.Unregister)):
+            if self.registration_awaited():
+                raise LocalProtocolError("one Register or Unregister at a time: the last is "
+                                         "unanswered")
+            if isinstance(pdu, p.Register) and pdu.subtree not in self._unregistered:
                 raise LocalProtocolError(f"{pdu.subtree} is not a subtree still to register")
-            if self._awaited_kind("Register"):
-                raise LocalProtocolError("one Register at a time: the last is unanswered")
+            if isinstance(pdu, p.Unregister) and pdu.subtree not in self.registered:
+                raise LocalProtocolError(f"{pdu.subtree} is not registered")
             subtree = pdu.subtree
         stamped = self._stamp(pdu)
         data = encode(stamped)
@@ -307,6 +326,20 @@ class AgentXProtocol:
 
     def _awaited_kind(self, kind: str) -> bool:
         return any(a.kind == kind for a in self._awaited.values())
+
+    def registration_awaited(self) -> bool:
+        return self._awaited_kind("Register") or self._awaited_kind("Unregister")
+
+    def change_subtrees(self, wanted: tuple[OID, ...]) -> tuple[tuple[OID, ...],
+                                                                tuple[OID, ...]]:
+        """While serving, the subtrees to serve become ``wanted``: returns those still to
+        register and those to unregister, for the driver to send one at a time (a
+        refused one is not asked for again on this connection)."""
+        awaited = {a.subtree for a in self._awaited.values() if a.subtree is not None}
+        self._unregistered = tuple(s for s in wanted if s not in self.registered
+                                   and s not in self.refused and s not in awaited)
+        return self._unregistered, tuple(s for s in self.registered if s not in wanted
+                                         and s not in awaited)
 
     @property
     def last_packet_id(self) -> int:

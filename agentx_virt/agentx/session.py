@@ -15,15 +15,16 @@ Close and waits up to 1 s for its Response.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import select
 import socket
-import struct
 import threading
 import time
 from typing import Callable, Optional
 
 from agentx_virt.agentx import pdu as p
+from agentx_virt.agentx.address import kernel_timeouts
 from agentx_virt.agentx.constants import CloseReason, ErrorCode, error_name
 from agentx_virt.agentx.errors import ConnectionLost, EncodeError, SessionFatal
 from agentx_virt.agentx.protocol import (
@@ -42,6 +43,7 @@ from agentx_virt.agentx.protocol import (
     State,
     Stray,
     Unframeable,
+    Unregistered,
 )
 from agentx_virt.agentx.session_config import SessionConfig
 from agentx_virt.agentx.store import ServedStore
@@ -52,16 +54,6 @@ from agentx_virt.ratelog import RateLimitedLog
 log = logging.getLogger(__name__)
 
 STILL_DOWN_LOG_INTERVAL = 60.0
-
-
-def _kernel_timeouts(sock: socket.socket, seconds: float) -> None:
-    """Make ``sock`` blocking with SO_SNDTIMEO and SO_RCVTIMEO of ``seconds``: a send or
-    receive that waits longer fails with an OSError (the session is then lost)."""
-    sock.settimeout(None)
-    whole = int(seconds)
-    timeval = struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
 
 
 class AgentXSession:
@@ -107,6 +99,16 @@ class AgentXSession:
     def stop(self) -> None:
         """Ask ``run`` to send Close and return (any thread)."""
         self._stop.set()
+        self.wake()
+
+    def serve(self, subtrees: tuple[OID, ...], names: tuple[str, ...]) -> None:
+        """From now on serve these subtrees (any thread): the open connection registers
+        the new ones and unregisters those left out, one at a time, in the same session;
+        a later connection registers them from the start."""
+        if not subtrees:
+            raise ValueError("an AgentX session needs at least one subtree to register")
+        self.config = dataclasses.replace(self.config, subtrees=subtrees,
+                                          subtree_names=names)
         self.wake()
 
     def sys_uptime(self) -> int:
@@ -180,7 +182,7 @@ class AgentXSession:
         cfg = self.config
         # Blocking, with the timeouts in the kernel: a Python timeout would add a poll()
         # before every recv and send, two of five system calls per request.
-        _kernel_timeouts(sock, cfg.response_timeout)
+        kernel_timeouts(sock, cfg.response_timeout)
         # Registered once per connection: cheaper per request than select.select().
         self._poller = select.poll()
         self._poller.register(sock, select.POLLIN)
@@ -192,8 +194,10 @@ class AgentXSession:
             if self._stop.is_set():
                 self._close(sock, protocol)
                 return
-            if protocol.state is State.SERVING and self.traps.waiting:
-                self._send_traps(sock, protocol)
+            if protocol.state is State.SERVING:
+                self._change_subtrees(sock, protocol)
+                if self.traps.waiting:
+                    self._send_traps(sock, protocol)
             now = self._clock()
             late = protocol.overdue(now)
             if late:
@@ -249,13 +253,24 @@ class AgentXSession:
             self.session_id = event.session_id
             sock.sendall(protocol.send(p.Register(timeout=0, priority=cfg.priority,
                                                   subtree=cfg.subtrees[0])))
+        elif isinstance(event, Registered) and self.serving.is_set():
+            log.info("AgentX session %d now serves %s too", self.session_id,
+                     self._subtree_name(event.subtree))
         elif isinstance(event, Registered):
             self._registration_answered(sock, protocol, event.remaining)
         elif isinstance(event, Refused):
             if event.subtree is None or protocol.state is State.CLOSED:
                 raise SessionFatal(self._refusal(event))
             log.error("%s; the other subtrees are served", self._refusal(event))
-            self._registration_answered(sock, protocol, event.remaining)
+            if not self.serving.is_set():
+                self._registration_answered(sock, protocol, event.remaining)
+        elif isinstance(event, Unregistered):
+            if event.error:
+                log.warning("the AgentX master would not unregister %s: %s",
+                            format_oid(event.subtree), error_name(event.error))
+            else:
+                log.info("AgentX session %d no longer serves %s", self.session_id,
+                         format_oid(event.subtree))
         elif isinstance(event, Malformed):
             self._odd.warning("malformed PDUs", "parse error in a PDU from the master: %s",
                               event.message)
@@ -283,6 +298,22 @@ class AgentXSession:
         log.info("AgentX session %d open at %s; serving %s", self.session_id, cfg.address,
                  ", ".join(served))
         self.serving.set()
+
+    def _change_subtrees(self, sock: socket.socket, protocol: AgentXProtocol) -> None:
+        """Register or unregister the next subtree that ``serve`` changed, if none is
+        awaiting its answer."""
+        if protocol.config.subtrees == self.config.subtrees or \
+                protocol.registration_awaited():
+            return
+        register, unregister = protocol.change_subtrees(self.config.subtrees)
+        if unregister:
+            sock.sendall(protocol.send(p.Unregister(priority=self.config.priority,
+                                                    subtree=unregister[0])))
+        elif register:
+            sock.sendall(protocol.send(p.Register(timeout=0, priority=self.config.priority,
+                                                  subtree=register[0])))
+        else:
+            protocol.config = self.config     # nothing left to change on this connection
 
     def _subtree_name(self, subtree: OID) -> str:
         names = dict(zip(self.config.subtrees, self.config.subtree_names))

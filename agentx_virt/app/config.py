@@ -53,7 +53,7 @@ from typing import Any, Callable, Optional
 
 from agentx_virt.agentx.address import DEFAULT_ADDRESS, parse_address
 from agentx_virt.agentx.errors import AddressError
-from agentx_virt.mib.libvirt_ext import THRESHOLD_METRICS
+from agentx_virt.app.thresholds import rule_list, short_form
 from agentx_virt.mib.views import DEFAULT_MIBS, DEFAULT_NOTIFY, NOTIFYING_MIBS, VIEWS
 from agentx_virt.model.snapshot import StatGroup
 from agentx_virt.notify.settings import TRAP_KINDS, Threshold, TrapSettings
@@ -64,7 +64,6 @@ else:  # pragma: no cover - Python 3.9/3.10
     import tomli as tomllib
 
 DEFAULT_URI = "qemu:///system"
-_GAUGE64_MAX = 2**64 - 1
 
 # Statistics groups, collected unless left out of [poll] stats.
 BASE_STATS = (StatGroup.CPU, StatGroup.MEMORY, StatGroup.VCPU, StatGroup.DISK,
@@ -193,31 +192,6 @@ def _stat_groups(value: Any) -> tuple[StatGroup, ...]:
     return tuple(StatGroup(name) for name in _choices(known, "statistics group(s)")(value))
 
 
-def _threshold_bound(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _GAUGE64_MAX:
-        raise ValueError(f"{what} must be an integer from 0 to 2^64-1, got {value!r}")
-    return int(value)
-
-
-def _threshold(metric: str, value: Any) -> Threshold:
-    """``N`` or ``{ rising = N, falling = M }`` for one metric (M <= N)."""
-    if metric not in THRESHOLD_METRICS:
-        raise ValueError(f"not a metric a threshold can watch; known: "
-                         f"{', '.join(THRESHOLD_METRICS)}")
-    if isinstance(value, dict):
-        unknown = sorted(set(value) - {"rising", "falling"})
-        if unknown or "rising" not in value:
-            raise ValueError(f"must be a number or {{ rising = N, falling = M }}, got keys "
-                             f"{sorted(value)}")
-        rising = _threshold_bound(value["rising"], "rising")
-        falling = _threshold_bound(value.get("falling", rising), "falling")
-        if falling > rising:
-            raise ValueError(f"falling ({falling}) must not be above rising ({rising})")
-        return Threshold(metric, rising, falling)
-    rising = _threshold_bound(value, "the threshold")
-    return Threshold(metric, rising, rising)
-
-
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"must be true or false, got {value!r}")
@@ -343,6 +317,11 @@ def _read_file(path: Path, values: dict[str, Any], where_from: dict[str, str]) -
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     problems: list[str] = []
     for section, table in data.items():
+        if section == "threshold":
+            rules, found = rule_list(path, text, table)
+            values["thresholds"] = values.get("thresholds", ()) + tuple(rules)
+            problems += found
+            continue
         if not isinstance(table, dict):
             problems.append(f"{path}:{_line_of_top_key(text, section)}: key {section!r} "
                             f"is outside any section; put it under its [section] "
@@ -354,14 +333,9 @@ def _read_file(path: Path, values: dict[str, Any], where_from: dict[str, str]) -
                             f"thresholds")
             continue
         if section == "thresholds":
-            thresholds = []
-            for metric, value in table.items():
-                try:
-                    thresholds.append(_threshold(metric, value))
-                except ValueError as exc:
-                    problems.append(f"{path}:{_line_of(text, section, metric)}: "
-                                    f"[thresholds] {metric}: {exc}")
-            values["thresholds"] = tuple(thresholds)
+            rules, found = short_form(path, table, lambda key: _line_of(text, "thresholds", key))
+            values["thresholds"] = tuple(rules) + values.get("thresholds", ())
+            problems += found
             continue
         for key, value in table.items():
             spec = _KEYS.get((section, key))

@@ -39,6 +39,7 @@ from agentx_virt.model.snapshot import (
     PollInfo,
     PollStatus,
     Snapshot,
+    StatGroup,
     uuid_key,
 )
 
@@ -55,6 +56,11 @@ def reader_for(tag: Optional[str], instances: int) -> int:
     if match and int(match.group(1)) < instances:
         return int(match.group(1))
     return 0
+
+
+def _polled_by(reader: int, instances: int) -> Callable[[DomainStats], bool]:
+    """Whether a domain's reader, by its tag, is ``reader`` of ``instances``."""
+    return lambda stats: reader_for(stats.partition_tag, instances) == reader
 
 
 def _version(number: int) -> str:
@@ -74,6 +80,12 @@ class Poller:
         # the served table or the notifier, and readers finishing together cost one build.
         self._publisher = LatestPublisher(self._snapshot, on_snapshot)
         self._stop = threading.Event()
+        self._wake = threading.Event()      # a reload: partition again now
+        self._reconnect = False             # a reload changed the URI
+        # A reload that replaced the readers: their last results, served until each new
+        # reader has published once (uuid -> stats), and the readers that have.
+        self._carried: dict[str, DomainStats] = {}
+        self._published_by: set[int] = set()
         self._conn: Optional[Connection] = None
         self._host = HostInfo(False, config.uri)
         self._refs: dict[str, DomainRef] = {}
@@ -103,6 +115,7 @@ class Poller:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        self._wake.set()
         for reader in self.readers:
             reader.stop()
         if self._thread.is_alive():
@@ -131,8 +144,54 @@ class Poller:
             self._conn.close()
         return snapshot
 
+    def reconfigure(self, config: Config) -> None:
+        """Apply a reload (the main thread).  The interval, domain timeout and statistics
+        groups go to the running readers; another URI, reader count, worker count or
+        connection kind (fs_info needs read-write) replaces the readers, which take the
+        old ones' last samples, so rates go on and no row reads notPolled meanwhile.
+        Filters and reader assignment are applied by a partition run at once."""
+        old, self.config = self.config, config
+        new_uri = config.uri != old.uri
+        if new_uri:
+            self._outage = OutageLog(log, f"libvirt at {config.uri}")
+            self._reconnect = True
+        if new_uri or (config.instances, config.workers, config.wants(StatGroup.FS_INFO)) \
+                != (old.instances, old.workers, old.wants(StatGroup.FS_INFO)):
+            self._replace_readers(config, keep_history=not new_uri)
+        else:
+            for reader in self.readers:
+                reader.reconfigure(config)
+        self._wake.set()
+
+    def _replace_readers(self, config: Config, keep_history: bool) -> None:
+        old = self.readers
+        for reader in old:
+            reader.stop()
+        for reader in old:
+            reader.join(max(1.0, config.domain_timeout_s))
+        history: dict[str, object] = {}
+        if keep_history:
+            for reader in old:
+                history.update(reader.history)
+        with self._lock:
+            for result in self._results.values():
+                self._carried.update(result.domains)
+            self._results.clear()
+            self._published_by.clear()
+        self.readers = [Reader(k, config, self._assignment(k), self._host_info, self._publish,
+                               self._connect) for k in range(config.instances)]
+        for reader in self.readers:
+            reader.adopt(history, _polled_by(reader.number, config.instances))
+            reader.start()
+        log.info("reload: %d reader(s) of %d worker(s) replace %d", config.instances,
+                 config.workers, len(old))
+
     def _run(self) -> None:
-        while not self._stop.wait(self.config.interval_s):
+        while True:
+            self._wake.wait(self.config.interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.partition_once()
             except Exception:
@@ -160,6 +219,11 @@ class Poller:
         return self._host
 
     def _connection(self) -> Connection:
+        if self._reconnect and self._conn is not None:
+            log.info("reload: leaving libvirt at %s for %s", self._host.uri, self.config.uri)
+            self._conn.close()
+            self._conn = None
+        self._reconnect = False
         if self._conn is not None and self._conn.alive:
             return self._conn
         if self._conn is not None:
@@ -261,6 +325,10 @@ class Poller:
         with self._lock:
             if result is not None:
                 self._results[result.reader] = result
+                if self._carried:
+                    self._published_by.add(result.reader)
+                    if len(self._published_by) >= len(self.readers):
+                        self._carried.clear()
         self._publisher.request()
 
     def _snapshot(self) -> Snapshot:
@@ -268,11 +336,12 @@ class Poller:
             refs = dict(self._refs)
             results = dict(self._results)
             changed = self._tables_changed
+            carried = dict(self._carried) if self._carried else {}
         domains = []
         for uuid, ref in refs.items():
             latest: Mapping[str, DomainStats] = results[ref.reader].domains \
                 if ref.reader in results else {}
-            domains.append(latest.get(uuid) or DomainStats(
+            domains.append(latest.get(uuid) or carried.get(uuid) or DomainStats(
                 **ref.described(), reader=ref.reader, poll_status=PollStatus.NOT_POLLED))
         domains.sort(key=lambda d: (d.name, d.uuid))
         starts = [r.started for r in results.values()]

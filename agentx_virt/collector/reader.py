@@ -93,6 +93,7 @@ class Reader:
         self._host = host             # the partitioner's view of the host (CPUs, driver)
         self._publish = publish
         self._stop = threading.Event()
+        self._wake = threading.Event()           # stop, or a new interval to wait for
         self._control: Optional[Connection] = None
         self._local = threading.local()          # .conn: this worker's monitor connection
         self._monitors: set[Connection] = set()  # every open monitor connection
@@ -117,6 +118,29 @@ class Reader:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def reconfigure(self, config: Config) -> None:
+        """A reload's settings that a running reader takes (any thread): the interval
+        (the wait under way is measured again), the domain timeout and the statistics
+        groups, from the next cycle.  Its URI, workers and connection kind stay: those
+        need a new reader (``Poller.reconfigure``)."""
+        self._prefetcher = Prefetcher(self.name, self.guard, config.domain_timeout_s,
+                                      config.wants, self._monitor_for)
+        self.config = config
+        self._wake.set()
+
+    def adopt(self, history: Mapping[str, object],
+              mine: Callable[[DomainStats], bool]) -> None:
+        """Take the last good samples of the readers this one replaces (before ``start``),
+        of the domains ``mine`` says it polls: rates such as cpu_util go on from them."""
+        self._history.update((uuid, h) for uuid, h in history.items()
+                             if isinstance(h, _History) and mine(h.stats))
+
+    @property
+    def history(self) -> Mapping[str, object]:
+        """The last good sample of each domain, for the reader that replaces this one."""
+        return dict(self._history)
 
     def join(self, timeout: float) -> None:
         """Wait for the thread (if started), then release workers and connections."""
@@ -131,17 +155,32 @@ class Reader:
                 conn.close()
 
     def _run(self) -> None:
-        next_start = time.monotonic()
+        start = time.monotonic()
         while not self._stop.is_set():
             try:
                 self.poll_once()
             except Exception:
                 log.exception("%s: poll cycle failed", self.name)
-            next_start += self.config.interval_s
-            now = time.monotonic()
-            if next_start < now:          # a slow cycle: skip ahead, never pile up
-                next_start = now + self.config.interval_s
-            self._stop.wait(next_start - now)
+            start = self._next_start(start)
+
+    def _next_start(self, start: float) -> float:
+        """Wait for the next cycle: ``start`` plus the interval, or, after a slow cycle,
+        an interval from now (never pile up).  A reload that changes the interval ends
+        the wait, which is then measured from ``start`` with the new interval."""
+        interval = self.config.interval_s
+        due = start + interval
+        if due < time.monotonic():
+            due = time.monotonic() + interval
+        while not self._stop.is_set():
+            remaining = due - time.monotonic()
+            if remaining <= 0:
+                break
+            if self._wake.wait(remaining):
+                self._wake.clear()
+                if self.config.interval_s != interval:
+                    interval = self.config.interval_s
+                    due = max(start + interval, time.monotonic())
+        return due
 
     # ------------------------------------------------------------ connections
 

@@ -13,6 +13,7 @@ poll status.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -23,7 +24,8 @@ from agentx_virt.agentx.store import ServedStore
 from agentx_virt.mib.build import build_tables
 from agentx_virt.mib.model import Mib
 from agentx_virt.mib.spec import AgentStatus, MibSpec
-from agentx_virt.model.snapshot import PollStatus, Snapshot
+from agentx_virt.model.alarm import ActiveAlarm
+from agentx_virt.model.snapshot import PollStatus, Snapshot, uuid_key
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,10 @@ class SnmpSink:
                             1 for d in snapshot.domains
                             if d.poll_status == PollStatus.NOT_POLLED),
                         len(snapshot.domains), self._first_wait_s)
-        built = build_tables(snapshot, self._indexes(snapshot), self.views, self._status())
+        status = self._status()
+        if status.alarms:
+            snapshot = with_alarms(snapshot, status.alarms)
+        built = build_tables(snapshot, self._indexes(snapshot), self.views, status)
         self.store.swap(built.table)
         self.serving = True
         if polled:
@@ -76,3 +81,10 @@ class SnmpSink:
                 self._reported.add(key)
                 log.warning("value left out of the table (reported once per object and "
                             "reason): %s", rejected)
+
+
+def with_alarms(snapshot: Snapshot, alarms: Mapping[str, tuple[ActiveAlarm, ...]]) -> Snapshot:
+    """``snapshot`` with each domain's active alarms in its row (lvxAlarmTable)."""
+    return dataclasses.replace(snapshot, domains=tuple(
+        dataclasses.replace(d, alarms=alarms[key]) if (key := uuid_key(d.uuid)) in alarms
+        else d for d in snapshot.domains))

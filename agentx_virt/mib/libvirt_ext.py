@@ -7,6 +7,7 @@ from typing import Callable, Optional
 
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.mib.spec import AgentStatus, Getter, MibSpec, TableSpec
+from agentx_virt.model.alarm import GAUGE_METRICS, metric_number
 from agentx_virt.model.libvirt_names import reason_name, severity
 from agentx_virt.model.snapshot import DomainStats, GuestFilesystem, PollStatus
 
@@ -37,6 +38,11 @@ AGENT_SCALARS: Mapping[str, Callable[[AgentStatus], object]] = {
     "lvxTrapsSent": lambda a: a.traps_sent,
     "lvxTrapsDropped": lambda a: a.traps_dropped,
     "lvxIndexStateError": lambda a: a.index_state_error or "",
+    "lvxConfigLoadedAt": lambda a: a.config_loaded_at,
+    "lvxConfigReloads": lambda a: a.config_reloads,
+    "lvxConfigReloadFailures": lambda a: a.config_reload_failures,
+    "lvxConfigLastError": lambda a: a.config_last_error,
+    "lvxAlarmsActive": lambda a: sum(len(alarms) for alarms in a.alarms.values()),
 }
 
 
@@ -169,14 +175,17 @@ TABLES: tuple[TableSpec, ...] = (
         "lvxFsType": lambda f: f[1].fs_type,
         "lvxFsDiskTargets": lambda f: ",".join(f[1].disk_targets) if f[1].disk_targets else None,
     }),
+    TableSpec("lvxAlarmEntry", lambda d: d.alarms, lambda i, a: (i, metric_number(a.metric)), {
+        "lvxAlarmMetricName": lambda a: a.metric,
+        "lvxAlarmDomainName": lambda a: a.domain,
+        "lvxAlarmValue": lambda a: a.value,
+        "lvxAlarmThreshold": lambda a: a.threshold,
+        "lvxAlarmSeverity": lambda a: a.severity,
+        "lvxAlarmSince": lambda a: a.since,
+    }),
 )
 
 # lvxDomainTable gauges a [thresholds] entry can watch (tests check each against the MIB).
-THRESHOLD_METRICS = ("lvxDomainCpuUtilVcpus", "lvxDomainCpuUtilHost", "lvxDomainMemRssKiB",
-                     "lvxDomainMemoryCurrentKiB", "lvxDomainMemoryMaximumKiB",
-                     "lvxDomainBalloonActualKiB", "lvxDomainMemUnusedKiB",
-                     "lvxDomainMemUsableKiB", "lvxDomainMemAvailableKiB",
-                     "lvxDomainVcpusCurrent", "lvxDomainVcpusMaximum",
-                     "lvxDomainDataAgeSeconds")
+THRESHOLD_METRICS = GAUGE_METRICS
 
 LIBVIRT_EXT_MIB = MibSpec(shipped_mib, SCALARS, AGENT_SCALARS, TABLES, "lvxDomainIndex")

@@ -4,10 +4,12 @@ comes from. The builder (``build.py``) turns a Snapshot into an OID table with o
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable, Optional
 
 from agentx_virt.mib.model import Mib
+from agentx_virt.model.alarm import ActiveAlarm
 from agentx_virt.model.snapshot import DomainStats
 
 Getter = Callable[[Any], object]
@@ -32,6 +34,12 @@ class AgentStatus:
     traps_dropped: Optional[int] = None         # dropped, refused or never built
     vm_notifications: bool = False              # VM-MIB's per-VM notifications are sent
     vm_bulk_notifications: bool = False         # ... and its bulk ones
+    config_loaded_at: Optional[datetime] = None  # when the running configuration was read
+    config_reloads: int = 0                     # reloads applied
+    config_reload_failures: int = 0             # reloads refused
+    config_last_error: str = ""                 # why the last refused one was
+    # The thresholds crossed now, by domain UUID (merged into the domains' rows).
+    alarms: Mapping[str, tuple[ActiveAlarm, ...]] = field(default_factory=dict)
 
 
 

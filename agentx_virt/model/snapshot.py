@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
+from agentx_virt.model.alarm import ActiveAlarm
 from agentx_virt.model.record import slotted
 
 
@@ -240,6 +241,8 @@ class DomainStats:
     jobs: tuple[JobStats, ...] = ()
     perf: tuple[PerfEvent, ...] = ()
     filesystems: tuple[GuestFilesystem, ...] = ()
+    # The thresholds crossed now: merged in by the SNMP sink, never by the collector.
+    alarms: tuple[ActiveAlarm, ...] = ()
     # From the XML and the domain lists: the guest OS libosinfo names in the metadata
     # (e.g. http://ubuntu.com/ubuntu/22.04), and whether libvirt keeps the domain's
     # configuration and starts it with the host.

@@ -7,6 +7,7 @@ slot); host-level notifications carry scalars (instance 0).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Optional
 
 from agentx_virt.agentx.traps import Trap
@@ -23,9 +24,10 @@ class TrapBuilder:
         self._converters: dict[str, Converter] = {}
 
     def domain_trap(self, notification: str, index: int, values: dict[str, object],
-                    slots: Optional[dict[str, str]] = None) -> Trap:
+                    slots: Optional[dict[str, str]] = None, extra: Sequence[str] = ()) -> Trap:
         """``notification`` about the domain in row ``index``; ``slots`` names the job
-        slot of job objects.
+        slot of job objects; ``extra`` objects (of the row) follow the notification's
+        own, as RFC 3416 lets an agent append.
 
         Raises:
             Reject: a value the object's syntax does not allow.
@@ -33,7 +35,7 @@ class TrapBuilder:
         """
         spec = self.mib.notification(notification)
         varbinds = []
-        for name in spec.objects:
+        for name in (*spec.objects, *extra):
             instance: OID = (index,)
             if slots and name in slots:
                 slot_syntax = self.mib.object("lvxJobSlot").syntax

@@ -24,24 +24,23 @@ What it sends:
 * lvxLibvirtLost (failure) when a snapshot first says libvirt cannot be reached
   (at start too), lvxLibvirtRestored (okay) when one says it can again: one pair
   per outage, however many polls it lasts.
-* lvxDomainThresholdCrossed when a freshly polled metric with a configured
-  threshold rises above its rising value (also at the first poll that finds it
-  there), and lvxDomainThresholdCleared once it is back at or below its falling
-  value: one trap per crossing, however many polls it stays there.
+* lvxDomainThresholdCrossed / Cleared as ``alarms.py`` judges each freshly polled
+  domain against the threshold rules: one trap per crossing, however many polls it
+  stays there, and none again after a reload or restart.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from agentx_virt.agentx.traps import Trap, TrapQueue
 from agentx_virt.mib.convert import Reject
-from agentx_virt.mib.libvirt_ext import LIBVIRT_EXT_MIB
 from agentx_virt.mib.model import Mib
+from agentx_virt.model.alarm import ActiveAlarm
 from agentx_virt.model.events import (
     EventsLost,
     IoError,
@@ -63,13 +62,13 @@ from agentx_virt.model.libvirt_names import (
 from agentx_virt.model.record import slotted
 from agentx_virt.model.selection import selected
 from agentx_virt.model.snapshot import DomainStats, PollStatus, Snapshot, uuid_key
+from agentx_virt.notify.alarms import AlarmBook
 from agentx_virt.notify.builder import TrapBuilder
 from agentx_virt.notify.families import FamilyTraps
+from agentx_virt.notify.sender import TrapSender
 from agentx_virt.notify.settings import TrapSettings
 
 log = logging.getLogger(__name__)
-
-_EXT = "LIBVIRT-EXT-MIB"    # whose notifications _send and _send_host build
 
 _FAILED_JOB_TYPES = {4, 5}       # virDomainJobType failed, cancelled
 # The job objects in job notifications are those of the job table's completed slot.
@@ -94,7 +93,6 @@ class _Domain:
     stalled: bool = False
     failed_job: Optional[tuple[Any, ...]] = None
     persistent_at: float = float("-inf")
-    crossed: tuple[str, ...] = ()                # metrics above their threshold
 
 
 class Notifier:
@@ -103,10 +101,15 @@ class Notifier:
                  events_dropped: Callable[[], int] = lambda: 0,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
-                 family_mibs: Optional[Mapping[str, Mib]] = None) -> None:
+                 family_mibs: Optional[Mapping[str, Mib]] = None,
+                 alarms: Sequence[ActiveAlarm] = (),
+                 alarms_changed: Callable[[tuple[ActiveAlarm, ...]], None] = lambda _: None,
+                 ) -> None:
         """``clock`` is the monotonic time events are stamped with (``Lifecycle.at``) and
         hold-downs are counted in; ``wall`` the time poll starts are compared with;
-        ``family_mibs`` are the other MIBs whose state notifications are sent, by name."""
+        ``family_mibs`` are the other MIBs whose state notifications are sent, by name;
+        ``alarms`` those a previous run left active, and ``alarms_changed`` is told the
+        active ones whenever one is raised or cleared."""
         self.settings = settings
         self._clock = clock
         self._wall = wall
@@ -116,14 +119,31 @@ class Notifier:
         self._domains: dict[str, _Domain] = {}
         self._catch_up_after: Optional[float] = None   # wall time events resumed
         self._libvirt_connected: Optional[bool] = None  # as the last snapshot said
-        self.failed = 0                                 # traps we could not build
         self._events_dropped = events_dropped           # counted on libvirt's thread
         self._dropped_reported = 0
-        self._builder = TrapBuilder(mib)
-        self._families = FamilyTraps({name: mib for name, mib in (family_mibs or {}).items()
+        self._sender = TrapSender(TrapBuilder(mib), traps, index_of, lambda: self.settings)
+        self._send, self._send_host = self._sender.domain, self._sender.host
+        self._family_mibs = dict(family_mibs or {})
+        self._families = FamilyTraps({name: mib for name, mib in self._family_mibs.items()
                                       if name in settings.families})
-        domain_columns = LIBVIRT_EXT_MIB.columns("lvxDomainEntry")
-        self._thresholds = [(t, domain_columns[t.metric]) for t in settings.thresholds]
+        self.alarms = AlarmBook(settings.thresholds, alarms, wall)
+        self._alarms_changed = alarms_changed
+
+    def reconfigure(self, settings: TrapSettings, family_mibs: Mapping[str, Mib]) -> None:
+        """A reload's trap settings and thresholds (the notifier thread, in turn with the
+        records): known states, hold-downs and active alarms stay."""
+        if settings.families != self.settings.families or family_mibs.keys() != \
+                self._family_mibs.keys():
+            self._family_mibs = dict(family_mibs)
+            self._families = FamilyTraps({name: mib for name, mib in family_mibs.items()
+                                          if name in settings.families})
+        self.settings = settings
+        self.alarms.reconfigure(settings.thresholds)
+
+    @property
+    def failed(self) -> int:
+        """Notifications that could not be built (a value the MIB does not allow)."""
+        return self._sender.failed
 
     def tick(self) -> None:
         """What is due by now without a new record: the states a hold-down held back, and
@@ -228,7 +248,7 @@ class Notifier:
         try:
             traps = build()
         except (Reject, KeyError) as exc:
-            self.failed += 1
+            self._sender.failed += 1
             log.error("cannot build a state notification for %s: %s", name, exc)
             return
         for trap in traps:
@@ -297,8 +317,8 @@ class Notifier:
             if known is None:
                 known = self._domains[uuid] = _Domain(d.name, d.state, d.state_reason,
                                                       failed_job=_failed_job(d))
-                if self._thresholds and d.poll_status == PollStatus.OK:
-                    self._check_thresholds(uuid, known, d)   # already above: say so
+                if self.alarms.watching and d.poll_status == PollStatus.OK:
+                    self._check_thresholds(uuid, d)   # already above: say so
                 continue
             known.name = d.name
             if known.state is None and d.state is not None:
@@ -317,8 +337,8 @@ class Notifier:
                     "lvxDomainEventText": job.error_message or "failed",
                 }, _COMPLETED_SLOT)
             known.failed_job = failed
-            if self._thresholds and d.poll_status == PollStatus.OK:
-                self._check_thresholds(uuid, known, d)
+            if self.alarms.watching and d.poll_status == PollStatus.OK:
+                self._check_thresholds(uuid, d)
             if self.settings.persistent and known.state is not None and \
                     now - known.persistent_at >= self.settings.interval_s:
                 known.persistent_at = now
@@ -326,6 +346,13 @@ class Notifier:
                                  (known.state, known.reason), now)
         if catch_up:
             self._catch_up_after = None
+        if snapshot.host.libvirt_connected and self.alarms.watching:
+            gone = self.alarms.forget(uuid_key(d.uuid) for d in snapshot.domains)
+            for alarm in gone:
+                log.info("alarm on %s of %s dropped: the domain is no longer listed",
+                         alarm.metric, alarm.domain)
+            if gone:
+                self._alarms_changed(self.alarms.active)
 
     def _poll_health(self, uuid: str, known: _Domain, d: DomainStats, stall_s: float) -> None:
         if d.poll_status == PollStatus.TIMED_OUT and (d.data_age_s or 0) >= stall_s and \
@@ -344,51 +371,20 @@ class Notifier:
                 "lvxDomainDataAgeSeconds": d.data_age_s or 0,
             })
 
-    def _check_thresholds(self, uuid: str, known: _Domain, d: DomainStats) -> None:
-        for threshold, getter in self._thresholds:
-            value = getter(d)
-            if not isinstance(value, int):
-                continue              # not reported by libvirt this time: no change
-            metric = threshold.metric
-            if metric not in known.crossed and value > threshold.rising:
-                known.crossed += (metric,)
-                self._send("threshold", "lvxDomainThresholdCrossed", uuid, d.name, {
-                    "lvxDomainEventMetric": metric, "lvxDomainEventValue": value,
-                    "lvxDomainEventThreshold": threshold.rising})
-            elif metric in known.crossed and value <= threshold.falling:
-                known.crossed = tuple(m for m in known.crossed if m != metric)
-                self._send("threshold", "lvxDomainThresholdCleared", uuid, d.name, {
-                    "lvxDomainEventMetric": metric, "lvxDomainEventValue": value,
-                    "lvxDomainEventThreshold": threshold.falling})
-
-    # ------------------------------------------------------------ building traps
-
-    def _send_host(self, kind: str, notification: str, values: dict[str, object]) -> None:
-        """A notification whose objects are scalars (instance 0)."""
-        if kind not in self.settings.kinds or _EXT not in self.settings.families:
-            return
-        try:
-            trap = self._builder.host_trap(notification, values)
-        except (Reject, KeyError) as exc:
-            self.failed += 1
-            log.error("cannot build %s: %s", notification, exc)
-            return
-        self.traps.put(trap)
-
-    def _send(self, kind: str, notification: str, uuid: str, name: str,
-              values: dict[str, object], slots: Optional[dict[str, str]] = None) -> None:
-        if kind not in self.settings.kinds or _EXT not in self.settings.families:
-            return
-        index = self._index_of(uuid)
-        try:
-            trap = self._builder.domain_trap(notification, index, {
-                "lvxDomainName": name, "lvxDomainUuid": uuid, **values}, slots)
-        except (Reject, KeyError) as exc:
-            self.failed += 1
-            log.error("cannot build %s for %s: %s", notification, name, exc)
-            return
-        self.traps.put(trap)
-
+    def _check_thresholds(self, uuid: str, d: DomainStats) -> None:
+        changes = self.alarms.observe(d)
+        for change in changes:
+            notification = ("lvxDomainThresholdCleared" if change.cleared
+                            else "lvxDomainThresholdCrossed")
+            self._send("threshold", notification, uuid, d.name, {
+                "lvxDomainEventMetric": change.alarm.metric,
+                "lvxDomainEventValue": change.value,
+                "lvxDomainEventThreshold": change.threshold,
+                "lvxDomainSeverity": "okay" if change.cleared else change.alarm.severity,
+                "lvxDomainEventText": change.text,
+            }, extra=("lvxDomainSeverity", "lvxDomainEventText"))
+        if changes:
+            self._alarms_changed(self.alarms.active)
 
 def _failed_job(d: DomainStats) -> Optional[tuple[Any, ...]]:
     for job in d.jobs:
