@@ -31,6 +31,7 @@ from agentx_virt.agentx.protocol import (
     State,
     Stray,
     Unframeable,
+    Unregistered,
 )
 from agentx_virt.agentx.session_config import SessionConfig
 from agentx_virt.agentx.store import OidTable
@@ -171,6 +172,9 @@ OURS = [p.Open(), p.Register(subtree=A), p.Notify(), p.Ping(), p.Close(reason=1)
 @pytest.mark.parametrize("pdu", OURS, ids=[type(x).__name__ for x in OURS])
 def test_what_may_be_sent_in_each_state(state: State, pdu: p.PDU) -> None:
     proto = in_state(state)
+    if isinstance(pdu, p.Register) and state is State.SERVING:
+        proto.change_subtrees((A, B))       # serving: only a subtree newly asked for
+        pdu = p.Register(subtree=B)
     if type(pdu) in MAY_SEND[state]:
         assert decode(proto.send(pdu)).packet_id == proto.last_packet_id
     else:
@@ -203,8 +207,35 @@ def test_one_register_at_a_time_and_only_the_configured_subtrees() -> None:
     with pytest.raises(LocalProtocolError, match="not a subtree still to register"):
         proto.send(p.Register(subtree=(1, 3, 6, 1, 9)))
     proto.send(p.Register(subtree=A))
-    with pytest.raises(LocalProtocolError, match="one Register at a time"):
+    with pytest.raises(LocalProtocolError, match="one Register or Unregister at a time"):
         proto.send(p.Register(subtree=B))
+
+
+def test_while_serving_subtrees_are_registered_and_unregistered_one_at_a_time() -> None:
+    proto = protocol(subtrees=(A,))
+    serving(proto)
+    assert proto.registered == (A,)
+    assert proto.change_subtrees((B,)) == ((B,), (A,))
+    with pytest.raises(LocalProtocolError, match="is not registered"):
+        proto.send(p.Unregister(subtree=B))
+    sent = proto.send(p.Unregister(subtree=A))
+    assert proto.change_subtrees((B,)) == ((B,), ())      # A's answer is awaited
+    with pytest.raises(LocalProtocolError, match="one Register or Unregister at a time"):
+        proto.send(p.Register(subtree=B))
+    proto.receive_data(answer_last(proto, sent))
+    assert events(proto) == [Unregistered(A, 0)]
+    sent = proto.send(p.Register(subtree=B))
+    proto.receive_data(answer_last(proto, sent))
+    assert events(proto) == [Registered(B, ())]
+    assert (proto.registered, proto.state) == ((B,), State.SERVING)
+    # A refusal while serving leaves the session serving what it has.
+    assert proto.change_subtrees((B, A)) == ((A,), ())
+    sent = proto.send(p.Register(subtree=A))
+    proto.receive_data(encode(p.Response(session_id=9, packet_id=decode(sent).packet_id,
+                                         error=ErrorCode.DUPLICATE_REGISTRATION)))
+    assert events(proto) == [Refused("Register", ErrorCode.DUPLICATE_REGISTRATION, A, ())]
+    assert proto.state is State.SERVING
+    assert proto.change_subtrees((B, A)) == ((), ())       # not asked again on this one
 
 
 def test_responses_are_matched_by_packet_id_and_strays_reported() -> None:

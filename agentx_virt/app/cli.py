@@ -19,6 +19,7 @@ from agentx_virt.app.config import Config, ConfigError
 from agentx_virt.app.config import load as load_config
 from agentx_virt.app.daemon import Agent
 from agentx_virt.app.reload import Reloader
+from agentx_virt.app.systemd import Systemd
 from agentx_virt.collector.connection import uri_problem
 from agentx_virt.collector.poller import Poller
 from agentx_virt.expose.dump import FORMATS, DumpSink
@@ -155,13 +156,19 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
-def _checked_config(args: argparse.Namespace, level: Optional[str] = None) -> Config:
-    """The configuration, with a URI libvirt can never open refused as part of it; sets
-    the log level: --log-level, else ``level``, else the file's (INFO by default)."""
+def _valid_config(args: argparse.Namespace) -> Config:
+    """The configuration, with a URI libvirt can never open refused as part of it."""
     config = _config(args)
     problem = uri_problem(config.uri)
     if problem:
         raise ConfigError(f"libvirt URI {config.uri!r} ({_URI_FROM}): {problem}")
+    return config
+
+
+def _checked_config(args: argparse.Namespace, level: Optional[str] = None) -> Config:
+    """``_valid_config``, and the log level set: --log-level, else ``level``, else the
+    file's (INFO by default)."""
+    config = _valid_config(args)
     logging.getLogger().setLevel(args.log_level or level or config.log_level)
     return config
 
@@ -174,8 +181,8 @@ def _run(args: argparse.Namespace) -> int:
     config = _checked_config(args)
     from agentx_virt.app.malloc import limit_arenas  # only the daemon process needs ctypes
     limit_arenas()
-    reloader = Reloader(config, lambda: _config(args))
-    agent = Agent(config, reloader=reloader)
+    reloader = Reloader(config, lambda: _valid_config(args))
+    agent = Agent(config, reloader=reloader, systemd=Systemd())
 
     def request_stop(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping", signum)

@@ -58,6 +58,15 @@ def reader_for(tag: Optional[str], instances: int) -> int:
     return 0
 
 
+def _wedged(reader: Reader, now: float) -> bool:
+    """Whether a reader's thread died, or a cycle has run far past its bound (a cycle
+    ends by 0.9 interval: twice the interval plus 30 s is a stuck thread)."""
+    if not reader.thread.is_alive():
+        return reader.thread.ident is not None     # started and ended
+    since = reader.busy_since
+    return since is not None and now - since > 2 * reader.config.interval_s + 30
+
+
 def _polled_by(reader: int, instances: int) -> Callable[[DomainStats], bool]:
     """Whether a domain's reader, by its tag, is ``reader`` of ``instances``."""
     return lambda stats: reader_for(stats.partition_tag, instances) == reader
@@ -185,6 +194,15 @@ class Poller:
             reader.start()
         log.info("reload: %d reader(s) of %d worker(s) replace %d", config.instances,
                  config.workers, len(old))
+
+    def healthy(self, now: float) -> bool:
+        """No reader wedged and the partitioner alive (systemd's watchdog asks)."""
+        partitioner = self._thread.is_alive() or self._thread.ident is None
+        return partitioner and not any(_wedged(reader, now) for reader in self.readers)
+
+    def republish(self) -> None:
+        """Build the snapshot again now (the agent's own state changed: an alarm)."""
+        self._publisher.request()
 
     def _run(self) -> None:
         while True:

@@ -94,6 +94,7 @@ class Reader:
         self._publish = publish
         self._stop = threading.Event()
         self._wake = threading.Event()           # stop, or a new interval to wait for
+        self.busy_since: Optional[float] = None  # monotonic start of the cycle running
         self._control: Optional[Connection] = None
         self._local = threading.local()          # .conn: this worker's monitor connection
         self._monitors: set[Connection] = set()  # every open monitor connection
@@ -121,10 +122,8 @@ class Reader:
         self._wake.set()
 
     def reconfigure(self, config: Config) -> None:
-        """A reload's settings that a running reader takes (any thread): the interval
-        (the wait under way is measured again), the domain timeout and the statistics
-        groups, from the next cycle.  Its URI, workers and connection kind stay: those
-        need a new reader (``Poller.reconfigure``)."""
+        """A reload's interval (the wait under way is measured again), domain timeout and
+        statistics groups (any thread); another URI or worker count needs a new reader."""
         self._prefetcher = Prefetcher(self.name, self.guard, config.domain_timeout_s,
                                       config.wants, self._monitor_for)
         self.config = config
@@ -139,7 +138,7 @@ class Reader:
 
     @property
     def history(self) -> Mapping[str, object]:
-        """The last good sample of each domain, for the reader that replaces this one."""
+        """The last good sample of each domain, for the readers that replace this one."""
         return dict(self._history)
 
     def join(self, timeout: float) -> None:
@@ -157,10 +156,12 @@ class Reader:
     def _run(self) -> None:
         start = time.monotonic()
         while not self._stop.is_set():
+            self.busy_since = time.monotonic()
             try:
                 self.poll_once()
             except Exception:
                 log.exception("%s: poll cycle failed", self.name)
+            self.busy_since = None
             start = self._next_start(start)
 
     def _next_start(self, start: float) -> float:

@@ -52,6 +52,7 @@ class SnmpSink:
         self._clock = clock
         self._waiting_since: Optional[float] = None   # the first snapshot that lists domains
         self.serving = False                       # the first table has been swapped in
+        self.last_snapshot: Optional[Snapshot] = None   # the one the table was built from
 
     def publish(self, snapshot: Snapshot) -> None:
         polled = bool(snapshot.domains) and all(d.poll_status != PollStatus.NOT_POLLED
@@ -73,6 +74,7 @@ class SnmpSink:
         built = build_tables(snapshot, self._indexes(snapshot), self.views, status)
         self.store.swap(built.table)
         self.serving = True
+        self.last_snapshot = snapshot
         if polled:
             self.all_polled.set()
         for rejected in built.rejected:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 # Kinds of notification [traps] enable can name (each maps to MIB notifications).
-TRAP_KINDS = ("state", "define", "io_error", "job", "poll", "threshold", "libvirt")
+TRAP_KINDS = ("state", "define", "io_error", "job", "poll", "threshold", "libvirt", "config")
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,25 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from agentx_virt.mib.model import Mib
 from agentx_virt.model.snapshot import Snapshot
 from agentx_virt.notify.rules import Notifier, SnapshotSeen
+from agentx_virt.notify.settings import TrapSettings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reconfigure:
+    """A reload's trap settings, applied on the notifier thread in turn with the records
+    queued before it."""
+
+    settings: TrapSettings
+    family_mibs: Mapping[str, Mib]
 
 
 class NotifierThread:
@@ -33,6 +46,15 @@ class NotifierThread:
         self._stop.set()
         self._thread.join(timeout)
 
+    def reconfigure(self, settings: TrapSettings, family_mibs: Mapping[str, Mib]) -> bool:
+        """Queue a reload's settings behind the records waiting; False when the queue
+        stayed full for 5 s (the old settings then stay)."""
+        try:
+            self.events.put(Reconfigure(settings, family_mibs), timeout=5.0)
+        except queue.Full:
+            return False
+        return True
+
     def publish(self, snapshot: Snapshot) -> None:
         """A sink: called by the poller's threads for every new snapshot."""
         try:
@@ -48,7 +70,9 @@ class NotifierThread:
             except queue.Empty:
                 record = None
             try:
-                if record is not None:
+                if isinstance(record, Reconfigure):
+                    notifier.reconfigure(record.settings, record.family_mibs)
+                elif record is not None:
                     notifier.handle(record)
                 notifier.tick()
             except Exception:  # one odd record (or a bug) must not stop notifications
