@@ -29,7 +29,7 @@ from agentx_virt.mib.model import shipped_mib
 from agentx_virt.oid import format_oid
 from tests.support.snmptrapd import PrivateSnmptrapd
 
-from .conftest import wait_for
+from .conftest import wait_for, wait_polls
 from .test_traps import ours
 
 pytestmark = pytest.mark.peers
@@ -80,7 +80,9 @@ class Agent:
 
     def stop(self) -> int:
         self.process.terminate()
-        return self.process.wait(30)
+        code = self.process.wait(30)
+        self.listener.join(5)
+        return code
 
 
 def config_text(snmpd: PrivateSnmpd, node: Path, interval: float = 1, extra: str = "",
@@ -280,3 +282,89 @@ def test_every_setting_applies_live_in_one_session(lab) -> None:  # type: ignore
         assert crossed(trapd) == before
     finally:
         assert again.stop() == 0
+
+
+READERS = "instances = 2\nworkers = 3\n"    # kept: no reader replaced, no extra poll
+
+
+def column(snmpd: PrivateSnmpd, name: str) -> list[str]:
+    walk = snmp_tool("snmpbulkwalk", snmpd.agent, oid(name), options=["-Oqv"]).stdout
+    return [] if "No Such" in walk else walk.split()
+
+
+def test_rate_thresholds_readers_statistics_and_a_new_uri_apply_live(lab) -> None:  # type: ignore[no-untyped-def]
+    """libvirt's test driver counts disk and NIC traffic from the clock (about 100,000
+    read requests and 100,000 received bytes per second per device), which gives
+    steady rates to aim thresholds at."""
+    workdir, trapd, snmpd, _other, notify, node = lab
+    node.write_text(node_xml(6, tags=2))          # vm0001, vm0004: virt-1; 3, 6: virt-0
+    config = workdir / "agentx-virt.toml"
+    config.write_text(config_text(snmpd, node))
+    agent = Agent(workdir, config, notify)
+
+    def rate_traps(name: str) -> list[tuple[str, str, str]]:
+        return sorted((r.values["lvxDomainName"], r.values["lvxDomainEventMetric"],
+                       r.values["lvxDomainEventValue"][:0]) for r in ours(trapd.traps())
+                      if r.trap == name)
+
+    try:
+        wait_for(lambda: get(snmpd, "lvxDomainCount") == "6", 30)
+        # Readers and workers: a second reader takes the virt-1 domains, and no row reads
+        # notPolled while the readers are replaced.
+        assert set(column(snmpd, "lvxDomainReader")) == {"0"}
+        assert "4" not in column(snmpd, "lvxDomainPollStatus")
+        agent.reload(config, config_text(snmpd, node, extra=READERS))
+        states = column(snmpd, "lvxDomainPollStatus")
+        assert len(states) == 6 and "4" not in states, states
+        wait_for(lambda: column(snmpd, "lvxDomainReader").count("1") == 2, 15)
+        assert "reload: 2 reader(s) of 3 worker(s) replace 1" in agent.log()
+
+        # A rate rule with for = 3, scoped to tag virt-1 (2 domains of 1 or 2 NICs, each
+        # NIC about 800 kbit/s); an unscoped one on write requests, never reached.
+        rules = ('[[threshold]]\nmetric = "nicRxBitsPerSecond"\nrising = 500000\n'
+                 'falling = 400000\nfor = 3\ntags = ["virt-1"]\n\n'
+                 '[[threshold]]\nmetric = "diskWriteIops"\nrising = 1000000000\n')
+        agent.reload(config, config_text(snmpd, node, extra=READERS) + rules)
+        wait_polls(snmpd, 2)
+        assert rate_traps("lvxDomainThresholdCrossed") == []     # not yet 3 polls above
+        wait_for(lambda: [n for n, _, _ in rate_traps("lvxDomainThresholdCrossed")] ==
+                 ["vm0001", "vm0004"], 20)
+        values = column(snmpd, "lvxAlarmValue")
+        assert len(values) == 2 and all(700_000 < int(v) < 2_000_000 for v in values), values
+
+        # Hysteresis: a rule moved above the value keeps the alarm while the value is
+        # above falling, and clears it once falling is above the value.
+        moved = rules.replace("rising = 500000\nfalling = 400000",
+                              "rising = 5000000\nfalling = 600000")
+        agent.reload(config, config_text(snmpd, node, extra=READERS) + moved)
+        wait_polls(snmpd, 3)
+        assert rate_traps("lvxDomainThresholdCleared") == []
+        assert column(snmpd, "lvxAlarmThreshold") == ["5000000", "5000000"]
+        cleared = moved.replace("falling = 600000", "falling = 4000000")
+        agent.reload(config, config_text(snmpd, node, extra=READERS) + cleared)
+        wait_for(lambda: len(rate_traps("lvxDomainThresholdCleared")) == 2, 15)
+        assert get(snmpd, "lvxAlarmsActive") == "0"
+
+        # Trap kinds: without "config" a refused reload sends no lvxConfigReloadFailed.
+        kinds = '\n[traps]\nenable = ["state", "threshold"]\n'
+        agent.reload(config, config_text(snmpd, node) + kinds)
+        agent.reload(config, config_text(snmpd, node) + kinds + "[poll]\n")   # duplicate
+        assert get(snmpd, "lvxConfigReloadFailures") == "1"
+        time.sleep(1)
+        assert not any(r.trap == "lvxConfigReloadFailed" for r in ours(trapd.traps()))
+
+        # Statistics groups: without "interface" the NIC table empties.
+        assert column(snmpd, "lvxIfRxBytes")
+        agent.reload(config, config_text(
+            snmpd, node, extra='stats = ["cpu", "memory", "vcpu", "disk"]\n'))
+        wait_for(lambda: column(snmpd, "lvxIfRxBytes") == [], 15)
+
+        # A new URI: the poller and the event watcher reconnect; the new host's domains.
+        other = workdir / "other.xml"
+        other.write_text(node_xml(3))
+        agent.reload(config, config_text(snmpd, other))
+        wait_for(lambda: get(snmpd, "lvxDomainCount") == "3", 15)
+        assert get(snmpd, "lvxLibvirtUri") == f'"test://{other}"'
+        assert agent.log().count(" open at ") == 1
+    finally:
+        assert agent.stop() == 0

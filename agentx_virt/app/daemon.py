@@ -128,12 +128,15 @@ class Agent:
         # libvirt's event thread: count only; the notifier reports drops in the MIB.
         self._events_dropped += 1
 
-    def _alarms_changed(self, active: tuple[ActiveAlarm, ...]) -> None:
-        """The notifier thread: an alarm was raised or cleared. Saved, then served."""
+    def _alarms_changed(self, active: tuple[ActiveAlarm, ...], news: bool) -> None:
+        """The notifier thread: the active alarms, served from the next table; when one
+        was raised or cleared (``news``) they are saved and the table built at once."""
         by_domain: dict[str, list[ActiveAlarm]] = {}
         for alarm in active:
             by_domain.setdefault(alarm.uuid, []).append(alarm)
         self.alarms = {uuid: tuple(alarms) for uuid, alarms in by_domain.items()}
+        if not news:
+            return
         try:
             save_alarms(self._alarm_path, active)
             self._alarm_save_failed = False

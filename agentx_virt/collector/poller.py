@@ -58,6 +58,16 @@ def reader_for(tag: Optional[str], instances: int) -> int:
     return 0
 
 
+def _polled_elsewhere(results: Mapping[int, ReaderResult], uuid: str) -> Optional[DomainStats]:
+    """A domain's last result from a reader it has left (a reload or a new tag moved it),
+    until its new reader has polled it."""
+    for result in results.values():
+        found = result.domains.get(uuid)
+        if found is not None:
+            return found
+    return None
+
+
 def _wedged(reader: Reader, now: float) -> bool:
     """Whether a reader's thread died, or a cycle has run far past its bound (a cycle
     ends by 0.9 interval: twice the interval plus 30 s is a stuck thread)."""
@@ -91,10 +101,9 @@ class Poller:
         self._stop = threading.Event()
         self._wake = threading.Event()      # a reload: partition again now
         self._reconnect = False             # a reload changed the URI
-        # A reload that replaced the readers: their last results, served until each new
-        # reader has published once (uuid -> stats), and the readers that have.
+        # A reload that replaced the readers: their last results (uuid -> stats), each
+        # served until the domain's new reader has polled it.
         self._carried: dict[str, DomainStats] = {}
-        self._published_by: set[int] = set()
         self._conn: Optional[Connection] = None
         self._host = HostInfo(False, config.uri)
         self._refs: dict[str, DomainRef] = {}
@@ -186,7 +195,6 @@ class Poller:
             for result in self._results.values():
                 self._carried.update(result.domains)
             self._results.clear()
-            self._published_by.clear()
         self.readers = [Reader(k, config, self._assignment(k), self._host_info, self._publish,
                                self._connect) for k in range(config.instances)]
         for reader in self.readers:
@@ -318,6 +326,7 @@ class Poller:
             if set(refs) != set(self._refs):
                 self._tables_changed = datetime.now(timezone.utc)
             self._refs, self._by_reader = refs, by_reader
+            self._carried = {u: d for u, d in self._carried.items() if u in refs}
         if changed or not was_connected or self._cycle == 1:
             self._publish(None)
 
@@ -343,10 +352,9 @@ class Poller:
         with self._lock:
             if result is not None:
                 self._results[result.reader] = result
-                if self._carried:
-                    self._published_by.add(result.reader)
-                    if len(self._published_by) >= len(self.readers):
-                        self._carried.clear()
+                if self._carried:     # a domain's own reader has it now
+                    for uuid in result.domains:
+                        self._carried.pop(uuid, None)
         self._publisher.request()
 
     def _snapshot(self) -> Snapshot:
@@ -359,7 +367,8 @@ class Poller:
         for uuid, ref in refs.items():
             latest: Mapping[str, DomainStats] = results[ref.reader].domains \
                 if ref.reader in results else {}
-            domains.append(latest.get(uuid) or carried.get(uuid) or DomainStats(
+            stats = latest.get(uuid) or carried.get(uuid) or _polled_elsewhere(results, uuid)
+            domains.append(stats or DomainStats(
                 **ref.described(), reader=ref.reader, poll_status=PollStatus.NOT_POLLED))
         domains.sort(key=lambda d: (d.name, d.uuid))
         starts = [r.started for r in results.values()]

@@ -103,13 +103,15 @@ class Notifier:
                  wall: Callable[[], float] = time.time,
                  family_mibs: Optional[Mapping[str, Mib]] = None,
                  alarms: Sequence[ActiveAlarm] = (),
-                 alarms_changed: Callable[[tuple[ActiveAlarm, ...]], None] = lambda _: None,
+                 alarms_changed: Callable[[tuple[ActiveAlarm, ...], bool], None] =
+                 lambda _active, _news: None,
                  ) -> None:
         """``clock`` is the monotonic time events are stamped with (``Lifecycle.at``) and
         hold-downs are counted in; ``wall`` the time poll starts are compared with;
         ``family_mibs`` are the other MIBs whose state notifications are sent, by name;
         ``alarms`` those a previous run left active, and ``alarms_changed`` is told the
-        active ones whenever one is raised or cleared."""
+        active ones after each snapshot that has any, and whether one was raised or
+        cleared."""
         self.settings = settings
         self._clock = clock
         self._wall = wall
@@ -311,6 +313,7 @@ class Notifier:
                     snapshot.poll.last_poll_start.timestamp() > self._catch_up_after)
         now = self._clock()
         stall_s = self.settings.stall_cycles * self.settings.interval_s
+        watching, news = self.alarms.watching, False     # news: an alarm raised or cleared
         for d in snapshot.domains:
             uuid = uuid_key(d.uuid)
             known = self._domains.get(uuid)
@@ -318,7 +321,7 @@ class Notifier:
                 known = self._domains[uuid] = _Domain(d.name, d.state, d.state_reason,
                                                       failed_job=_failed_job(d))
                 if self.alarms.watching and d.poll_status == PollStatus.OK:
-                    self._check_thresholds(uuid, d)   # already above: say so
+                    news |= self._check_thresholds(uuid, d)   # already above: say so
                 continue
             known.name = d.name
             if known.state is None and d.state is not None:
@@ -338,7 +341,7 @@ class Notifier:
                 }, _COMPLETED_SLOT)
             known.failed_job = failed
             if self.alarms.watching and d.poll_status == PollStatus.OK:
-                self._check_thresholds(uuid, d)
+                news |= self._check_thresholds(uuid, d)
             if self.settings.persistent and known.state is not None and \
                     now - known.persistent_at >= self.settings.interval_s:
                 known.persistent_at = now
@@ -351,8 +354,9 @@ class Notifier:
             for alarm in gone:
                 log.info("alarm on %s of %s dropped: the domain is no longer listed",
                          alarm.metric, alarm.domain)
-            if gone:
-                self._alarms_changed(self.alarms.active)
+            news |= bool(gone)
+        if watching or news:     # values and rules move while alarms stay: served too
+            self._alarms_changed(self.alarms.active, news)
 
     def _poll_health(self, uuid: str, known: _Domain, d: DomainStats, stall_s: float) -> None:
         if d.poll_status == PollStatus.TIMED_OUT and (d.data_age_s or 0) >= stall_s and \
@@ -371,7 +375,7 @@ class Notifier:
                 "lvxDomainDataAgeSeconds": d.data_age_s or 0,
             })
 
-    def _check_thresholds(self, uuid: str, d: DomainStats) -> None:
+    def _check_thresholds(self, uuid: str, d: DomainStats) -> bool:
         changes = self.alarms.observe(d)
         for change in changes:
             notification = ("lvxDomainThresholdCleared" if change.cleared
@@ -383,8 +387,7 @@ class Notifier:
                 "lvxDomainSeverity": "okay" if change.cleared else change.alarm.severity,
                 "lvxDomainEventText": change.text,
             }, extra=("lvxDomainSeverity", "lvxDomainEventText"))
-        if changes:
-            self._alarms_changed(self.alarms.active)
+        return bool(changes)
 
 def _failed_job(d: DomainStats) -> Optional[tuple[Any, ...]]:
     for job in d.jobs:
