@@ -201,7 +201,10 @@ class Agent:
         (its unacknowledged traps go back to the queue the new one sends)."""
         if self.session_thread is not None and self.session_thread.thread.is_alive():
             log.info("reload: leaving the AgentX master for %s", config.agentx)
-            self.session_thread.stop()
+            try:
+                self.session_thread.stop()
+            except RuntimeError as exc:     # its thread is a daemon: it ends with us
+                log.error("reload: %s; opening the new session anyway", exc)
         self.session = AgentXSession(
             SessionConfig(parse_address(config.agentx), tuple(mib.root for _, mib in self.views),
                           subtree_names=config.mibs, ident=self.mib.root,
