@@ -6,11 +6,11 @@ from datetime import datetime, timezone
 
 from agentx_virt.mib.spec import AgentStatus
 from agentx_virt.model.alarm import ActiveAlarm
+from agentx_virt.model.guest import GuestAddress, GuestFilesystem, GuestInfo
 from agentx_virt.model.snapshot import (
     DiskError,
     DiskStats,
     DomainStats,
-    GuestFilesystem,
     HostInfo,
     InterfaceStats,
     JobStats,
@@ -63,9 +63,19 @@ def full_domain(uuid: str = UUID_A, name: str = "web-1") -> DomainStats:
                        20, None),
               JobStats("completed", 4, 8, error_message="disk full")),
         perf=(PerfEvent("task_clock", True, 987654321), PerfEvent("cpu_cycles", False)),
-        filesystems=(GuestFilesystem("/var", "/dev/vda2", "xfs", ("vda",)),
+        filesystems=(GuestFilesystem("/var", "/dev/vda2", "xfs", ("vda",), 10737418240,
+                                     2147483648),
                      GuestFilesystem("/", "/dev/vda1", "ext4", ("vda", "sdb"))),
         alarms=(ALARM,),
+        mem_disk_caches_kib=8700, mem_used_kib=1900000 - 1048576 - 8700,
+        guest=GuestInfo("unresponsive", WHEN, datetime(2026, 11, 21, 20, 14, 30, 0,
+                                                       tzinfo=timezone.utc),
+                        "guestInfo of web-1: guest agent is not responding",
+                        "web-1.example", "debian", "Debian GNU/Linux", "12 (bookworm)",
+                        "6.1.0-57-cloud-amd64", "UTC", 0, 2, -15,
+                        (GuestAddress("eth0", "52:54:00:12:34:56", "ipv4", "192.0.2.10", 24),
+                         GuestAddress("eth0", "52:54:00:12:34:56", "ipv6", "2001:db8::10",
+                                      64))),
     )
 
 

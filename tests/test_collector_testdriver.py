@@ -12,8 +12,9 @@ import pytest
 
 from agentx_virt.app.config import DEFAULT_STATS, Config
 from agentx_virt.collector import reader as reader_module
+from agentx_virt.collector.assignment import reader_for
 from agentx_virt.collector.connection import Connection
-from agentx_virt.collector.poller import LAYOUT_REFRESH_CYCLES, Poller, reader_for
+from agentx_virt.collector.poller import LAYOUT_REFRESH_CYCLES, Poller
 from agentx_virt.demo.node import domain_uuid, node_xml
 from agentx_virt.model.libvirt_names import ACTIVE_STATES
 from agentx_virt.model.selection import selected

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agentx_virt.app.systemd import Systemd, monotonic_usec
-from agentx_virt.collector.poller import _wedged
+from agentx_virt.collector.assignment import wedged as _wedged
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from agentx_virt.collector.records import (
     cpu_times,
     disk_counters,
     disks_by_name,
+    guest_used,
     memory_stats,
     nic_counters,
     vcpu_stats,
@@ -31,7 +32,6 @@ from agentx_virt.collector.records import (
 from agentx_virt.model.snapshot import (
     DiskError,
     DiskStats,
-    GuestFilesystem,
     InterfaceStats,
     JobStats,
     PerfEvent,
@@ -106,6 +106,7 @@ def memory(d: DomainCalls) -> dict[str, Any]:
     if "balloon.current" not in record and d.active:
         values.update(memory_stats(
             d.calls.cached(d.uuid, "memoryStats", d.dom.memoryStats, empty_only=True) or {}))
+    values["mem_used_kib"] = guest_used(values)
     return values
 
 
@@ -185,14 +186,6 @@ def perf(d: DomainCalls) -> tuple[PerfEvent, ...]:
     return tuple(
         PerfEvent(str(event), bool(on), as_int(d.record.get(f"perf.{event}")) if on else None)
         for event, on in sorted(enabled.items()))
-
-
-def filesystems(d: DomainCalls) -> tuple[GuestFilesystem, ...]:
-    """Guest file systems (needs a guest agent and a read-write connection)."""
-    mounted = d.calls.get("fsInfo", d.dom.fsInfo, 0) or []
-    return tuple(
-        GuestFilesystem(str(mount), str(device), str(kind), tuple(str(a) for a in aliases))
-        for mount, device, kind, aliases in mounted)
 
 
 def disks(d: DomainCalls) -> tuple[DiskStats, ...]:

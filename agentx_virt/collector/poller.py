@@ -1,20 +1,18 @@
 """The poller: partitions domains among readers and merges their results into Snapshots.
 
-The partitioner, on its own thread and connection, lists the domains, applies
-the include/exclude filters, reads each domain's XML for its devices and ovirtmap
-tag (again after an event says it changed, see ``layout_changed``, and in any case
-every ``LAYOUT_REFRESH_CYCLES`` cycles), and hands
-each reader its domains: ``virt-K`` goes to reader K, untagged domains and
-unknown tags to reader 0.  Readers poll on their own timers; whenever one
-finishes a cycle the aggregator builds a new Snapshot from every reader's
-latest result and hands it on.
+The partitioner, on its own thread and connection, lists the domains, applies the
+include/exclude filters, reads each domain's XML for its devices and ovirtmap tag
+(again after an event says it changed, and every ``LAYOUT_REFRESH_CYCLES`` cycles),
+and hands each reader its domains: ``virt-K`` to reader K, the rest to reader 0.
+Readers poll on their own timers; whenever one finishes a cycle the aggregator builds
+a new Snapshot from every reader's latest result (and the guest agents' answers,
+``guest.py``) and hands it on.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import threading
 import time
 from collections.abc import Mapping
@@ -24,8 +22,19 @@ from typing import Callable, Optional
 import libvirt
 
 from agentx_virt.app.config import Config
+from agentx_virt.collector.assignment import (
+    AUTOSTART,
+    PERSISTENT,
+    listed_uuids,
+    polled_by,
+    polled_elsewhere,
+    reader_for,
+    version_text,
+    wedged,
+)
 from agentx_virt.collector.connection import Connection, ConnectionFactory
 from agentx_virt.collector.errors import CollectorError, LibvirtUnavailable
+from agentx_virt.collector.guest import GuestAgents
 from agentx_virt.collector.layout import Layout, parse_layout
 from agentx_virt.collector.outage import OutageLog
 from agentx_virt.collector.publisher import LatestPublisher
@@ -47,43 +56,19 @@ log = logging.getLogger(__name__)
 
 # Without an event for it, a change of the XML is seen within this many cycles.
 LAYOUT_REFRESH_CYCLES = 30
-_TAG = re.compile(r"virt-(\d+)")
+RUNNING = 1           # virDomainState: a guest agent can answer
 
 
-def reader_for(tag: Optional[str], instances: int) -> int:
-    """Reader K for tag ``virt-K`` when K < instances; reader 0 for anything else."""
-    match = _TAG.fullmatch(tag or "")
-    if match and int(match.group(1)) < instances:
-        return int(match.group(1))
-    return 0
 
 
-def _polled_elsewhere(results: Mapping[int, ReaderResult], uuid: str) -> Optional[DomainStats]:
-    """A domain's last result from a reader it has left (a reload or a new tag moved it),
-    until its new reader has polled it."""
-    for result in results.values():
-        found = result.domains.get(uuid)
-        if found is not None:
-            return found
-    return None
 
 
-def _wedged(reader: Reader, now: float) -> bool:
-    """Whether a reader's thread died, or a cycle has run far past its bound (a cycle
-    ends by 0.9 interval: twice the interval plus 30 s is a stuck thread)."""
-    if not reader.thread.is_alive():
-        return reader.thread.ident is not None     # started and ended
-    since = reader.busy_since
-    return since is not None and now - since > 2 * reader.config.interval_s + 30
 
 
-def _polled_by(reader: int, instances: int) -> Callable[[DomainStats], bool]:
-    """Whether a domain's reader, by its tag, is ``reader`` of ``instances``."""
-    return lambda stats: reader_for(stats.partition_tag, instances) == reader
 
 
-def _version(number: int) -> str:
-    return f"{number // 1000000}.{number // 1000 % 1000}.{number % 1000}"
+
+
 
 
 class Poller:
@@ -101,8 +86,7 @@ class Poller:
         self._stop = threading.Event()
         self._wake = threading.Event()      # a reload: partition again now
         self._reconnect = False             # a reload changed the URI
-        # A reload that replaced the readers: their last results (uuid -> stats), each
-        # served until the domain's new reader has polled it.
+        # Replaced readers' last results, each served until its new reader polls it.
         self._carried: dict[str, DomainStats] = {}
         self._conn: Optional[Connection] = None
         self._host = HostInfo(False, config.uri)
@@ -120,6 +104,21 @@ class Poller:
         self.readers = [Reader(k, config, self._assignment(k), self._host_info, self._publish,
                                connect) for k in range(config.instances)]
         self._thread = threading.Thread(target=self._run, name="partitioner", daemon=True)
+        self.guests = self._guest_agents(config)
+
+    def _guest_agents(self, config: Config) -> Optional[GuestAgents]:
+        """The guest agents' poller, asked every 3 intervals, with fs_info or guest_agent."""
+        if not (config.wants(StatGroup.FS_INFO) or config.wants(StatGroup.GUEST_AGENT)):
+            return None
+        return GuestAgents(config.uri, 3 * config.interval_s, self._running, self.republish,
+                           self._connect)
+
+    def _running(self) -> list[DomainRef]:
+        """The domains whose last sample says running: those a guest agent can answer."""
+        with self._lock:
+            states = {uuid: d.state for result in self._results.values()
+                      for uuid, d in result.domains.items()}
+            return [ref for uuid, ref in self._refs.items() if states.get(uuid) == RUNNING]
 
     # ------------------------------------------------------------ lifecycle
 
@@ -130,6 +129,8 @@ class Poller:
         for reader in self.readers:
             reader.start()
         self._thread.start()
+        if self.guests is not None:
+            self.guests.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -140,14 +141,15 @@ class Poller:
             self._thread.join(timeout)
         for reader in self.readers:
             reader.join(timeout)
+        if self.guests is not None:
+            self.guests.stop()
         self._publisher.stop(timeout)
         if self._conn is not None:
             self._conn.close()
 
     def poll_once(self, samples: int = 1, gap_s: float = 1.0) -> Snapshot:
-        """One synchronous poll of everything (for ``agentx-virt dump``): ``samples``
-        polls ``gap_s`` apart, the last returned (from the second on, rates such as
-        cpu_util have an interval to be computed over)."""
+        """One synchronous poll of everything (``agentx-virt dump``): ``samples`` polls
+        ``gap_s`` apart, the last returned (from the second on, cpu_util has a value)."""
         self._retry_s = None          # one shot: failures are not retried
         self.partition_once()
         for sample in range(samples):
@@ -155,6 +157,9 @@ class Poller:
                 time.sleep(gap_s)
             for reader in self.readers:
                 reader.poll_once()
+        if self.guests is not None:
+            self.guests.ask_all(time.monotonic() + 10)
+            self.guests.stop()
         snapshot = self._snapshot()
         for reader in self.readers:
             reader.join(1.0)
@@ -163,23 +168,35 @@ class Poller:
         return snapshot
 
     def reconfigure(self, config: Config) -> None:
-        """Apply a reload (the main thread).  The interval, domain timeout and statistics
-        groups go to the running readers; another URI, reader count, worker count or
-        connection kind (fs_info needs read-write) replaces the readers, which take the
-        old ones' last samples, so rates go on and no row reads notPolled meanwhile.
-        Filters and reader assignment are applied by a partition run at once."""
+        """Apply a reload (the main thread): interval, domain timeout and groups to the
+        running readers; another URI, reader or worker count replaces them (the new ones
+        take the old samples: rates go on, no row reads notPolled); a partition at once."""
         old, self.config = self.config, config
         new_uri = config.uri != old.uri
         if new_uri:
             self._outage = OutageLog(log, f"libvirt at {config.uri}")
             self._reconnect = True
-        if new_uri or (config.instances, config.workers, config.wants(StatGroup.FS_INFO)) \
-                != (old.instances, old.workers, old.wants(StatGroup.FS_INFO)):
+        if new_uri or (config.instances, config.workers) != (old.instances, old.workers):
             self._replace_readers(config, keep_history=not new_uri)
         else:
             for reader in self.readers:
                 reader.reconfigure(config)
+        self._replace_guest_agents(old, config)
         self._wake.set()
+
+    def _replace_guest_agents(self, old: Config, config: Config) -> None:
+        guests = self._guest_agents(config)
+        if (guests is None, config.uri, config.interval_s) == (self.guests is None, old.uri,
+                                                                old.interval_s):
+            return
+        if self.guests is not None:
+            self.guests.stop()
+            if guests is not None and config.uri == old.uri:
+                guests.latest.update(self.guests.latest)
+        self.guests = guests
+        if guests is not None:
+            guests.start()
+        self.republish()
 
     def _replace_readers(self, config: Config, keep_history: bool) -> None:
         old = self.readers
@@ -198,7 +215,7 @@ class Poller:
         self.readers = [Reader(k, config, self._assignment(k), self._host_info, self._publish,
                                self._connect) for k in range(config.instances)]
         for reader in self.readers:
-            reader.adopt(history, _polled_by(reader.number, config.instances))
+            reader.adopt(history, polled_by(reader.number, config.instances))
             reader.start()
         log.info("reload: %d reader(s) of %d worker(s) replace %d", config.instances,
                  config.workers, len(old))
@@ -206,10 +223,10 @@ class Poller:
     def healthy(self, now: float) -> bool:
         """No reader wedged and the partitioner alive (systemd's watchdog asks)."""
         partitioner = self._thread.is_alive() or self._thread.ident is None
-        return partitioner and not any(_wedged(reader, now) for reader in self.readers)
+        return partitioner and not any(wedged(reader, now) for reader in self.readers)
 
     def republish(self) -> None:
-        """Build the snapshot again now (the agent's own state changed: an alarm)."""
+        """Build the snapshot again now (an alarm or a guest agent's answer changed)."""
         self._publisher.request()
 
     def _run(self) -> None:
@@ -260,8 +277,8 @@ class Poller:
         hypervisor = conn.call("getVersion", conn.conn.getVersion)
         library = conn.call("getLibVersion", conn.conn.getLibVersion)
         cpus = conn.call("getInfo", conn.conn.getInfo)[2]
-        self._host = HostInfo(True, self.config.uri, str(kind), _version(int(hypervisor)),
-                              _version(int(library)), int(cpus),
+        self._host = HostInfo(True, self.config.uri, str(kind), version_text(int(hypervisor)),
+                              version_text(int(library)), int(cpus),
                               boot_time=boot_time() if conn.local else None)
         log.info("connected to libvirt at %s (%s %s, libvirt %s, %d host CPUs)",
                  self.config.uri, kind, self._host.hypervisor_version,
@@ -270,12 +287,9 @@ class Poller:
         return conn
 
     def partition_once(self) -> None:
-        """Refresh the domain list and the readers' assignments.
-
-        A new snapshot is published only when something a snapshot shows changed (the
-        domains, their names, tags or readers, or whether libvirt answers); the readers
-        publish the statistics, so an unchanged list does not rebuild the table again.
-        """
+        """Refresh the domain list and the readers' assignments; a new snapshot only when
+        something it shows changed (the domains, their names, tags or readers, or whether
+        libvirt answers): an unchanged list does not rebuild the table again."""
         self._cycle += 1
         was_connected = self._host.libvirt_connected
         try:
@@ -307,7 +321,7 @@ class Poller:
             if not selected(name, uuid, self.config.include, self.config.exclude):
                 continue
             found[uuid] = (name, self._layout(conn, dom, uuid, name))
-        persistent, autostart = (_listed(conn, flag) for flag in (_PERSISTENT, _AUTOSTART))
+        persistent, autostart = (listed_uuids(conn, flag) for flag in (PERSISTENT, AUTOSTART))
         refs: dict[str, DomainRef] = {}
         for uuid, (name, layout) in found.items():
             ref = DomainRef(uuid, name, layout, reader_for(layout.tag, self.config.instances),
@@ -363,13 +377,17 @@ class Poller:
             results = dict(self._results)
             changed = self._tables_changed
             carried = dict(self._carried) if self._carried else {}
+        guests = dict(self.guests.latest) if self.guests is not None else {}
         domains = []
         for uuid, ref in refs.items():
             latest: Mapping[str, DomainStats] = results[ref.reader].domains \
                 if ref.reader in results else {}
-            stats = latest.get(uuid) or carried.get(uuid) or _polled_elsewhere(results, uuid)
-            domains.append(stats or DomainStats(
-                **ref.described(), reader=ref.reader, poll_status=PollStatus.NOT_POLLED))
+            stats = latest.get(uuid) or carried.get(uuid) or polled_elsewhere(results, uuid) \
+                or DomainStats(**ref.described(), reader=ref.reader,
+                               poll_status=PollStatus.NOT_POLLED)
+            guest = guests.get(uuid)
+            domains.append(stats if guest is None else dataclasses.replace(
+                stats, guest=guest, filesystems=guest.filesystems))
         domains.sort(key=lambda d: (d.name, d.uuid))
         starts = [r.started for r in results.values()]
         poll = PollInfo(
@@ -379,16 +397,3 @@ class Poller:
             timed_out_domains=sum(1 for d in domains if d.poll_status == PollStatus.TIMED_OUT),
             tables_last_change=changed)
         return Snapshot(self._host, poll, tuple(domains))
-
-
-_PERSISTENT = getattr(libvirt, "VIR_CONNECT_LIST_DOMAINS_PERSISTENT", 4)
-_AUTOSTART = getattr(libvirt, "VIR_CONNECT_LIST_DOMAINS_AUTOSTART", 64)
-
-
-def _listed(conn: Connection, flag: int) -> Optional[set[str]]:
-    """The UUIDs of the domains ``listAllDomains(flag)`` lists; None if it fails."""
-    try:
-        return {dom.UUIDString() for dom in conn.call(f"listAllDomains({flag})",
-                                                      conn.conn.listAllDomains, flag)}
-    except (CollectorError, libvirt.libvirtError):
-        return None

@@ -208,9 +208,9 @@ class Reader:
                 with self._lock:
                     self._monitors.discard(conn)
                 conn.close()
-        # fs_info needs a read-write connection (guest agent calls are privileged).
-        conn = self._connect(self.config.uri, f"{threading.current_thread().name}",
-                          read_only=not self.config.wants(StatGroup.FS_INFO))
+        # Read-only: the guest agents' calls, the only ones that need more, have their
+        # own connections (guest.py).
+        conn = self._connect(self.config.uri, f"{threading.current_thread().name}")
         self._local.conn = conn
         with self._lock:
             self._monitors.add(conn)

@@ -19,6 +19,7 @@ _MEMORY_FIELDS = {
     "actual": "balloon_actual_kib", "unused": "mem_unused_kib", "usable": "mem_usable_kib",
     "available": "mem_available_kib", "rss": "mem_rss_kib", "swap_in": "swap_in_kib",
     "swap_out": "swap_out_kib", "major_fault": "major_faults", "minor_fault": "minor_faults",
+    "disk_caches": "mem_disk_caches_kib",
 }
 _BALLOON_FIELDS = {
     "balloon.current": "memory_current_kib", "balloon.maximum": "memory_maximum_kib",
@@ -82,6 +83,18 @@ def balloon(record: Mapping[str, Any]) -> dict[str, Optional[int]]:
 def memory_stats(stats: Mapping[str, Any]) -> dict[str, Optional[int]]:
     """``virDomainMemoryStats``' answer as DomainStats fields."""
     return {f: as_int(stats[k]) for k, f in _MEMORY_FIELDS.items() if k in stats}
+
+
+def guest_used(values: Mapping[str, Any]) -> Optional[int]:
+    """What the guest uses, as ``free`` counts it: available - unused - disk_caches
+    (None unless the balloon driver reports all three)."""
+    parts = [values.get(k) for k in ("mem_available_kib", "mem_unused_kib",
+                                     "mem_disk_caches_kib")]
+    numbers = [p for p in parts if isinstance(p, int) and p >= 0]
+    if len(numbers) < 3:
+        return None
+    available, unused, caches = numbers
+    return max(0, available - unused - caches)
 
 
 def vcpu_stats(per_vcpu: Mapping[int, Mapping[str, Any]],

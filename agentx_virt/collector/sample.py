@@ -24,7 +24,6 @@ from agentx_virt.collector.groups import (
     cpu,
     disk_errors,
     disks,
-    filesystems,
     interfaces,
     jobs,
     memory,
@@ -157,8 +156,6 @@ def sample_domain(conn: Connection, dom: libvirt.virDomain, uuid: str, name: str
     values["jobs"] = jobs(domain, memo)
     if wants(StatGroup.PERF) and active:
         values["perf"] = perf(domain)
-    if wants(StatGroup.FS_INFO) and values["state"] == 1:
-        values["filesystems"] = filesystems(domain)
     return Sample({k: v for k, v in values.items() if v is not None}, taken_ns,
                   tuple(calls.problems))
 

@@ -7,9 +7,10 @@ from typing import Callable, Optional
 
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.mib.spec import AgentStatus, Getter, MibSpec, TableSpec
-from agentx_virt.model.alarm import GAUGE_METRICS, metric_number
+from agentx_virt.model.alarm import GAUGE_METRICS, LATER_GAUGES, metric_number
+from agentx_virt.model.guest import GuestFilesystem, GuestInfo
 from agentx_virt.model.libvirt_names import reason_name, severity
-from agentx_virt.model.snapshot import DomainStats, GuestFilesystem, PollStatus
+from agentx_virt.model.snapshot import DomainStats, PollStatus
 
 
 def _both(a: Optional[int], b: Optional[int], f: Callable[[int, int], object]) -> object:
@@ -59,6 +60,13 @@ def _filesystems(domain: DomainStats) -> Iterable[tuple[int, GuestFilesystem]]:
     return enumerate(sorted(domain.filesystems, key=lambda fs: fs.mount_point), 1)
 
 
+def _guest_age(guest: GuestInfo) -> Optional[int]:
+    """Seconds from the agent's last answer to its last ask (None: it never answered)."""
+    if guest.answered_at is None:
+        return None
+    return max(0, int((guest.asked_at - guest.answered_at).total_seconds()))
+
+
 def _perf_event(name: str) -> str:
     """libvirt's perf event name to the MIB's enumeration label: cpu_cycles → cpuCycles."""
     head, *rest = name.split("_")
@@ -87,6 +95,8 @@ TABLES: tuple[TableSpec, ...] = (
         "lvxDomainMemUsableKiB": lambda d: d.mem_usable_kib,
         "lvxDomainMemAvailableKiB": lambda d: d.mem_available_kib,
         "lvxDomainMemRssKiB": lambda d: d.mem_rss_kib,
+        "lvxDomainMemDiskCachesKiB": lambda d: d.mem_disk_caches_kib,
+        "lvxDomainMemUsedKiB": lambda d: d.mem_used_kib,
         "lvxDomainSwapInKiB": lambda d: d.swap_in_kib,
         "lvxDomainSwapOutKiB": lambda d: d.swap_out_kib,
         "lvxDomainMajorFaults": lambda d: d.major_faults,
@@ -174,6 +184,32 @@ TABLES: tuple[TableSpec, ...] = (
         "lvxFsDevice": lambda f: f[1].device,
         "lvxFsType": lambda f: f[1].fs_type,
         "lvxFsDiskTargets": lambda f: ",".join(f[1].disk_targets) if f[1].disk_targets else None,
+        "lvxFsTotalBytes": lambda f: f[1].total_bytes,
+        "lvxFsUsedBytes": lambda f: f[1].used_bytes,
+    }),
+    TableSpec("lvxGuestEntry", lambda d: () if d.guest is None else (d.guest,),
+              lambda i, _: (i,), {
+        "lvxGuestAgentStatus": lambda g: g.status,
+        "lvxGuestHostname": lambda g: g.hostname,
+        "lvxGuestOsId": lambda g: g.os_id,
+        "lvxGuestOsName": lambda g: g.os_name,
+        "lvxGuestOsVersion": lambda g: g.os_version,
+        "lvxGuestKernelRelease": lambda g: g.kernel_release,
+        "lvxGuestTimezone": lambda g: g.timezone,
+        "lvxGuestTimezoneOffset": lambda g: g.timezone_offset_s,
+        "lvxGuestUsers": lambda g: g.users,
+        "lvxGuestClockOffsetMs": lambda g: g.clock_offset_ms,
+        "lvxGuestDataAgeSeconds": _guest_age,
+        "lvxGuestLastError": lambda g: "" if g.status == "responding" else g.error or "",
+    }),
+    TableSpec("lvxGuestAddressEntry",
+              lambda d: enumerate(d.guest.addresses, 1) if d.guest is not None else (),
+              lambda i, a: (i, a[0]), {
+        "lvxGuestAddrInterface": lambda a: a[1].interface,
+        "lvxGuestAddrMac": lambda a: a[1].mac,
+        "lvxGuestAddrFamily": lambda a: a[1].family,
+        "lvxGuestAddrAddress": lambda a: a[1].address,
+        "lvxGuestAddrPrefix": lambda a: a[1].prefix,
     }),
     TableSpec("lvxAlarmEntry", lambda d: d.alarms, lambda i, a: (i, metric_number(a.metric)), {
         "lvxAlarmMetricName": lambda a: a.metric,
@@ -186,6 +222,6 @@ TABLES: tuple[TableSpec, ...] = (
 )
 
 # lvxDomainTable gauges a [thresholds] entry can watch (tests check each against the MIB).
-THRESHOLD_METRICS = GAUGE_METRICS
+THRESHOLD_METRICS = GAUGE_METRICS + LATER_GAUGES
 
 LIBVIRT_EXT_MIB = MibSpec(shipped_mib, SCALARS, AGENT_SCALARS, TABLES, "lvxDomainIndex")

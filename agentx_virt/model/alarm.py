@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-# The metrics a threshold can watch, in lvxAlarmMetric's order (1-based).  The first
-# twelve are lvxDomainTable gauges, named as the MIB names their columns; the rest are
+# The metrics a threshold can watch, in lvxAlarmMetric's order (1-based): lvxDomainTable
+# gauges, named as the MIB names their columns (the first twelve and LATER_GAUGES), and
 # rates over the last two polls, summed over the domain's NICs or disks.
 GAUGE_METRICS = ("lvxDomainCpuUtilVcpus", "lvxDomainCpuUtilHost", "lvxDomainMemRssKiB",
                  "lvxDomainMemoryCurrentKiB", "lvxDomainMemoryMaximumKiB",
@@ -16,7 +16,8 @@ GAUGE_METRICS = ("lvxDomainCpuUtilVcpus", "lvxDomainCpuUtilHost", "lvxDomainMemR
                  "lvxDomainDataAgeSeconds")
 RATE_METRICS = ("nicRxBitsPerSecond", "nicTxBitsPerSecond", "diskReadBytesPerSecond",
                 "diskWriteBytesPerSecond", "diskReadIops", "diskWriteIops")
-ALARM_METRICS = GAUGE_METRICS + RATE_METRICS
+LATER_GAUGES = ("lvxDomainMemUsedKiB",)      # gauges added after the rates (numbers kept)
+ALARM_METRICS = GAUGE_METRICS + RATE_METRICS + LATER_GAUGES
 SEVERITIES = ("warning", "failure")
 
 

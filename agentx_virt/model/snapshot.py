@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Optional
 
 from agentx_virt.model.alarm import ActiveAlarm
+from agentx_virt.model.guest import GuestFilesystem, GuestInfo
 from agentx_virt.model.record import slotted
 
 
@@ -32,6 +33,7 @@ class StatGroup(str, enum.Enum):
     DISK_ERR = "disk_err"
     DOMAIN_STATE = "domain_state"
     FS_INFO = "fs_info"
+    GUEST_AGENT = "guest_agent"
     JOB_STATS_BACKGROUND = "job_stats_background"
     JOB_STATS_COMPLETED = "job_stats_completed"
     PERF = "perf"
@@ -192,15 +194,6 @@ class PerfEvent:
 
 @slotted
 @dataclass(frozen=True)
-class GuestFilesystem:
-    mount_point: str
-    device: Optional[str] = None
-    fs_type: Optional[str] = None
-    disk_targets: tuple[str, ...] = ()
-
-
-@slotted
-@dataclass(frozen=True)
 class DomainStats:
     """One domain: identity, state, domain-level statistics and its devices."""
 
@@ -222,6 +215,8 @@ class DomainStats:
     mem_usable_kib: Optional[int] = None
     mem_available_kib: Optional[int] = None
     mem_rss_kib: Optional[int] = None
+    mem_disk_caches_kib: Optional[int] = None
+    mem_used_kib: Optional[int] = None       # available - unused - disk_caches
     swap_in_kib: Optional[int] = None
     swap_out_kib: Optional[int] = None
     major_faults: Optional[int] = None
@@ -241,6 +236,7 @@ class DomainStats:
     jobs: tuple[JobStats, ...] = ()
     perf: tuple[PerfEvent, ...] = ()
     filesystems: tuple[GuestFilesystem, ...] = ()
+    guest: Optional[GuestInfo] = None    # the guest agent's, with guest_agent or fs_info
     # The thresholds crossed now: merged in by the SNMP sink, never by the collector.
     alarms: tuple[ActiveAlarm, ...] = ()
     # From the XML and the domain lists: the guest OS libosinfo names in the metadata

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
-from agentx_virt.model.alarm import GAUGE_METRICS, RATE_METRICS, ActiveAlarm
+from agentx_virt.model.alarm import GAUGE_METRICS, LATER_GAUGES, RATE_METRICS, ActiveAlarm
 from agentx_virt.model.snapshot import DomainStats, uuid_key
 from agentx_virt.notify.settings import Threshold
 
@@ -39,10 +39,10 @@ _RATES: Mapping[str, tuple[str, str, int]] = {
 }
 assert tuple(_RATES) == RATE_METRICS
 # Gauge metric -> DomainStats field.
-_GAUGES: Mapping[str, str] = dict(zip(GAUGE_METRICS, (
+_GAUGES: Mapping[str, str] = dict(zip(GAUGE_METRICS + LATER_GAUGES, (
     "cpu_util_vcpus", "cpu_util_host", "mem_rss_kib", "memory_current_kib",
     "memory_maximum_kib", "balloon_actual_kib", "mem_unused_kib", "mem_usable_kib",
-    "mem_available_kib", "vcpus_current", "vcpus_maximum", "data_age_s")))
+    "mem_available_kib", "vcpus_current", "vcpus_maximum", "data_age_s", "mem_used_kib")))
 
 
 @dataclass(frozen=True)
@@ -223,6 +223,6 @@ def restored(record: Mapping[str, Any]) -> Optional[ActiveAlarm]:
             datetime.fromisoformat(str(record["since"])), str(record.get("rule", "")))
     except (KeyError, TypeError, ValueError):
         return None
-    if alarm.since.tzinfo is None or alarm.metric not in (*GAUGE_METRICS, *RATE_METRICS):
+    if alarm.since.tzinfo is None or alarm.metric not in _GAUGES.keys() | _RATES.keys():
         return None
     return alarm

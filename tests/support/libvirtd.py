@@ -72,6 +72,27 @@ _PANICKING_DOMAIN = """<domain type='qemu'>
 </domain>"""
 
 
+# The guest of ``guest.py``: a kernel, its initramfs, a data disk, the agent's channel
+# and a balloon that reports the guest's memory every 2 s.
+_GUEST = """<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>192</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><kernel>{kernel}</kernel>
+    <initrd>{initrd}</initrd><cmdline>console=ttyS0 quiet</cmdline></os>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'><driver name='qemu' type='raw'/>
+      <source file='{disk}'/><target dev='vda' bus='virtio'/></disk>
+    {interface}
+    <channel type='unix'><source mode='bind'/>
+      <target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+    <serial type='file'><source path='{console}'/><target port='0'/></serial>
+    <memballoon model='virtio'><stats period='2'/></memballoon>
+  </devices>
+</domain>"""
+
+
 def available() -> Optional[str]:
     """None when a private libvirtd can run here, else why not."""
     if os.geteuid() != 0:
@@ -168,6 +189,24 @@ class PrivateLibvirtd:
             dom.create()
         finally:
             conn.close()
+
+    def start_guest(self, name: str, number: int, kernel: Path, initrd: Path,
+                    disk: Path) -> Path:
+        """Define and start the real Linux guest (``guest.py``) with ``disk`` as its vda;
+        returns the path of its serial console log."""
+        console = self.root / f"{name}-console.log"
+        conn = libvirt.open(self.uri)
+        try:
+            interface = _ETHERNET_NIC.format(mac=f"52:54:00:aa:00:{number:02x}",
+                                             tap=f"tap{number}")
+            dom = conn.defineXML(_GUEST.format(name=name, kernel=kernel, initrd=initrd,
+                                               disk=disk, interface=interface,
+                                               console=console))
+            self.domains.append(name)
+            dom.create()
+        finally:
+            conn.close()
+        return console
 
     def qemu_pid(self, name: str) -> int:
         return int((self.root / "run/libvirt/qemu" / f"{name}.pid").read_text().strip())
