@@ -147,6 +147,7 @@ class GuestAgents:
         self.guard.wait(tasks, AGENT_TIMEOUT_S * 2 + 1, round_end)
         asked = datetime.fromtimestamp(self._wall(), timezone.utc)
         changed = False
+        changes: dict[str, list[str]] = {}
         for task in tasks:
             if task.cancelled:
                 continue
@@ -163,7 +164,8 @@ class GuestAgents:
                 found = self._failed(previous, asked, "failed", repr(task.error))
             else:
                 found = GuestInfo("responding", asked, asked, **task.result)
-            self._report(refs[task.key].name, previous, found)
+            if found is not None and (previous is None or previous.status != found.status):
+                changes.setdefault(found.status, []).append(refs[task.key].name)
             if found is None:
                 self.latest.pop(task.key, None)
             else:
@@ -172,6 +174,7 @@ class GuestAgents:
         for uuid in set(self.latest) - set(refs):      # stopped or gone: no agent to ask
             del self.latest[uuid]
             changed = True
+        self._report(changes)
         if changed:
             self._on_change()
 
@@ -184,19 +187,22 @@ class GuestAgents:
         return dataclasses.replace(previous, status=status, asked_at=asked, error=error)
 
     @staticmethod
-    def _report(name: str, previous: Optional[GuestInfo], found: Optional[GuestInfo]) -> None:
-        was = previous.status if previous else None
-        now = found.status if found else None
-        if now == was or now is None:
-            return
-        if now == "responding":
-            log.info("guest agent of %s answers", name)
-        elif now == "notConfigured":
-            log.info("domain %s has no guest agent channel; its guest data stays empty",
-                     name)
-        else:
-            log.warning("guest agent of %s: %s (status %s); its last answer is served "
-                        "with its age", name, found.error if found else "", now)
+    def _report(changes: Mapping[str, list[str]]) -> None:
+        """One line per status that domains moved to this round (not one per domain: a
+        host of agent-less guests, or a read-only connection, is one line)."""
+        for status, names in sorted(changes.items()):
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more"
+                                            if len(names) > 5 else "")
+            if status == "responding":
+                log.info("guest agents answer: %s", shown)
+            elif status in ("unresponsive", "failed"):
+                log.warning("guest agents %s: %s; their last answers are served with "
+                            "their age", status, shown)
+            elif status == "denied":
+                log.warning("libvirt refuses guest agent calls on this connection "
+                            "(read-only?): status denied for %s", shown)
+            else:
+                log.info("guest agents %s: %s", status, shown)
 
     # ------------------------------------------------------------ on a worker
 
