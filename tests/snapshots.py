@@ -67,6 +67,7 @@ def full_domain(uuid: str = UUID_A, name: str = "web-1") -> DomainStats:
                                      2147483648),
                      GuestFilesystem("/", "/dev/vda1", "ext4", ("vda", "sdb"))),
         alarms=(ALARM,),
+        metadata=(("nova.name", "web-1"), ("nova.project", "demo")),
         mem_disk_caches_kib=8700, mem_used_kib=1900000 - 1048576 - 8700,
         guest=GuestInfo("unresponsive", WHEN, datetime(2026, 11, 21, 20, 14, 30, 0,
                                                        tzinfo=timezone.utc),

@@ -53,8 +53,10 @@ from typing import Any, Callable, Optional
 
 from agentx_virt.agentx.address import DEFAULT_ADDRESS, parse_address
 from agentx_virt.agentx.errors import AddressError
+from agentx_virt.app.metadata_config import metadata_list
 from agentx_virt.app.thresholds import rule_list, short_form
 from agentx_virt.mib.views import DEFAULT_MIBS, DEFAULT_NOTIFY, NOTIFYING_MIBS, VIEWS
+from agentx_virt.model.metadata import MetadataField
 from agentx_virt.model.snapshot import StatGroup
 from agentx_virt.notify.settings import TRAP_KINDS, Threshold, TrapSettings
 
@@ -111,6 +113,7 @@ class Config:
     thresholds: tuple[Threshold, ...] = ()
     mibs: tuple[str, ...] = DEFAULT_MIBS   # the MIB modules served, by name
     notify: tuple[str, ...] = DEFAULT_NOTIFY   # the MIBs whose notifications are sent
+    metadata: tuple[MetadataField, ...] = ()   # [[metadata]]: fields beside nova's
 
     def wants(self, group: StatGroup) -> bool:
         return group in self.stats
@@ -317,6 +320,11 @@ def _read_file(path: Path, values: dict[str, Any], where_from: dict[str, str]) -
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     problems: list[str] = []
     for section, table in data.items():
+        if section == "metadata":
+            fields, found = metadata_list(path, text, table)
+            values["metadata"] = tuple(fields)
+            problems += found
+            continue
         if section == "threshold":
             rules, found = rule_list(path, text, table)
             values["thresholds"] = values.get("thresholds", ()) + tuple(rules)
@@ -368,5 +376,6 @@ def changed_settings(old: Config, new: Config) -> list[str]:
     names = {field_name: f"[{section}] {key}" for (section, key), (field_name, _) in
              _KEYS.items()}
     names["thresholds"] = "[thresholds]"
+    names["metadata"] = "[[metadata]]"
     return [names.get(f.name, f.name) for f in fields(Config)
             if getattr(old, f.name) != getattr(new, f.name)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Optional
 
@@ -12,6 +13,7 @@ from typing import Optional
 from xml.etree import ElementTree
 
 from agentx_virt.collector.errors import CallFailed
+from agentx_virt.model.metadata import NOVA_FIELDS, NOVA_NS_PREFIX, MetadataField
 from agentx_virt.model.record import slotted
 
 OVIRTMAP_NS = "http://ovirt.org/ovirtmap/tag/1.0"
@@ -53,6 +55,7 @@ class Layout:
     max_vcpus: Optional[int] = None
     tag: Optional[str] = None
     os_id: Optional[str] = None    # libosinfo's id of the guest OS, from the metadata
+    metadata: tuple[tuple[str, str], ...] = ()   # (key, value): nova's and configured
 
 
 def _shared(text: Optional[str]) -> Optional[str]:
@@ -84,9 +87,45 @@ def _nic_key(device: Optional[str], mac: Optional[str], position: int, keys: set
     return f"nic{position}~{suffix}"
 
 
-def parse_layout(xml: str) -> Layout:
-    """Disks (with a target), NICs (each, keyed as ``Nic`` says), vCPU maximum and ovirtmap
-    tag.
+def _value(element: Optional[ElementTree.Element], ns: str, steps: Iterable[str],
+           attribute: str) -> Optional[str]:
+    for step in steps:
+        if element is None:
+            return None
+        element = element.find(f"{{{ns}}}{step}")
+    if element is None:
+        return None
+    text = element.get(attribute) if attribute else element.text
+    return text.strip() if text and text.strip() else None
+
+
+def _metadata(root: ElementTree.Element,
+              fields: Iterable[MetadataField]) -> tuple[tuple[str, str], ...]:
+    """nova's fields (any version of its namespace), then the configured ones."""
+    found: list[tuple[str, str]] = []
+    metadata = root.find("metadata")
+    if metadata is None:
+        return ()
+    for child in metadata:
+        tag = str(child.tag)
+        if tag.startswith("{" + NOVA_NS_PREFIX) and tag.endswith("}instance"):
+            ns = tag[1:tag.index("}")]
+            for key, path, attribute in NOVA_FIELDS:
+                value = _value(child, ns, path.split("/"), attribute)
+                if value is not None:
+                    found.append((key, value))
+            break
+    for field in fields:
+        element = metadata.find(f"{{{field.namespace}}}*")
+        value = _value(element, field.namespace, field.steps, field.attribute)
+        if value is not None:
+            found.append((field.key, value))
+    return tuple(found)
+
+
+def parse_layout(xml: str, fields: Iterable[MetadataField] = ()) -> Layout:
+    """Disks (with a target), NICs (each, keyed as ``Nic`` says), vCPU maximum, ovirtmap
+    tag, libosinfo id, and the metadata fields (nova's and ``fields``).
 
     Raises:
         CallFailed: the XML does not parse (libvirt gave us something odd).
@@ -130,4 +169,4 @@ def parse_layout(xml: str) -> Layout:
         else None
     os_element = root.find(f"metadata/{{{LIBOSINFO_NS}}}libosinfo/{{{LIBOSINFO_NS}}}os")
     os_id = None if os_element is None else os_element.get("id") or None
-    return Layout(tuple(disks), tuple(nics), max_vcpus, tag, os_id)
+    return Layout(tuple(disks), tuple(nics), max_vcpus, tag, os_id, _metadata(root, fields))

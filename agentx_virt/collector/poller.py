@@ -168,9 +168,8 @@ class Poller:
         return snapshot
 
     def reconfigure(self, config: Config) -> None:
-        """Apply a reload (the main thread): interval, domain timeout and groups to the
-        running readers; another URI, reader or worker count replaces them (the new ones
-        take the old samples: rates go on, no row reads notPolled); a partition at once."""
+        """A reload (main thread): settings to the readers, or new readers for another URI
+        or reader/worker count (taking the old samples: no row reads notPolled)."""
         old, self.config = self.config, config
         new_uri = config.uri != old.uri
         if new_uri:
@@ -182,6 +181,8 @@ class Poller:
             for reader in self.readers:
                 reader.reconfigure(config)
         self._replace_guest_agents(old, config)
+        if config.metadata != old.metadata:
+            self.layout_changed(None)           # every domain's XML read again
         self._wake.set()
 
     def _replace_guest_agents(self, old: Config, config: Config) -> None:
@@ -226,8 +227,7 @@ class Poller:
         return partitioner and not any(wedged(reader, now) for reader in self.readers)
 
     def republish(self) -> None:
-        """Build the snapshot again now (an alarm or a guest agent's answer changed)."""
-        self._publisher.request()
+        self._publisher.request()        # an alarm or a guest agent's answer changed
 
     def _run(self) -> None:
         while True:
@@ -349,7 +349,8 @@ class Poller:
         if cached is not None and self._cycle - cached[1] < LAYOUT_REFRESH_CYCLES:
             return cached[0]
         try:
-            layout = parse_layout(conn.call(f"XMLDesc of {name}", dom.XMLDesc, 0))  # type: ignore[attr-defined]
+            layout = parse_layout(conn.call(f"XMLDesc of {name}", dom.XMLDesc, 0),  # type: ignore[attr-defined]
+                                  self.config.metadata)
         except CollectorError as exc:
             if cached is None:
                 log.warning("cannot read the XML of domain %s (%s); polling it without "

@@ -30,7 +30,8 @@ class DomainRef:
     def described(self) -> dict[str, Any]:
         """The DomainStats fields the partitioner knows, whatever the poll gives."""
         return {"uuid": self.uuid, "name": self.name, "partition_tag": self.layout.tag or "",
-                "os_id": self.layout.os_id, "persistent": self.persistent,
+                "os_id": self.layout.os_id, "metadata": self.layout.metadata,
+                "persistent": self.persistent,
                 "autostart": self.autostart}
 
 

@@ -211,6 +211,9 @@ TABLES: tuple[TableSpec, ...] = (
         "lvxGuestAddrAddress": lambda a: a[1].address,
         "lvxGuestAddrPrefix": lambda a: a[1].prefix,
     }),
+    TableSpec("lvxMetadataEntry", lambda d: d.metadata, lambda i, m: (i, m[0]), {
+        "lvxMetaValue": lambda m: m[1],
+    }),
     TableSpec("lvxAlarmEntry", lambda d: d.alarms, lambda i, a: (i, metric_number(a.metric)), {
         "lvxAlarmMetricName": lambda a: a.metric,
         "lvxAlarmDomainName": lambda a: a.domain,

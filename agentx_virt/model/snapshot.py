@@ -243,6 +243,7 @@ class DomainStats:
     # (e.g. http://ubuntu.com/ubuntu/22.04), and whether libvirt keeps the domain's
     # configuration and starts it with the host.
     os_id: Optional[str] = None
+    metadata: tuple[tuple[str, str], ...] = ()    # (key, value): nova's and [[metadata]]
     persistent: Optional[bool] = None
     autostart: Optional[bool] = None
 
