@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -248,6 +249,37 @@ def test_perf_software_events(libvirtd: PrivateLibvirtd) -> None:
     assert perf["task_clock"].enabled and (perf["task_clock"].value or 0) > 0
     assert perf["context_switches"].enabled and perf["context_switches"].value is not None
     assert not perf["cpu_cycles"].enabled and perf["cpu_cycles"].value is None
+
+
+def test_disk_io_throttle_limits_as_virsh_blkdeviotune_shows_them(
+        libvirtd: PrivateLibvirtd) -> None:
+    conn = libvirt.open(libvirtd.uri)
+    try:
+        dom = conn.lookupByName("q2")
+        dom.setBlockIoTune("vda", {"read_bytes_sec": 10485760, "write_iops_sec": 250},
+                           libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        try:
+            shown = subprocess.run(["virsh", "-c", libvirtd.uri, "blkdeviotune", "q2", "vda"],
+                                   capture_output=True, text=True, check=True).stdout
+            virsh = {k.strip(): int(v) for k, _, v in
+                     (line.partition(":") for line in shown.splitlines()) if v.strip().isdigit()}
+            (disk,) = [k for k in domain(poll(libvirtd.uri, stats=(
+                StatGroup.DISK, StatGroup.DISK_IOTUNE)), "q2").disks if k.target == "vda"]
+        finally:
+            dom.setBlockIoTune("vda", {"read_bytes_sec": 0, "write_iops_sec": 0},
+                               libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    finally:
+        conn.close()
+    assert (disk.iotune_read_bytes_sec, disk.iotune_write_iops) == (10485760, 250)
+    assert (disk.iotune_total_bytes_sec, disk.iotune_read_bytes_sec,
+            disk.iotune_write_bytes_sec, disk.iotune_total_iops, disk.iotune_read_iops,
+            disk.iotune_write_iops) == (
+        virsh["total_bytes_sec"], virsh["read_bytes_sec"], virsh["write_bytes_sec"],
+        virsh["total_iops_sec"], virsh["read_iops_sec"], virsh["write_iops_sec"])
+    # Without the group, no call and no value.
+    (plain,) = [k for k in domain(poll(libvirtd.uri, stats=(StatGroup.DISK,)), "q2").disks
+                if k.target == "vda"]
+    assert plain.iotune_read_bytes_sec is None
 
 
 def cells(snmpd: PrivateSnmpd, name: str) -> dict[str, str]:

@@ -188,6 +188,13 @@ def perf(d: DomainCalls) -> tuple[PerfEvent, ...]:
         for event, on in sorted(enabled.items()))
 
 
+_IOTUNE = (("total_bytes_sec", "iotune_total_bytes_sec"),
+           ("read_bytes_sec", "iotune_read_bytes_sec"),
+           ("write_bytes_sec", "iotune_write_bytes_sec"),
+           ("total_iops_sec", "iotune_total_iops"), ("read_iops_sec", "iotune_read_iops"),
+           ("write_iops_sec", "iotune_write_iops"))
+
+
 def disks(d: DomainCalls) -> tuple[DiskStats, ...]:
     """The disk group: each disk of the XML, from its bulk entry or the per-call APIs."""
     calls, uuid, layout, active = d.calls, d.uuid, d.layout, d.active
@@ -207,6 +214,11 @@ def disks(d: DomainCalls) -> tuple[DiskStats, ...]:
             if info:
                 values.update(capacity_bytes=as_int(info[0]), allocation_bytes=as_int(info[1]),
                               physical_bytes=as_int(info[2]))
+        if active and d.wants(StatGroup.DISK_IOTUNE):
+            # A monitor call per disk: limits change rarely, so every SLOW_REFRESH_CYCLES.
+            tune = calls.cached(uuid, "blockIoTune", calls.dom.blockIoTune, disk.target, 0)
+            values.update({field: as_int(tune.get(key)) for key, field in _IOTUNE}
+                          if tune else {})
         described: dict[str, Any] = {"device": disk.device, "kind": disk.kind,
                                      "format": disk.format, "readonly": disk.readonly,
                                      **counts(values)}

@@ -131,6 +131,12 @@ TABLES: tuple[TableSpec, ...] = (
         "lvxDiskCapacityBytes": lambda k: k.capacity_bytes,
         "lvxDiskAllocationBytes": lambda k: k.allocation_bytes,
         "lvxDiskPhysicalBytes": lambda k: k.physical_bytes,
+        "lvxDiskIoTuneTotalBytesSec": lambda k: k.iotune_total_bytes_sec,
+        "lvxDiskIoTuneReadBytesSec": lambda k: k.iotune_read_bytes_sec,
+        "lvxDiskIoTuneWriteBytesSec": lambda k: k.iotune_write_bytes_sec,
+        "lvxDiskIoTuneTotalIops": lambda k: k.iotune_total_iops,
+        "lvxDiskIoTuneReadIops": lambda k: k.iotune_read_iops,
+        "lvxDiskIoTuneWriteIops": lambda k: k.iotune_write_iops,
     }),
     TableSpec("lvxDiskErrorEntry", lambda d: d.disk_errors, lambda i, e: (i, e.target), {
         "lvxDiskErrorCode": lambda e: e.code,

@@ -34,6 +34,7 @@ class StatGroup(str, enum.Enum):
     DOMAIN_STATE = "domain_state"
     FS_INFO = "fs_info"
     GUEST_AGENT = "guest_agent"
+    DISK_IOTUNE = "disk_iotune"
     JOB_STATS_BACKGROUND = "job_stats_background"
     JOB_STATS_COMPLETED = "job_stats_completed"
     PERF = "perf"
@@ -123,6 +124,13 @@ class DiskStats:
     kind: Optional[str] = None           # the XML's disk type: file, block, network, ...
     format: Optional[str] = None         # the driver's image format: qcow2, raw, ...
     readonly: Optional[bool] = None
+    # I/O throttle limits (blockIoTune; 0 no limit), with the disk_iotune group
+    iotune_total_bytes_sec: Optional[int] = None
+    iotune_read_bytes_sec: Optional[int] = None
+    iotune_write_bytes_sec: Optional[int] = None
+    iotune_total_iops: Optional[int] = None
+    iotune_read_iops: Optional[int] = None
+    iotune_write_iops: Optional[int] = None
 
 
 @slotted
