@@ -18,6 +18,7 @@ from agentx_virt.model.snapshot import (
     PollInfo,
     PollStatus,
     Snapshot,
+    StoragePool,
     VcpuStats,
 )
 
@@ -85,7 +86,11 @@ def full_domain(uuid: str = UUID_A, name: str = "web-1") -> DomainStats:
 
 def full_snapshot() -> Snapshot:
     return Snapshot(
-        host=HostInfo(True, "qemu:///system", "QEMU", "7.2.0", "9.0.0", 8),
+        host=HostInfo(True, "qemu:///system", "QEMU", "7.2.0", "9.0.0", 8, cpu_util=1234,
+                      mem_total_kib=65842176, mem_free_kib=40000000, mem_buffers_kib=300000,
+                      mem_cached_kib=9000000,
+                      pools=(StoragePool("default", "1b3c5e7f-0000-4000-8000-000000000001", 2,
+                                         107374182400, 53687091200, 53687091200),)),
         poll=PollInfo(10, WHEN, 42, 1, WHEN),
         domains=(full_domain(), DomainStats(uuid=UUID_B, name="db-2", state=5,
                                             state_reason=2, poll_status=PollStatus.OK)),

@@ -16,7 +16,13 @@ from agentx_virt.agentx.pdu import VarBind
 from agentx_virt.expose.dump import render_varbind
 from agentx_virt.mib.build import BuiltTable, build_table
 from agentx_virt.mib.convert import converter
-from agentx_virt.mib.libvirt_ext import AGENT_SCALARS, LIBVIRT_EXT_MIB, SCALARS, TABLES
+from agentx_virt.mib.libvirt_ext import (
+    AGENT_SCALARS,
+    HOST_TABLES,
+    LIBVIRT_EXT_MIB,
+    SCALARS,
+    TABLES,
+)
 from agentx_virt.mib.model import MibError, shipped_mib
 from agentx_virt.mib.spec import AgentStatus, MibSpec, TableSpec
 from agentx_virt.model.snapshot import (
@@ -66,7 +72,7 @@ def names_present(result: BuiltTable) -> set[str]:
 # ---------------------------------------------------------------- code and MIB agree
 
 def test_every_served_object_has_exactly_one_getter_and_every_getter_an_object() -> None:
-    mapped = list(SCALARS) + list(AGENT_SCALARS) + [name for spec in TABLES
+    mapped = list(SCALARS) + list(AGENT_SCALARS) + [name for spec in TABLES + HOST_TABLES
                                                     for name in spec.columns]
     assert len(mapped) == len(set(mapped)), "an object is mapped twice"
     assert set(mapped) == {obj.name for obj in MIB.served()}
@@ -75,17 +81,20 @@ def test_every_served_object_has_exactly_one_getter_and_every_getter_an_object()
 def test_scalars_are_scalars_and_columns_belong_to_their_entry() -> None:
     for name in SCALARS:
         assert MIB.object(name).nodetype == "scalar", name
-    for spec in TABLES:
+    for spec in TABLES + HOST_TABLES:
         entry = MIB.object(spec.entry)
         assert entry.nodetype == "row"
         readable = {c.name for c in MIB.columns(spec.entry) if c.readable}
         assert set(spec.columns) == readable, spec.entry
-        assert entry.indices[0][0] == "lvxDomainIndex", "every table starts with the domain"
+        if spec in TABLES:
+            assert entry.indices[0][0] == "lvxDomainIndex", "a domain table starts with it"
+        else:
+            assert "lvxDomainIndex" not in dict(entry.indices), "a host table has no domain"
 
 
 def test_every_table_of_the_mib_is_built() -> None:
     rows = {obj.name for obj in MIB.objects.values() if obj.nodetype == "row"}
-    assert rows == {spec.entry for spec in TABLES}
+    assert rows == {spec.entry for spec in TABLES + HOST_TABLES}
 
 
 def test_notifications_name_objects_the_mib_defines() -> None:

@@ -282,6 +282,36 @@ def test_disk_io_throttle_limits_as_virsh_blkdeviotune_shows_them(
     assert plain.iotune_read_bytes_sec is None
 
 
+def test_host_cpu_and_memory_use_as_the_host_reports_them(libvirtd: PrivateLibvirtd) -> None:
+    seen: list[Snapshot] = []
+    config = Config(uri=libvirtd.uri, interval_s=1, domain_timeout_s=0.5,
+                    stats=(StatGroup.CPU, StatGroup.HOST, StatGroup.STORAGE_POOLS))
+    poller = Poller(config, seen.append)
+    poller.start()
+    try:
+        wait_for(lambda: bool(seen) and seen[-1].host.cpu_util is not None, 15)
+    finally:
+        poller.stop()
+    host = seen[-1].host
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    assert host.mem_total_kib == int(meminfo["MemTotal"].split()[0])
+    assert host.mem_free_kib is not None and 0 < host.mem_free_kib < host.mem_total_kib
+    assert host.cpu_util is not None and 0 <= host.cpu_util <= 10000
+
+
+def test_storage_pools_of_the_test_driver() -> None:
+    snapshot = poll("test:///default", stats=(StatGroup.STORAGE_POOLS,))
+    conn = libvirt.openReadOnly("test:///default")
+    try:
+        expected = tuple((p.name(), p.UUIDString(), *p.info()) for p in
+                         sorted(conn.listAllStoragePools(0), key=lambda p: p.name()))
+    finally:
+        conn.close()
+    assert tuple((p.name, p.uuid, p.state, p.capacity_bytes, p.allocation_bytes,
+                  p.available_bytes) for p in snapshot.host.pools) == expected
+    assert expected and poll("test:///default").host.pools == ()
+
+
 def cells(snmpd: PrivateSnmpd, name: str) -> dict[str, str]:
     base = format_oid(MIB.object(name).oid)
     result = snmp_tool("snmpbulkwalk", snmpd.agent, base, options=["-Oqe"])

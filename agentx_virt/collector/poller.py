@@ -29,18 +29,17 @@ from agentx_virt.collector.assignment import (
     polled_by,
     polled_elsewhere,
     reader_for,
-    version_text,
     wedged,
 )
 from agentx_virt.collector.connection import Connection, ConnectionFactory
 from agentx_virt.collector.errors import CollectorError, LibvirtUnavailable
 from agentx_virt.collector.guest import GuestAgents
+from agentx_virt.collector.host import HostUse, describe
 from agentx_virt.collector.layout import Layout, parse_layout
 from agentx_virt.collector.outage import OutageLog
 from agentx_virt.collector.publisher import LatestPublisher
 from agentx_virt.collector.reader import Reader
 from agentx_virt.collector.refs import DomainRef, ReaderResult
-from agentx_virt.collector.uptime import boot_time
 from agentx_virt.model.selection import selected
 from agentx_virt.model.snapshot import (
     DomainStats,
@@ -100,6 +99,7 @@ class Poller:
         self._results: dict[int, ReaderResult] = {}
         self._tables_changed: Optional[datetime] = None
         self._outage = OutageLog(log, f"libvirt at {config.uri}")
+        self._host_use = HostUse()
         self._retry_s: Optional[float] = config.interval_s
         self.readers = [Reader(k, config, self._assignment(k), self._host_info, self._publish,
                                connect) for k in range(config.instances)]
@@ -273,16 +273,10 @@ class Poller:
             self._conn.close()
             self._conn = None
         conn = self._connect(self.config.uri, "partitioner")
-        kind = conn.call("getType", conn.conn.getType)
-        hypervisor = conn.call("getVersion", conn.conn.getVersion)
-        library = conn.call("getLibVersion", conn.conn.getLibVersion)
-        cpus = conn.call("getInfo", conn.conn.getInfo)[2]
-        self._host = HostInfo(True, self.config.uri, str(kind), version_text(int(hypervisor)),
-                              version_text(int(library)), int(cpus),
-                              boot_time=boot_time() if conn.local else None)
+        self._host = describe(conn, self.config.uri)
         log.info("connected to libvirt at %s (%s %s, libvirt %s, %d host CPUs)",
-                 self.config.uri, kind, self._host.hypervisor_version,
-                 self._host.libvirt_version, cpus)
+                 self.config.uri, self._host.hypervisor_type, self._host.hypervisor_version,
+                 self._host.libvirt_version, self._host.host_cpus)
         self._conn = conn
         return conn
 
@@ -306,6 +300,9 @@ class Poller:
                 self._publish(None)
             return
         self._outage.recovered()
+        if self.config.wants(StatGroup.HOST) or self.config.wants(StatGroup.STORAGE_POOLS):
+            self._host = dataclasses.replace(self._host, **self._host_use.read(
+                conn, self.config.wants))
         with self._lock:
             named, self._changed_layouts = self._changed_layouts, set()
             everything, self._all_layouts_changed = self._all_layouts_changed, False

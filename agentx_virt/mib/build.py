@@ -214,3 +214,5 @@ def _fill(builder: _Builder, spec: MibSpec, snapshot: Snapshot, indexes: Mapping
         builder.scalar(mib.object(name), status_getter(status))
     for table_spec in spec.tables:
         builder.table(table_spec, domains)
+    for table_spec in spec.host_tables:
+        builder.table(table_spec, [(0, snapshot)])  # type: ignore[list-item]

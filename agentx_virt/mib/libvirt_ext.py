@@ -32,6 +32,11 @@ SCALARS: Mapping[str, Getter] = {
     "lvxLastPollFresh": lambda s: sum(1 for d in s.domains if d.poll_status == PollStatus.OK),
     "lvxTablesLastChange": lambda s: s.poll.tables_last_change,
     "lvxLibvirtLastError": lambda s: "" if s.host.libvirt_connected else s.host.last_error or "",
+    "lvxHostCpuUtil": lambda s: s.host.cpu_util,
+    "lvxHostMemTotalKiB": lambda s: s.host.mem_total_kib,
+    "lvxHostMemFreeKiB": lambda s: s.host.mem_free_kib,
+    "lvxHostMemBuffersKiB": lambda s: s.host.mem_buffers_kib,
+    "lvxHostMemCachedKiB": lambda s: s.host.mem_cached_kib,
 }
 
 
@@ -233,4 +238,15 @@ TABLES: tuple[TableSpec, ...] = (
 # lvxDomainTable gauges a [thresholds] entry can watch (tests check each against the MIB).
 THRESHOLD_METRICS = GAUGE_METRICS + LATER_GAUGES
 
-LIBVIRT_EXT_MIB = MibSpec(shipped_mib, SCALARS, AGENT_SCALARS, TABLES, "lvxDomainIndex")
+HOST_TABLES = (
+    TableSpec("lvxPoolEntry", lambda s: s.host.pools, lambda _, p: (p.name,), {
+        "lvxPoolUuid": lambda p: p.uuid,
+        "lvxPoolState": lambda p: None if p.state is None else p.state + 1,
+        "lvxPoolCapacityBytes": lambda p: p.capacity_bytes,
+        "lvxPoolAllocationBytes": lambda p: p.allocation_bytes,
+        "lvxPoolAvailableBytes": lambda p: p.available_bytes,
+    }),
+)
+
+LIBVIRT_EXT_MIB = MibSpec(shipped_mib, SCALARS, AGENT_SCALARS, TABLES, "lvxDomainIndex",
+                          HOST_TABLES)

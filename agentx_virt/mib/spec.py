@@ -20,7 +20,7 @@ class TableSpec:
     """How one MIB table is filled from a domain."""
 
     entry: str                                            # the row object, e.g. lvxDiskEntry
-    rows: Callable[[DomainStats], Iterable[Any]]
+    rows: Callable[[Any], Iterable[Any]]        # of a DomainStats (a host table: Snapshot)
     index: Callable[[int, Any], tuple[object, ...]]   # (domain index, row) -> index values
     columns: Mapping[str, Getter]
 
@@ -53,6 +53,8 @@ class MibSpec:
     status_scalars: Mapping[str, Callable[[AgentStatus], object]]  # the agent's own
     tables: tuple[TableSpec, ...]
     domain_index: str                                             # e.g. lvxDomainIndex
+    # Tables of the host, not of a domain: rows of the Snapshot, ``index(0, row)``.
+    host_tables: tuple[TableSpec, ...] = ()
 
     def columns(self, entry: str) -> Mapping[str, Getter]:
         """The getters of table ``entry``'s columns, by object name."""

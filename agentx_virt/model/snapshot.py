@@ -35,6 +35,8 @@ class StatGroup(str, enum.Enum):
     FS_INFO = "fs_info"
     GUEST_AGENT = "guest_agent"
     DISK_IOTUNE = "disk_iotune"
+    HOST = "host"
+    STORAGE_POOLS = "storage_pools"
     JOB_STATS_BACKGROUND = "job_stats_background"
     JOB_STATS_COMPLETED = "job_stats_completed"
     PERF = "perf"
@@ -78,6 +80,24 @@ class HostInfo:
     host_cpus: Optional[int] = None
     last_error: Optional[str] = None           # why libvirt is unreachable, while it is
     boot_time: Optional[datetime] = None       # when the host booted, if libvirt is local
+    # With the host and storage_pools groups (collector/host.py):
+    cpu_util: Optional[int] = None             # hundredths of a percent of all CPUs
+    mem_total_kib: Optional[int] = None
+    mem_free_kib: Optional[int] = None
+    mem_buffers_kib: Optional[int] = None
+    mem_cached_kib: Optional[int] = None
+    pools: tuple[StoragePool, ...] = ()
+
+
+@slotted
+@dataclass(frozen=True)
+class StoragePool:
+    name: str
+    uuid: str
+    state: Optional[int] = None               # virStoragePoolState
+    capacity_bytes: Optional[int] = None
+    allocation_bytes: Optional[int] = None
+    available_bytes: Optional[int] = None
 
 
 @slotted
