@@ -23,7 +23,7 @@ from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.model.snapshot import DomainStats, PerfEvent, Snapshot, StatGroup
 from agentx_virt.oid import format_oid
-from tests.support.libvirtd import PrivateLibvirtd
+from tests.support.libvirtd import DOMAIN_XML, PrivateLibvirtd
 from tests.support.recording import RecordedCalls
 
 from .conftest import private_libvirtd, wait_for, wait_polls
@@ -280,6 +280,41 @@ def test_disk_io_throttle_limits_as_virsh_blkdeviotune_shows_them(
     (plain,) = [k for k in domain(poll(libvirtd.uri, stats=(StatGroup.DISK,)), "q2").disks
                 if k.target == "vda"]
     assert plain.iotune_read_bytes_sec is None
+
+
+def test_a_network_disk_has_its_size_from_the_bulk_statistics(
+        libvirtd: PrivateLibvirtd, tmp_path: Path) -> None:
+    """An NBD disk (qemu-nbd on a unix socket) stands for RBD and iSCSI: no file on the
+    host to stat, so its size must come from QEMU."""
+    image, boot, sock = tmp_path / "net.qcow2", tmp_path / "boot.qcow2", tmp_path / "nbd.sock"
+    for path, size in ((image, "96M"), (boot, "64M")):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True)
+    nbd = subprocess.Popen(["qemu-nbd", "--persistent", "--shared=4", "--format=qcow2",
+                            f"--socket={sock}", str(image)], stdin=subprocess.DEVNULL)
+    conn = libvirt.open(libvirtd.uri)
+    try:
+        wait_for(sock.exists)
+        disk = ("<disk type='network' device='disk'><driver name='qemu' type='raw'/>"
+                f"<source protocol='nbd'><host transport='unix' socket='{sock}'/></source>"
+                "<target dev='vdb' bus='virtio'/></disk>")
+        dom = conn.defineXML(DOMAIN_XML.format(name="n1", image=boot, interface=disk))
+        libvirtd.domains.append("n1")
+        dom.create()
+        try:
+            capacity, _allocation, physical = dom.blockInfo("vdb")
+            (vdb,) = [k for k in domain(poll(libvirtd.uri, stats=(StatGroup.DISK,)),
+                                        "n1").disks if k.target == "vdb"]
+        finally:
+            dom.destroy()
+            dom.undefine()
+            libvirtd.domains.remove("n1")
+    finally:
+        conn.close()
+        nbd.terminate()
+        nbd.wait(10)
+    assert (vdb.kind, vdb.source) == ("network", f"nbd:{sock}")
+    assert vdb.capacity_bytes == capacity == 96 * 1024 * 1024
+    assert vdb.physical_bytes == physical
 
 
 def test_host_cpu_and_memory_use_as_the_host_reports_them(libvirtd: PrivateLibvirtd) -> None:

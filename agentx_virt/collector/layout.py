@@ -75,6 +75,21 @@ def _source(element: ElementTree.Element, attributes: tuple[str, ...]) -> Option
     return None
 
 
+def _network_source(disk: ElementTree.Element) -> Optional[str]:
+    """A network disk's source as ``protocol:name`` (``rbd:pool/image``,
+    ``iscsi:iqn.../1``), else ``protocol:host`` (the first host's name or socket)."""
+    source = disk.find("source")
+    if source is None:
+        return None
+    protocol = source.get("protocol") or "network"
+    name = source.get("name")
+    if name:
+        return f"{protocol}:{name}"
+    host = source.find("host")
+    where = None if host is None else host.get("socket") or host.get("name")
+    return f"{protocol}:{where}" if where else None
+
+
 def _nic_key(device: Optional[str], mac: Optional[str], position: int, keys: set[str]) -> str:
     """The NIC's row key: its device name, else its MAC, else ``nicN`` (``nicN~K`` with
     the first K not taken), never one an earlier NIC of the domain has."""
@@ -141,6 +156,7 @@ def parse_layout(xml: str, fields: Iterable[MetadataField] = ()) -> Layout:
             continue
         driver = disk.find("driver")
         disks.append(Disk(sys.intern(str(target.get("dev"))),
+                          _network_source(disk) if disk.get("type") == "network" else
                           _source(disk, ("file", "dev", "name", "volume", "dir")),
                           _shared(target.get("bus")), _shared(disk.get("device", "disk")),
                           _shared(disk.get("type")),

@@ -10,7 +10,6 @@ from typing import Any, Callable, Optional
 
 from agentx_virt.mib.model import Mib
 from agentx_virt.model.alarm import ActiveAlarm
-from agentx_virt.model.snapshot import DomainStats
 
 Getter = Callable[[Any], object]
 

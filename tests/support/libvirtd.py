@@ -39,7 +39,7 @@ _ETHERNET_NIC = """<interface type='ethernet'><mac address='{mac}'/>
       <target dev='{tap}' managed='yes'/><model type='virtio'/></interface>"""
 _BRIDGED_NIC = """<interface type='bridge'><mac address='{mac}'/><source bridge='{bridge}'/>
       <target dev='{tap}'/><model type='virtio'/></interface>"""
-_DOMAIN = """<domain type='qemu'>
+DOMAIN_XML = """<domain type='qemu'>
   <name>{name}</name>
   <memory unit='MiB'>64</memory>
   <vcpu>1</vcpu>
@@ -168,7 +168,7 @@ class PrivateLibvirtd:
             mac, tap = f"52:54:00:aa:00:{number:02x}", f"tap{number}"
             interface = (_BRIDGED_NIC.format(mac=mac, tap=tap, bridge=bridge) if bridge
                          else _ETHERNET_NIC.format(mac=mac, tap=tap))
-            dom = conn.defineXML(_DOMAIN.format(name=name, image=image, interface=interface))
+            dom = conn.defineXML(DOMAIN_XML.format(name=name, image=image, interface=interface))
             self.domains.append(name)
             dom.create()
         finally:
