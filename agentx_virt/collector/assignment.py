@@ -55,8 +55,8 @@ def version_text(number: int) -> str:
     return f"{number // 1000000}.{number // 1000 % 1000}.{number % 1000}"
 
 
-PERSISTENT = getattr(libvirt, "VIR_CONNECT_LIST_DOMAINSPERSISTENT", 4)
-AUTOSTART = getattr(libvirt, "VIR_CONNECT_LIST_DOMAINSAUTOSTART", 64)
+PERSISTENT = getattr(libvirt, "VIR_CONNECT_LIST_DOMAINS_PERSISTENT", 4)
+AUTOSTART = getattr(libvirt, "VIR_CONNECT_LIST_DOMAINS_AUTOSTART", 1024)
 
 
 def listed_uuids(conn: Connection, flag: int) -> Optional[set[str]]:
