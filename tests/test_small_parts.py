@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,12 @@ from typing import Any, Callable, Optional, cast
 
 import pytest
 
-from agentx_virt.agentx.address import MasterAddress, parse_address
+from agentx_virt.agentx.address import (
+    DEFAULT_PATHS,
+    MasterAddress,
+    parse_address,
+    permission_hint,
+)
 from agentx_virt.agentx.errors import AddressError
 from agentx_virt.agentx.traps import Trap, TrapQueue
 from agentx_virt.app import cli
@@ -33,6 +39,7 @@ from agentx_virt.oid import format_oid, parse_oid
     ("TCP:localhost:1705", MasterAddress(host="localhost", port=1705)),
     ("tcp6:[::1]:705", MasterAddress(host="::1", port=705)),
     ("127.0.0.1:705", MasterAddress(host="127.0.0.1", port=705)),
+    ("default", MasterAddress(path="/var/agentx/master", also=("/var/run/agentx/master",))),
 ])
 def test_addresses_in_net_snmp_notation(text: str, parsed: MasterAddress) -> None:
     assert parse_address(text) == parsed
@@ -54,6 +61,31 @@ def test_bad_addresses_say_what_is_wrong(text: str, why: str) -> None:
 def test_address_text_round_trips() -> None:
     for text in ("unix:/x/y", "tcp:127.0.0.1:705", "tcp:[::1]:705"):
         assert str(parse_address(text)) == text
+
+
+def test_the_default_address_tries_each_socket_in_turn(tmp_path: Path) -> None:
+    assert str(parse_address("default")) == " or ".join(f"unix:{p}" for p in DEFAULT_PATHS)
+    first, second = str(tmp_path / "a"), str(tmp_path / "b")
+    address = MasterAddress(path=first, also=(second,))
+    with pytest.raises(OSError, match=f"{first}: No such file.*{second}: No such file"):
+        address.connect(1.0)
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(second)
+        listener.listen()
+        with address.connect(1.0) as sock:
+            assert sock.getpeername() == second
+
+
+def test_a_socket_this_user_may_not_open_gets_a_hint_naming_mode_owner_and_fixes(
+        tmp_path: Path) -> None:
+    path = str(tmp_path / "master")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(path)
+        os.chmod(path, 0o600)
+        hint = permission_hint(path)
+    assert "the AgentX socket" in hint and "it is 0600" in hint
+    assert "agentXPerms 0660 0755 Debian-snmp agentx-virt" in hint
+    assert "agentXSocket tcp:localhost:705" in hint
 
 
 def test_oid_text() -> None:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import errno
+import grp
+import os
+import pwd
 import socket
+import stat
 import struct
 from dataclasses import dataclass
 from typing import Optional
 
 from agentx_virt.agentx.errors import AddressError
 
-DEFAULT_ADDRESS = "/var/agentx/master"  # net-snmp's default agentXSocket
+# net-snmp's default agentXSocket is /var/agentx/master, or /var/run/agentx/master in
+# builds configured so; with no address configured the agent tries both, in this order.
+DEFAULT_PATHS = ("/var/agentx/master", "/var/run/agentx/master")
+DEFAULT_ADDRESS = "default"
 
 
 @dataclass(frozen=True)
@@ -19,23 +27,32 @@ class MasterAddress:
     path: Optional[str] = None
     host: Optional[str] = None
     port: int = 0
+    also: tuple[str, ...] = ()   # unix socket paths tried, in order, when ``path`` is absent
 
     def __str__(self) -> str:
         if self.path is not None:
-            return f"unix:{self.path}"
+            return " or ".join(f"unix:{path}" for path in (self.path, *self.also))
         host = f"[{self.host}]" if self.host and ":" in self.host else self.host
         return f"tcp:{host}:{self.port}"
 
     def connect(self, timeout: float) -> socket.socket:
-        """Open a stream socket to the master; raises OSError when it is not there."""
+        """Open a stream socket to the master.
+
+        Raises:
+            PermissionError: a socket is there but this process may not open it; the
+                message says which mode, owner or group to change.
+            OSError: no master listens there (for the default address: at neither path).
+        """
         if self.path is not None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.settimeout(timeout)
-                sock.connect(self.path)
-            except OSError:
-                sock.close()
-                raise
+            absent: list[str] = []
+            for path in (self.path, *self.also):
+                try:
+                    return _connect_unix(path, timeout)
+                except (FileNotFoundError, ConnectionRefusedError) as exc:
+                    absent.append(f"{path}: {exc.strerror}")
+                except PermissionError as exc:
+                    raise PermissionError(exc.errno, permission_hint(path)) from None
+            raise OSError(errno.ENOENT, "no AgentX master socket (" + "; ".join(absent) + ")")
         else:
             sock = socket.create_connection((self.host, self.port), timeout=timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -43,7 +60,8 @@ class MasterAddress:
 
 
 def parse_address(text: str) -> MasterAddress:
-    """Parse ``/path``, ``unix:/path``, ``tcp:HOST:PORT``, ``tcp6:[::1]:705`` or ``HOST:PORT``.
+    """Parse ``/path``, ``unix:/path``, ``tcp:HOST:PORT``, ``tcp6:[::1]:705``, ``HOST:PORT``
+    or ``default`` (net-snmp's socket, at either of its usual paths).
 
     Raises:
         AddressError: the text names no stream transport AgentX can use.
@@ -51,6 +69,8 @@ def parse_address(text: str) -> MasterAddress:
     raw = text.strip()
     if not raw:
         raise AddressError("AgentX master address is empty")
+    if raw.lower() == DEFAULT_ADDRESS:
+        return MasterAddress(path=DEFAULT_PATHS[0], also=DEFAULT_PATHS[1:])
     lowered = raw.lower()
     if raw.startswith("/"):
         return MasterAddress(path=raw)
@@ -89,3 +109,67 @@ def kernel_timeouts(sock: socket.socket, seconds: float) -> None:
     timeval = struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+
+
+def _connect_unix(path: str, timeout: float) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def permission_hint(path: str) -> str:
+    """Why this process may not open the AgentX socket at ``path``, and what to change."""
+    me = _user_text()
+    fixes = ("give the agent's group the socket in snmpd.conf, e.g. "
+             "`agentXPerms 0660 0755 Debian-snmp agentx-virt`, or let snmpd listen on "
+             "loopback TCP with `agentXSocket tcp:localhost:705` and set [agentx] address "
+             "= \"tcp:localhost:705\"; then restart snmpd")
+    directory = os.path.dirname(path) or "/"
+    try:
+        info = os.stat(path)
+    except PermissionError:
+        return (f"permission denied: {me} may not enter {directory} "
+                f"({_mode_text(directory)}); {fixes}")
+    except OSError as exc:
+        return f"permission denied on {path} ({exc.strerror}); {fixes}"
+    kind = "socket" if stat.S_ISSOCK(info.st_mode) else "file (not a socket)"
+    return (f"permission denied on the AgentX {kind} {path}: it is "
+            f"{stat.S_IMODE(info.st_mode):04o} {_owner(info.st_uid, info.st_gid)} and "
+            f"{me} needs read and write on it; {fixes}")
+
+
+def _mode_text(path: str) -> str:
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        return f"cannot stat it: {exc.strerror}"
+    return f"mode {stat.S_IMODE(info.st_mode):04o}, {_owner(info.st_uid, info.st_gid)}"
+
+
+def _owner(uid: int, gid: int) -> str:
+    return f"{_user_name(uid)}:{_group_name(gid)}"
+
+
+def _user_text() -> str:
+    groups = sorted({os.getegid(), *os.getgroups()})
+    names = ",".join(_group_name(gid) for gid in groups)
+    return f"this process (user {_user_name(os.geteuid())}, groups {names})"
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)

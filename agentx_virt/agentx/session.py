@@ -129,10 +129,13 @@ class AgentXSession:
         try:
             while not self._stop.is_set():
                 served_before = self.connections
+                problem: Optional[str]
                 try:
                     sock = self.config.address.connect(self.config.connect_timeout)
+                except PermissionError as exc:
+                    problem = f"cannot open the AgentX master's socket: {exc.strerror}"
                 except OSError as exc:
-                    problem: Optional[str] = (
+                    problem = (
                         f"cannot reach the AgentX master at {self.config.address} ({exc})")
                 else:
                     try:

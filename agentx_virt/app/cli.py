@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from agentx_virt import __version__
-from agentx_virt.agentx.address import DEFAULT_ADDRESS, parse_address
+from agentx_virt.agentx.address import DEFAULT_ADDRESS, DEFAULT_PATHS, parse_address
 from agentx_virt.agentx.errors import AddressError, AgentXError
 from agentx_virt.agentx.probe import probe
 from agentx_virt.app.config import Config, ConfigError
@@ -34,6 +34,8 @@ from agentx_virt.mib.model import shipped_mib
 from agentx_virt.mib.views import DEFAULT_MIBS, VIEWS
 from agentx_virt.snmp.domain_index import STATE_FILE, DomainIndexRegistry, StateFileError
 
+_DEFAULT_TEXT = f"{DEFAULT_ADDRESS}, which tries {' then '.join(DEFAULT_PATHS)}"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -45,8 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="poll libvirt and serve its MIBs through snmpd")
     _poll_options(run)
     run.add_argument("--agentx", metavar="ADDRESS",
-                     help=f"AgentX master: /path, unix:/path or tcp:HOST:PORT "
-                          f"(default {DEFAULT_ADDRESS})")
+                     help=f"AgentX master: /path, unix:/path, tcp:HOST:PORT or default "
+                          f"(default: [agentx] address, else {_DEFAULT_TEXT})")
     run.add_argument("--interval", type=float, metavar="S",
                      help="seconds between polls, 1 to 86400 (default: [poll] interval, "
                           f"else {Config.interval_s:g})")
@@ -77,8 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "probe", help="check that snmpd's AgentX master is reachable (Open, Ping, Close)")
     check.add_argument("--agentx", default=DEFAULT_ADDRESS, metavar="ADDRESS",
-                       help="master address: /path, unix:/path or tcp:HOST:PORT "
-                            f"(default {DEFAULT_ADDRESS})")
+                       help="master address: /path, unix:/path, tcp:HOST:PORT or default "
+                            f"(default: {_DEFAULT_TEXT})")
     check.add_argument("--timeout", type=_seconds, default=5.0, metavar="S",
                        help="seconds to wait for each answer (default: 5)")
     mib = commands.add_parser(
@@ -197,7 +199,7 @@ def _run(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     """Every problem of the file (ConfigError from load), or one line saying what it sets."""
     config = load_config(args.file, environ={})
-    print(f"{args.file}: OK: libvirt {config.uri}, AgentX {config.agentx}, every "
+    print(f"{args.file}: OK: libvirt {config.uri}, AgentX {parse_address(config.agentx)}, every "
           f"{config.interval_s:g} s (domain timeout {config.domain_timeout_s:g} s), "
           f"{config.instances} reader(s) of {config.workers} worker(s), serving "
           f"{', '.join(config.mibs)}, {len(config.thresholds)} threshold(s), state in "
@@ -229,10 +231,14 @@ def _probe(args: argparse.Namespace) -> int:
         return 2
     try:
         result = probe(address, args.timeout, ident=shipped_mib().root)
+    except PermissionError as exc:
+        print(f"agentx-virt: cannot open the AgentX master's socket: {exc.strerror}",
+              file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"agentx-virt: cannot reach the AgentX master at {address}: {exc}\n"
-              "  (is snmpd running with 'master agentx', and does agentXSocket/agentXPerms "
-              "let this user in?)", file=sys.stderr)
+              "  (is snmpd running with 'master agentx', and is agentXSocket where the "
+              "agent looks?)", file=sys.stderr)
         return 1
     except AgentXError as exc:
         print(f"agentx-virt: {exc}", file=sys.stderr)
