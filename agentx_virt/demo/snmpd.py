@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 COMMUNITY = "public"
 _QUIET_MIBS = {"MIBS": "", "MIBDIRS": "/nonexistent"}
@@ -88,7 +88,7 @@ def log_tail(path: Path, lines: int = 30) -> str:
         return f"(no log at {path})"
 
 
-def stop_process(process: Optional[subprocess.Popen[bytes]], timeout: float = 5.0) -> None:
+def stop_process(process: Optional[subprocess.Popen[Any]], timeout: float = 5.0) -> None:
     """SIGTERM, then SIGKILL if it does not exit within ``timeout``."""
     if process is None or process.poll() is not None:
         return

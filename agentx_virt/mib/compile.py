@@ -67,12 +67,16 @@ def compile_mib(sources: Sequence[Path], modules: Sequence[str] = (MODULE,)
     Raises:
         MibCompileError: a module is missing or does not parse.
     """
-    from pysmi.codegen import JsonCodeGen
-    from pysmi.compiler import MibCompiler
-    from pysmi.parser import SmiStarParser
-    from pysmi.reader import FileReader
-    from pysmi.searcher import StubSearcher
-    from pysmi.writer import CallbackWriter
+    try:  # only this command needs pysmi: the agent serves the JSON it wrote
+        from pysmi.codegen import JsonCodeGen
+        from pysmi.compiler import MibCompiler
+        from pysmi.parser import SmiStarParser
+        from pysmi.reader import FileReader
+        from pysmi.searcher import StubSearcher
+        from pysmi.writer import CallbackWriter
+    except ImportError as exc:
+        raise MibCompileError(f"compiling the MIB needs pysmi 1.5 or newer ({exc}); "
+                              "install it with: pip install 'agentx-virt[compile]'") from None
 
     produced: dict[str, str] = {}
 
