@@ -28,6 +28,7 @@ from agentx_virt.demo.agent_thread import AgentThread
 from agentx_virt.demo.snmpd import PrivateSnmpd, snmp_tool
 from agentx_virt.mib.model import shipped_mib
 from agentx_virt.oid import OID, format_oid
+from tests.support import report
 from tests.support.libvirtd import PrivateLibvirtd, available
 from tests.support.snmptrapd import PrivateSnmptrapd
 
@@ -63,6 +64,13 @@ def private_libvirtd(factory: pytest.TempPathFactory, who: str) -> PrivateLibvir
     if problem:
         pytest.fail(f"{who} need a private libvirtd: {problem}")
     return PrivateLibvirtd(factory.mktemp("libvirtd"))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if report.LINES:
+        terminalreporter.section("agentx-virt report")
+        for line in report.LINES:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture
