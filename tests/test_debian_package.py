@@ -66,15 +66,16 @@ def drop_in_lines() -> list[str]:
 
 
 def snmpd_with_drop_in(workdir: Path, perms: str = "") -> PrivateSnmpd:
-    """A private snmpd reading the installed drop-in's lines; "nms" reads Debian's
-    systemonly view (system group only, as Debian's snmpd.conf has it) plus the drop-in's."""
+    """A private snmpd reading the installed drop-in's lines, running as Debian-snmp once
+    started (as Debian's snmpd.service runs it); "nms" reads Debian's systemonly view
+    (system group only, as Debian's snmpd.conf has it) plus the drop-in's."""
     lines = drop_in_lines() + [
         "view systemonly included .1.3.6.1.2.1.1",
         "rocommunity nms 127.0.0.1 -V systemonly",
     ]
     if perms:
         lines.append(f"agentXPerms {perms}")
-    snmpd = PrivateSnmpd(workdir / "snmpd", extra_config=lines)
+    snmpd = PrivateSnmpd(workdir / "snmpd", extra_config=lines, user="Debian-snmp")
     # snmpd makes the socket's directory itself, with the drop-in's directory mode.
     snmpd.socket_path = workdir / "snmpd" / "agentx" / "master"
     (workdir / "snmpd").chmod(0o755)
@@ -174,7 +175,12 @@ def test_the_installed_agent_serves_as_its_user_through_the_drop_in(
     try:
         sock = snmpd.socket_path.stat()
         assert stat.S_IMODE(sock.st_mode) == 0o660
-        assert grp.getgrgid(sock.st_gid).gr_name == USER
+        assert (pwd.getpwuid(sock.st_uid).pw_name, grp.getgrgid(sock.st_gid).gr_name) == \
+            ("Debian-snmp", USER)
+        assert snmpd.process is not None
+        with open(f"/proc/{snmpd.process.pid}/status") as status:
+            snmpd_uid = next(line for line in status if line.startswith("Uid:")).split()[1]
+        assert int(snmpd_uid) == pwd.getpwnam("Debian-snmp").pw_uid
         notify.settimeout(60)
         messages = ""
         while "READY=1" not in messages:

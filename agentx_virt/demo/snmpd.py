@@ -137,8 +137,9 @@ class PrivateSnmpd:
 
     def __init__(self, workdir: Path, *, agentx_tcp: bool = False,
                  trap_port: Optional[int] = None, trap_transport: str = "udp",
-                 extra_config: Sequence[str] = ()) -> None:
+                 extra_config: Sequence[str] = (), user: Optional[str] = None) -> None:
         self.workdir = Path(workdir)
+        self.user = user    # after start-up, run as this user and its group (as Debian's unit)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._agentx_tcp = agentx_tcp
         self._pick_ports()
@@ -207,13 +208,17 @@ class PrivateSnmpd:
         config.write_text(self._config())
         persist = self.workdir / "persist"
         persist.mkdir(exist_ok=True)
+        as_user: list[str] = []
+        if self.user is not None:
+            shutil.chown(persist, self.user, self.user)
+            as_user = ["-u", self.user, "-g", self.user]
         env = tool_env()
         env["SNMP_PERSISTENT_DIR"] = str(persist)
         with open(self.log_path, "ab") as log_file:
             self.spawned_at = time.perf_counter()
             self.process = subprocess.Popen(
                 [require("snmpd"), "-f", "-Lf", str(self.log_path), "-C", "-c", str(config),
-                 "-p", str(self.workdir / "snmpd.pid")],
+                 "-p", str(self.workdir / "snmpd.pid"), *as_user],
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
                 start_new_session=True)
         deadline = time.monotonic() + timeout
