@@ -60,9 +60,19 @@ def open_dir() -> Iterator[Path]:
     subprocess.run(["rm", "-rf", str(path)], check=False)
 
 
+V3_AUTH, V3_PRIV = "auth-passphrase-1", "priv-passphrase-2"
+
+
 def drop_in_lines() -> list[str]:
-    return [line for line in DROP_IN.read_text().splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    """The drop-in's settings, and its commented SNMPv3 example taken as written (the
+    createUser line with passphrases filled in, then the rouser line)."""
+    text = DROP_IN.read_text()
+    lines = [line for line in text.splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    create = next(line for line in text.splitlines() if "createUser" in line)
+    create = create.lstrip("# ").replace("AUTH-PASSPHRASE", V3_AUTH)
+    rouser = next(line for line in text.splitlines() if line.startswith("#rouser "))
+    return [*lines, create.replace("PRIV-PASSPHRASE", V3_PRIV), rouser[1:]]
 
 
 def snmpd_with_drop_in(workdir: Path, perms: str = "") -> PrivateSnmpd:
@@ -196,6 +206,10 @@ def test_the_installed_agent_serves_as_its_user_through_the_drop_in(
         assert names == [f"vm{n:04d}" for n in range(1, DOMAINS + 1)], walked.stdout
         hidden = snmp_tool("snmpbulkwalk", snmpd.agent, "1.3.6.1.2.1.2", community="nms")
         assert "1.3.6.1.2.1.2.2" not in hidden.stdout    # the view keeps the rest out
+        v3 = debian.run("snmpbulkwalk", "-v3", "-l", "authPriv", "-u", "nms", "-a", "SHA-256",
+                        "-A", V3_AUTH, "-x", "AES", "-X", V3_PRIV, "-On", "-Oqv", "-r", "0",
+                        snmpd.agent, column, check=False)
+        assert sorted(v.strip('"') for v in v3.stdout.split()) == names, v3.stdout + v3.stderr
         assert (STATE / "domain-index.json").stat().st_uid == pwd.getpwnam(USER).pw_uid
     finally:
         stop_process(agent)

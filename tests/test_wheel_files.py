@@ -1,12 +1,16 @@
 """pip users get the files a system install needs from the wheel itself: the unit, the
-configuration, the snmpd drop-in, the MIB and the man page, under PREFIX/share."""
+configuration, the snmpd drop-in, the MIB and the man page, under PREFIX/share; and the
+package's version is the same everywhere it is written."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+from agentx_virt import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = {
@@ -39,3 +43,10 @@ def test_a_pip_install_puts_the_system_files_under_its_prefix(tmp_path: Path) ->
     licenses = list(prefix.glob("lib/python3*/site-packages/agentx_virt-*.dist-info/"
                                 "licenses/LICENSE"))
     assert len(licenses) == 1 and "Apache License" in licenses[0].read_text()
+
+
+def test_the_package_changelog_and_the_man_page_carry_the_version() -> None:
+    first = (ROOT / "debian" / "changelog").read_text().splitlines()[0]
+    assert re.match(rf"agentx-virt \({re.escape(__version__)}\) ", first), first
+    header = (ROOT / "packaging" / "agentx-virt.8").read_text().splitlines()[0]
+    assert f'"agentx-virt {__version__}"' in header, header
