@@ -1,8 +1,9 @@
-"""systemd's notification protocol against a datagram socket the test binds, and the
-watchdog's health rule."""
+"""systemd's notification protocol against a datagram socket the test binds, the
+watchdog's health rule, and log lines for the journal."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from agentx_virt.app.logs import JournalFormatter, stderr_is_journal
 from agentx_virt.app.systemd import Systemd, monotonic_usec
 from agentx_virt.collector.assignment import wedged as _wedged
 
@@ -100,3 +102,20 @@ def test_a_reader_is_wedged_when_its_thread_died_or_a_cycle_overruns() -> None:
     assert _wedged(reader(True, 940), 1000)             # 60 s: stuck
     assert _wedged(reader(False, None), 1000)           # its thread ended
     assert not _wedged(reader(False, None, started=False), 1000)   # not started yet
+
+
+def test_log_lines_carry_a_syslog_priority_only_when_stderr_is_the_named_journal_stream(
+        tmp_path: Path) -> None:
+    with open(tmp_path / "stream", "w") as stream, open(tmp_path / "other", "w") as other:
+        info = os.fstat(stream.fileno())
+        named = {"JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}"}
+        assert stderr_is_journal(named, stream.fileno())
+        assert not stderr_is_journal(named, other.fileno())      # inherited variable only
+        assert not stderr_is_journal({}, stream.fileno())
+        assert not stderr_is_journal({"JOURNAL_STREAM": "garbage"}, stream.fileno())
+    formatter = JournalFormatter()
+    for level, prefix in ((logging.DEBUG, "<7>"), (logging.INFO, "<6>"),
+                          (logging.WARNING, "<4>"), (logging.ERROR, "<3>")):
+        record = logging.LogRecord("agentx_virt.x", level, __file__, 1, "said %s", ("it",),
+                                   None)
+        assert formatter.format(record) == f"{prefix}agentx_virt.x: said it"

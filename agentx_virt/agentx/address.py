@@ -111,6 +111,16 @@ def kernel_timeouts(sock: socket.socket, seconds: float) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
 
 
+def peer(sock: socket.socket, address: MasterAddress) -> str:
+    """Where ``sock`` is connected, in net-snmp notation: the socket path found when
+    ``address`` named several, else ``address`` itself."""
+    if sock.family == socket.AF_UNIX:
+        name = sock.getpeername()
+        if isinstance(name, str) and name:
+            return f"unix:{name}"
+    return str(address)
+
+
 def _connect_unix(path: str, timeout: float) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

@@ -24,7 +24,7 @@ import time
 from typing import Callable, Optional
 
 from agentx_virt.agentx import pdu as p
-from agentx_virt.agentx.address import kernel_timeouts
+from agentx_virt.agentx.address import kernel_timeouts, peer
 from agentx_virt.agentx.constants import CloseReason, ErrorCode, error_name
 from agentx_virt.agentx.errors import ConnectionLost, EncodeError, SessionFatal
 from agentx_virt.agentx.protocol import (
@@ -298,8 +298,8 @@ class AgentXSession:
         self.connections += 1
         self.refused = protocol.refused
         served = [self._subtree_name(s) for s in cfg.subtrees if s not in protocol.refused]
-        log.info("AgentX session %d open at %s; serving %s", self.session_id, cfg.address,
-                 ", ".join(served))
+        log.info("AgentX session %d open at %s; serving %s", self.session_id,
+                 peer(sock, cfg.address), ", ".join(served))
         self.serving.set()
 
     def _change_subtrees(self, sock: socket.socket, protocol: AgentXProtocol) -> None:

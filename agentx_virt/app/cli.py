@@ -15,6 +15,7 @@ from agentx_virt import __version__
 from agentx_virt.agentx.address import DEFAULT_ADDRESS, DEFAULT_PATHS, parse_address
 from agentx_virt.agentx.errors import AddressError, AgentXError
 from agentx_virt.agentx.probe import probe
+from agentx_virt.app import logs
 from agentx_virt.app.config import Config, ConfigError
 from agentx_virt.app.config import load as load_config
 from agentx_virt.app.daemon import Agent
@@ -268,8 +269,7 @@ def _compile_mib(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level or "INFO",
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(args.log_level or "INFO")
     try:
         if args.command == "run":
             return _run(args)
