@@ -6,8 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The QEMU/TCG tests run a private libvirtd (no KVM needed); one test runs the packaged
 # snmptt example behind snmptrapd; tests/test_debian_package.py builds the Debian package
-# (dpkg-buildpackage, lintian), installs it with apt and checks its unit (systemd-analyze).
-export AGENTX_VIRT_EXTRA_PACKAGES="libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils snmptt libvirt-clients dpkg-dev debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools lintian systemd"
+# (dpkg-buildpackage, lintian), installs it with apt and checks its unit (systemd-analyze);
+# tests/test_systemd_unit.py boots a Debian container (debootstrap, systemd-nspawn) to run
+# the unit under real systemd.
+export AGENTX_VIRT_EXTRA_PACKAGES="libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils snmptt libvirt-clients dpkg-dev debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools lintian systemd systemd-container debootstrap"
 source scripts/bootstrap.sh
 # libvirt's QEMU driver wants this user to exist even when qemu.conf says root.
 if [[ $(id -u) -eq 0 ]] && ! id libvirt-qemu >/dev/null 2>&1; then

@@ -36,7 +36,12 @@ def test_a_pip_install_puts_the_system_files_under_its_prefix(tmp_path: Path) ->
     pip("wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(ROOT))
     wheel, = (tmp_path / "dist").glob("agentx_virt-*.whl")
     prefix = tmp_path / "prefix"
-    pip("install", "--no-deps", "--no-compile", "--prefix", str(prefix), str(wheel))
+    own = Path(sys.executable).parent / "agentx-virt"
+    had_own = own.exists()
+    # --ignore-installed: without it pip would first uninstall the running venv's copy.
+    pip("install", "--no-deps", "--no-compile", "--ignore-installed", "--prefix", str(prefix),
+        str(wheel))
+    assert own.exists() == had_own               # the running environment is untouched
     for installed, source in SHIPPED.items():
         assert (prefix / installed).read_bytes() == (ROOT / source).read_bytes(), installed
     assert (prefix / "bin" / "agentx-virt").is_file()
