@@ -214,6 +214,21 @@ def test_threshold_crossed_once_cleared_at_falling_and_only_on_fresh_data() -> N
     assert value(trap, "lvxDomainEventText") == b"back at or below 8000"
 
 
+def test_the_alarms_of_a_domain_no_longer_listed_are_cleared() -> None:
+    notifier, traps = make(thresholds=(Threshold("lvxDomainMemRssKiB", 1000, 900),))
+    notifier.handle(snapshot(domain(mem_rss_kib=2000)))
+    assert [named(t) for t in drain(traps)] == ["lvxDomainThresholdCrossed"]
+    notifier.handle(snapshot())                         # undefined, or filtered out
+    (trap,) = drain(traps)
+    assert named(trap) == "lvxDomainThresholdCleared"
+    assert (value(trap, "lvxDomainName"), value(trap, "lvxDomainEventValue"),
+            value(trap, "lvxDomainSeverity")) == (b"web-1", 2000, 1)
+    assert value(trap, "lvxDomainEventText") == b"the domain is no longer listed"
+    assert notifier.alarms.active == ()
+    notifier.handle(snapshot())
+    assert drain(traps) == []                           # cleared once
+
+
 def test_thresholds_per_metric_and_domain_and_the_kind_switch() -> None:
     thresholds = (Threshold("lvxDomainMemRssKiB", 1000, 1000),
                   Threshold("lvxDomainDataAgeSeconds", 30, 0))

@@ -26,7 +26,8 @@ What it sends:
   per outage, however many polls it lasts.
 * lvxDomainThresholdCrossed / Cleared as ``alarms.py`` judges each freshly polled
   domain against the threshold rules: one trap per crossing, however many polls it
-  stays there, and none again after a reload or restart.
+  stays there, and none again after a reload or restart; a domain no longer listed
+  has its alarms cleared.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ from agentx_virt.model.libvirt_names import (
 from agentx_virt.model.record import slotted
 from agentx_virt.model.selection import selected
 from agentx_virt.model.snapshot import DomainStats, PollStatus, Snapshot, uuid_key
-from agentx_virt.notify.alarms import AlarmBook
+from agentx_virt.notify.alarms import AlarmBook, AlarmChange
 from agentx_virt.notify.builder import TrapBuilder
 from agentx_virt.notify.families import FamilyTraps
 from agentx_virt.notify.sender import TrapSender
@@ -351,9 +352,9 @@ class Notifier:
             self._catch_up_after = None
         if snapshot.host.libvirt_connected and self.alarms.watching:
             gone = self.alarms.forget(uuid_key(d.uuid) for d in snapshot.domains)
-            for alarm in gone:
-                log.info("alarm on %s of %s dropped: the domain is no longer listed",
-                         alarm.metric, alarm.domain)
+            for alarm in gone:       # cleared, or an NMS would keep it open for ever
+                self._send_alarm(alarm.uuid, alarm.domain, AlarmChange(
+                    alarm, True, alarm.value, alarm.threshold, "the domain is no longer listed"))
             news |= bool(gone)
         if watching or news:     # values and rules move while alarms stay: served too
             self._alarms_changed(self.alarms.active, news)
@@ -378,16 +379,19 @@ class Notifier:
     def _check_thresholds(self, uuid: str, d: DomainStats) -> bool:
         changes = self.alarms.observe(d)
         for change in changes:
-            notification = ("lvxDomainThresholdCleared" if change.cleared
-                            else "lvxDomainThresholdCrossed")
-            self._send("threshold", notification, uuid, d.name, {
-                "lvxDomainEventMetric": change.alarm.metric,
-                "lvxDomainEventValue": change.value,
-                "lvxDomainEventThreshold": change.threshold,
-                "lvxDomainSeverity": "okay" if change.cleared else change.alarm.severity,
-                "lvxDomainEventText": change.text,
-            }, extra=("lvxDomainSeverity", "lvxDomainEventText"))
+            self._send_alarm(uuid, d.name, change)
         return bool(changes)
+
+    def _send_alarm(self, uuid: str, name: str, change: AlarmChange) -> None:
+        notification = ("lvxDomainThresholdCleared" if change.cleared
+                        else "lvxDomainThresholdCrossed")
+        self._send("threshold", notification, uuid, name, {
+            "lvxDomainEventMetric": change.alarm.metric,
+            "lvxDomainEventValue": change.value,
+            "lvxDomainEventThreshold": change.threshold,
+            "lvxDomainSeverity": "okay" if change.cleared else change.alarm.severity,
+            "lvxDomainEventText": change.text,
+        }, extra=("lvxDomainSeverity", "lvxDomainEventText"))
 
 def _failed_job(d: DomainStats) -> Optional[tuple[Any, ...]]:
     for job in d.jobs:
