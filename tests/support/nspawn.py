@@ -1,9 +1,10 @@
 """A Debian system booted with systemd as its init in a container, for running the
 packaged unit under real systemd: this machine's own init is not systemd.
 
-The root file system comes from debootstrap (minbase, with systemd, snmpd and
-python3-libvirt; no procps), cached under ``$AGENTX_VIRT_CACHE`` per Debian release and
-package list, then copied for each run. ``systemd-nspawn --boot`` starts it with a private
+The root file system comes from debootstrap (minbase with systemd, snmpd, Debian's
+libvirt-daemon-system with its polkit and QEMU, and python3-libvirt; no procps), cached
+under ``$AGENTX_VIRT_CACHE`` per Debian release and package list, then copied for each
+run. ``systemd-nspawn --boot`` starts it with a private
 network; commands run inside through ``nsenter`` on the container's init, and the
 container is stopped by the pid of its nspawn process.
 
@@ -24,7 +25,9 @@ from typing import Optional
 
 from tests.support.guest import cache_root
 
-PACKAGES = ("systemd", "systemd-sysv", "snmpd", "snmp", "python3-libvirt", "adduser")
+# dbus and libpam-systemd stand in for virtual packages debootstrap does not resolve.
+PACKAGES = ("systemd", "systemd-sysv", "dbus", "libpam-systemd", "snmpd", "snmp",
+            "python3-libvirt", "adduser", "libvirt-daemon-system", "qemu-system-x86")
 MIRROR = "http://deb.debian.org/debian"
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 
