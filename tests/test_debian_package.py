@@ -99,7 +99,7 @@ def start_installed_agent(workdir: Path, snmpd: PrivateSnmpd, notify: str = ""
     node = workdir / "node.xml"
     node.write_text(node_xml(DOMAINS))
     node.chmod(0o644)
-    command = [*debian.as_service_user(USER), *debian.exec_start(debian.UNIT),
+    command = [*debian.as_service_user(USER), *debian.exec_start(debian.installed_unit()),
                "--uri", f"test://{node}", "--agentx", str(snmpd.socket_path)]
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": str(STATE)}
     if notify:
@@ -123,7 +123,7 @@ def test_the_package_builds_lintian_clean_and_installs_where_debian_looks(
         if line not in modules and not line.startswith("d"):
             report(f"  {line}")
     listed = set(debian.run("dpkg", "-L", debian.PACKAGE).stdout.split())
-    for path in ("/usr/bin/agentx-virt", str(debian.UNIT), str(CONFIG), str(DROP_IN),
+    for path in ("/usr/bin/agentx-virt", str(debian.installed_unit()), str(CONFIG), str(DROP_IN),
                  "/usr/share/snmp/mibs/LIBVIRT-EXT-MIB.txt",
                  "/usr/share/man/man8/agentx-virt.8.gz", "/usr/share/doc/agentx-virt/copyright"):
         assert path in listed, path
@@ -158,16 +158,17 @@ def test_the_installed_configuration_checks(package: debian.Built) -> None:
 
 
 def test_the_installed_unit_verifies_and_is_hardened(package: debian.Built) -> None:
-    verify = debian.run("systemd-analyze", "verify", str(debian.UNIT), check=False)
+    unit_file = debian.installed_unit()
+    verify = debian.run("systemd-analyze", "verify", str(unit_file), check=False)
     assert verify.returncode == 0 and not verify.stdout.strip() and \
         not verify.stderr.strip(), verify.stdout + verify.stderr
-    score, table = debian.exposure(debian.UNIT)
-    report(f"systemd-analyze security --offline=true {debian.UNIT}: exposure {score}")
+    score, table = debian.exposure(unit_file)
+    report(f"systemd-analyze security --offline=true {unit_file}: exposure {score}")
     for line in table.splitlines():
         if line.startswith("✗"):
             report(f"  {' '.join(line.split())}")
     assert score <= 3.0, table
-    unit = debian.UNIT.read_text()
+    unit = unit_file.read_text()
     for setting in ("User=agentx-virt", "Type=notify", "ExecReload=", "StateDirectory=",
                     "NoNewPrivileges=yes", "CapabilityBoundingSet=\n",
                     "SystemCallFilter=@system-service", "Documentation=man:agentx-virt(8)"):

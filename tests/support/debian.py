@@ -12,7 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "agentx-virt"
-UNIT = Path("/lib/systemd/system/agentx-virt.service")
+# debhelper puts units in /lib/systemd/system up to Debian 12, /usr/lib/systemd/system after.
+UNIT_NAME = "agentx-virt.service"
 # Debian's tools, not a venv's or pyenv's Python: the package builds and runs with
 # /usr/bin/python3.
 SYSTEM_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
@@ -76,6 +77,14 @@ def installed() -> bool:
 
 def install(deb: Path) -> None:
     run("apt-get", "install", "-y", "-q", "--no-install-recommends", str(deb))
+
+
+def installed_unit() -> Path:
+    """The unit file the installed package holds."""
+    for path in run("dpkg", "-L", PACKAGE).stdout.split():
+        if path.endswith(f"/systemd/system/{UNIT_NAME}"):
+            return Path(path)
+    raise PackagingError(f"the installed {PACKAGE} holds no {UNIT_NAME}")
 
 
 def purge() -> None:
