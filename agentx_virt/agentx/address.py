@@ -121,6 +121,14 @@ def peer(sock: socket.socket, address: MasterAddress) -> str:
     return str(address)
 
 
+def unreachable(address: MasterAddress, exc: OSError) -> str:
+    """What a failed ``connect`` means, in one line: a socket this process may not open
+    (the message says what to change), or no master listening at ``address``."""
+    if isinstance(exc, PermissionError):
+        return f"cannot open the AgentX master's socket: {exc.strerror}"
+    return f"cannot reach the AgentX master at {address} ({exc})"
+
+
 def _connect_unix(path: str, timeout: float) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -148,8 +156,7 @@ def permission_hint(path: str) -> str:
     except OSError as exc:
         return f"permission denied on {path} ({exc.strerror}); {fixes}"
     kind = "socket" if stat.S_ISSOCK(info.st_mode) else "file (not a socket)"
-    return (f"permission denied on the AgentX {kind} {path}: it is "
-            f"{stat.S_IMODE(info.st_mode):04o} {_owner(info.st_uid, info.st_gid)} and "
+    return (f"permission denied on the AgentX {kind} {path}: it is {_mode_owner(info)} and "
             f"{me} needs read and write on it; {fixes}")
 
 
@@ -158,11 +165,12 @@ def _mode_text(path: str) -> str:
         info = os.stat(path)
     except OSError as exc:
         return f"cannot stat it: {exc.strerror}"
-    return f"mode {stat.S_IMODE(info.st_mode):04o}, {_owner(info.st_uid, info.st_gid)}"
+    return f"mode {_mode_owner(info, ', ')}"
 
 
-def _owner(uid: int, gid: int) -> str:
-    return f"{_user_name(uid)}:{_group_name(gid)}"
+def _mode_owner(info: os.stat_result, between: str = " ") -> str:
+    return (f"{stat.S_IMODE(info.st_mode):04o}{between}"
+            f"{_user_name(info.st_uid)}:{_group_name(info.st_gid)}")
 
 
 def _user_text() -> str:

@@ -24,7 +24,7 @@ import time
 from typing import Callable, Optional
 
 from agentx_virt.agentx import pdu as p
-from agentx_virt.agentx.address import kernel_timeouts, peer
+from agentx_virt.agentx.address import kernel_timeouts, peer, unreachable
 from agentx_virt.agentx.constants import CloseReason, ErrorCode, error_name
 from agentx_virt.agentx.errors import ConnectionLost, EncodeError, SessionFatal
 from agentx_virt.agentx.protocol import (
@@ -129,14 +129,10 @@ class AgentXSession:
         try:
             while not self._stop.is_set():
                 served_before = self.connections
-                problem: Optional[str]
                 try:
                     sock = self.config.address.connect(self.config.connect_timeout)
-                except PermissionError as exc:
-                    problem = f"cannot open the AgentX master's socket: {exc.strerror}"
                 except OSError as exc:
-                    problem = (
-                        f"cannot reach the AgentX master at {self.config.address} ({exc})")
+                    problem: Optional[str] = unreachable(self.config.address, exc)
                 else:
                     try:
                         self._conversation(sock)

@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from agentx_virt import __version__
-from agentx_virt.agentx.address import DEFAULT_ADDRESS, DEFAULT_PATHS, parse_address
+from agentx_virt.agentx.address import (
+    DEFAULT_ADDRESS,
+    DEFAULT_PATHS,
+    parse_address,
+    unreachable,
+)
 from agentx_virt.agentx.errors import AddressError, AgentXError
 from agentx_virt.agentx.probe import probe
 from agentx_virt.app import logs
@@ -232,14 +237,11 @@ def _probe(args: argparse.Namespace) -> int:
         return 2
     try:
         result = probe(address, args.timeout, ident=shipped_mib().root)
-    except PermissionError as exc:
-        print(f"agentx-virt: cannot open the AgentX master's socket: {exc.strerror}",
-              file=sys.stderr)
-        return 1
     except OSError as exc:
-        print(f"agentx-virt: cannot reach the AgentX master at {address}: {exc}\n"
-              "  (is snmpd running with 'master agentx', and is agentXSocket where the "
-              "agent looks?)", file=sys.stderr)
+        hint = ("" if isinstance(exc, PermissionError) else
+                "\n  (is snmpd running with 'master agentx', and is agentXSocket where the "
+                "agent looks?)")
+        print(f"agentx-virt: {unreachable(address, exc)}{hint}", file=sys.stderr)
         return 1
     except AgentXError as exc:
         print(f"agentx-virt: {exc}", file=sys.stderr)

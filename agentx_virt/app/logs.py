@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from typing import Optional
 
 PLAIN = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Python's levels as syslog priorities (sd-daemon(3) prefixes).
@@ -42,13 +41,12 @@ def stderr_is_journal(environ: Mapping[str, str], stderr_fd: int) -> bool:
     return f"{info.st_dev}:{info.st_ino}" == f"{device}:{inode}"
 
 
-def configure(level: str, environ: Optional[Mapping[str, str]] = None) -> None:
+def configure(level: str) -> None:
     """Send the root logger's lines to standard error at ``level``."""
     handler = logging.StreamHandler(sys.stderr)
     try:
-        fd = sys.stderr.fileno()
+        journal = stderr_is_journal(os.environ, sys.stderr.fileno())
     except (OSError, ValueError):           # not a file: captured, or replaced in-process
-        fd = -1
-    journal = fd >= 0 and stderr_is_journal(os.environ if environ is None else environ, fd)
+        journal = False
     handler.setFormatter(JournalFormatter() if journal else logging.Formatter(PLAIN))
     logging.basicConfig(level=level, handlers=[handler])
