@@ -92,6 +92,13 @@ def snmpd_with_drop_in(workdir: Path, perms: str = "") -> PrivateSnmpd:
     return snmpd
 
 
+def uids(pid: int) -> list[int]:
+    """The real, effective, saved and file-system uids of a process."""
+    with open(f"/proc/{pid}/status") as status:
+        return [int(u) for u in next(line for line in status
+                                     if line.startswith("Uid:")).split()[1:]]
+
+
 def start_installed_agent(workdir: Path, snmpd: PrivateSnmpd, notify: str = ""
                           ) -> subprocess.Popen[bytes]:
     """The installed unit's ExecStart, under setpriv as the unit's user, pointed at a
@@ -189,16 +196,12 @@ def test_the_installed_agent_serves_as_its_user_through_the_drop_in(
         assert (pwd.getpwuid(sock.st_uid).pw_name, grp.getgrgid(sock.st_gid).gr_name) == \
             ("Debian-snmp", USER)
         assert snmpd.process is not None
-        with open(f"/proc/{snmpd.process.pid}/status") as status:
-            snmpd_uid = next(line for line in status if line.startswith("Uid:")).split()[1]
-        assert int(snmpd_uid) == pwd.getpwnam("Debian-snmp").pw_uid
+        assert uids(snmpd.process.pid)[0] == pwd.getpwnam("Debian-snmp").pw_uid
         notify.settimeout(60)
         messages = ""
         while "READY=1" not in messages:
             messages += notify.recv(4096).decode() + "\n"
-        with open(f"/proc/{agent.pid}/status") as status:
-            uids = next(line for line in status if line.startswith("Uid:")).split()[1:]
-        assert set(uids) == {str(pwd.getpwnam(USER).pw_uid)}
+        assert set(uids(agent.pid)) == {pwd.getpwnam(USER).pw_uid}
         column = format_oid(shipped_mib().object("lvxDomainName").oid)
         walked = snmp_tool("snmpbulkwalk", snmpd.agent, column, community="nms",
                            options=["-Oqv"])

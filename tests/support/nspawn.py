@@ -23,26 +23,17 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from tests.support.debian import SYSTEM_ENV, run
 from tests.support.guest import cache_root
 
 # dbus and libpam-systemd stand in for virtual packages debootstrap does not resolve.
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "libpam-systemd", "snmpd", "snmp",
             "python3-libvirt", "adduser", "libvirt-daemon-system", "qemu-system-x86")
 MIRROR = "http://deb.debian.org/debian"
-ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 
 
 class ContainerError(RuntimeError):
-    """The container could not be made, started or reached; the message says where."""
-
-
-def _run(*command: str, timeout: float = 900) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, env=ENV,
-                          stdin=subprocess.DEVNULL, timeout=timeout)
-    if done.returncode != 0:
-        raise ContainerError(f"{' '.join(command)} exited {done.returncode}:\n"
-                             f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return done.stdout
+    """The container did not boot; a command that fails raises debian.PackagingError."""
 
 
 def release() -> str:
@@ -60,8 +51,8 @@ def rootfs() -> Path:
     if not (root / ".complete").exists():
         shutil.rmtree(root, ignore_errors=True)
         root.parent.mkdir(parents=True, exist_ok=True)
-        _run("debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
-             codename, str(root), MIRROR, timeout=1800)
+        run("debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
+            codename, str(root), MIRROR, timeout=1800)
         (root / ".complete").touch()
     return root
 
@@ -77,9 +68,9 @@ class Container:
 
     def prepare(self, deb: Path) -> None:
         """Copy the pristine root and install ``deb`` into it with dpkg."""
-        _run("cp", "-a", str(rootfs()), str(self.root))
+        run("cp", "-a", str(rootfs()), str(self.root))
         shutil.copy2(deb, self.root / "root" / deb.name)
-        _run("chroot", str(self.root), "dpkg", "-i", f"/root/{deb.name}")
+        run("chroot", str(self.root), "dpkg", "-i", f"/root/{deb.name}")
 
     def path(self, inside: str) -> Path:
         """A path of the container's file system, seen from this machine."""
@@ -90,7 +81,7 @@ class Container:
             self.process = subprocess.Popen(
                 ["systemd-nspawn", "-D", str(self.root), "--boot", "--register=no",
                  "--keep-unit", "--private-network", "-q"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=ENV,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=SYSTEM_ENV,
                 start_new_session=True)
         deadline = time.monotonic() + timeout
         while not self.leader:
@@ -118,13 +109,8 @@ class Container:
     def run(self, *command: str, check: bool = True, timeout: float = 60
             ) -> subprocess.CompletedProcess[str]:
         """``command`` inside the container, as root."""
-        done = subprocess.run(["nsenter", "-t", str(self.leader), "-a", *command],
-                              capture_output=True, text=True, env=ENV,
-                              stdin=subprocess.DEVNULL, timeout=timeout)
-        if check and done.returncode != 0:
-            raise ContainerError(f"in the container, {' '.join(command)} exited "
-                                 f"{done.returncode}:\n{done.stdout}\n{done.stderr}")
-        return done
+        return run("nsenter", "-t", str(self.leader), "-a", *command, check=check,
+                   timeout=timeout)
 
     def show(self, unit: str, *properties: str) -> dict[str, str]:
         out = self.run("systemctl", "show", unit, *(f"--property={p}" for p in properties))
