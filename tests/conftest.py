@@ -73,6 +73,18 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(line)
 
 
+@pytest.fixture(scope="session")
+def debian_package() -> Iterator[Any]:
+    """The Debian package built once from a clean copy of this tree (tests/support/debian.py),
+    for every test module that installs it."""
+    from tests.support import debian
+    work = Path(tempfile.mkdtemp(prefix="axv-deb-"))
+    try:
+        yield debian.build(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
     """A temp dir with a short path (unix socket paths are limited to 107 bytes)."""

@@ -37,18 +37,15 @@ IETF = Path(__file__).resolve().parents[2] / "shared" / "mibs" / "ietf"
 
 
 @pytest.fixture(scope="module")
-def package() -> Iterator[debian.Built]:
-    work = Path(tempfile.mkdtemp(prefix="axv-deb-"))
+def package(debian_package: debian.Built) -> Iterator[debian.Built]:
     if debian.installed():
         debian.purge()
-    built = debian.build(work)
-    debian.install(built.deb)
+    debian.install(debian_package.deb)
     try:
-        yield built
+        yield debian_package
     finally:
         if debian.installed():
             debian.purge()
-        subprocess.run(["rm", "-rf", str(work)], check=False)
 
 
 @pytest.fixture

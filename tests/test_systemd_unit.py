@@ -47,11 +47,11 @@ def oid(name: str, *index: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def box() -> Iterator[Container]:
+def box(debian_package: debian.Built) -> Iterator[Container]:
     work = Path(tempfile.mkdtemp(prefix="axv-nspawn-", dir="/var/tmp"))
     container = Container(work)
     try:
-        container.prepare(debian.build(work / "build").deb)
+        container.prepare(debian_package.deb)
         unit_d = container.path(f"/etc/systemd/system/{UNIT}.d")
         unit_d.mkdir(parents=True)
         (unit_d / "test.conf").write_text(DROP_IN)
