@@ -188,26 +188,42 @@ def test_job_stats_during_a_dump_and_after_a_managed_save(libvirtd: PrivateLibvi
     conn = libvirt.open(libvirtd.uri)
     try:
         dom = conn.lookupByName("q2")
-        done = threading.Event()
+        done, seen = threading.Event(), threading.Event()
+        # The dump goes into a FIFO read slowly until a poll has seen the job: written to a
+        # file it took 0.1 s, and a busy machine's poll could miss all of it.
+        core = tmp_path / "q2.core"
+        os.mkfifo(core)
 
         def dump() -> None:
             try:
-                dom.coreDumpWithFormat(str(tmp_path / "q2.core"),
-                                       libvirt.VIR_DOMAIN_CORE_DUMP_FORMAT_RAW,
+                dom.coreDumpWithFormat(str(core), libvirt.VIR_DOMAIN_CORE_DUMP_FORMAT_RAW,
                                        libvirt.VIR_DUMP_MEMORY_ONLY)
             finally:
                 done.set()
 
+        def drain_core() -> None:
+            with open(core, "rb") as fifo:
+                while fifo.read(65536):
+                    if not seen.is_set():
+                        seen.wait(0.05)
+
         # A first poll outside the dump: a fresh libvirtd probes QEMU's capabilities on the
-        # first getVersion (4.3 s measured here), longer than the dump takes (0.1 s).
+        # first getVersion (4.3 s measured here).
         poll(libvirtd.uri, stats=(StatGroup.JOB_STATS_BACKGROUND,))
-        thread = threading.Thread(target=dump)
-        thread.start()
+        threads = [threading.Thread(target=drain_core), threading.Thread(target=dump)]
+        for thread in threads:
+            thread.start()
         running = []
-        while not done.is_set():
-            snapshot = poll(libvirtd.uri, stats=(StatGroup.JOB_STATS_BACKGROUND,))
-            running += [j for j in domain(snapshot, "q2").jobs if j.slot == "current"]
-        thread.join(60)
+        try:
+            while not done.is_set():
+                snapshot = poll(libvirtd.uri, stats=(StatGroup.JOB_STATS_BACKGROUND,))
+                running += [j for j in domain(snapshot, "q2").jobs if j.slot == "current"]
+                if running:
+                    seen.set()
+        finally:
+            seen.set()
+            for thread in threads:
+                thread.join(60)
         # libvirt keeps no completed statistics for a dump; a managed save leaves them.
         dom.managedSave(0)
         saved = domain(poll(libvirtd.uri), "q2")
